@@ -1,0 +1,132 @@
+//! The fleet after validation: addresses resolved, prefixes parsed and normalised, references
+//! checked. Planning works only on this, so it never meets a value it has to doubt.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+
+use super::syntax::Endpoint;
+
+#[derive(Debug, Clone, Default)]
+pub struct ValidFleet {
+    pub hosts: BTreeMap<String, HostModel>,
+    pub networks: BTreeMap<String, NetworkModel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostModel {
+    pub public_key: String,
+    pub private_key_file: Option<String>,
+    pub wan_interface: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkModel {
+    pub name: String,
+    pub subnet: Option<Ipv4Net>,
+    pub subnet6: Option<Ipv6Net>,
+    pub listen_port: u16,
+    pub mtu: Option<u16>,
+    pub keepalive: Option<u16>,
+    /// Empty for a mesh; otherwise the hubs, the first being every spoke's primary hub.
+    pub hubs: Vec<String>,
+    /// Members and clients by name (the names are unique across both).
+    pub peers: BTreeMap<String, Peer>,
+}
+
+impl NetworkModel {
+    pub fn is_mesh(&self) -> bool {
+        self.hubs.is_empty()
+    }
+
+    pub fn is_hub(&self, name: &str) -> bool {
+        self.hubs.iter().any(|h| h == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    Host,
+    Client,
+}
+
+/// A member or client of one network, as every other peer sees it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub kind: PeerKind,
+    pub public_key: String,
+    pub address: Option<Ipv4Addr>,
+    pub address6: Option<Ipv6Addr>,
+    /// What the others put in their AllowedIPs for this peer: its addresses and `routes`, or the
+    /// `allowedIPs` override; normalised and with contained prefixes folded away.
+    pub advertised: Vec<IpNet>,
+    /// Prefixes a spoke sends through its primary hub.
+    pub reach: Vec<IpNet>,
+    pub endpoint: Option<Endpoint>,
+    pub keepalive: Option<u16>,
+    pub forwarding: bool,
+    pub nat: bool,
+    /// The age file of the member's private key (hosts) or of the preshared key (clients).
+    pub secret_file: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    /// Unix seconds.
+    pub expires: Option<i64>,
+    /// For clients: the members it connects to (`None`: all hubs, or all members of a mesh).
+    pub hubs: Option<Vec<String>>,
+}
+
+impl Peer {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires.is_some_and(|t| t <= now)
+    }
+
+    /// The peer's own tunnel addresses as host prefixes (/32, /128).
+    pub fn host_prefixes(&self) -> Vec<IpNet> {
+        let v4 = self.address.map(|a| IpNet::V4(Ipv4Net::from(a)));
+        let v6 = self.address6.map(|a| IpNet::V6(Ipv6Net::from(a)));
+        v4.into_iter().chain(v6).collect()
+    }
+
+    /// Whether a client connects to `member` (members always list themselves as reachable).
+    pub fn connects_to(&self, member: &str) -> bool {
+        self.hubs.as_ref().is_none_or(|hubs| hubs.iter().any(|h| h == member))
+    }
+}
+
+/// Sorts, removes duplicates and drops prefixes contained in another one of the list
+/// (`10.50.0.1/32` disappears next to `10.50.0.0/24`), as a person would write AllowedIPs.
+pub fn fold_prefixes(prefixes: impl IntoIterator<Item = IpNet>) -> Vec<IpNet> {
+    let mut all: Vec<IpNet> = prefixes.into_iter().map(|p| p.trunc()).collect();
+    // Broader prefixes first at each start address. Prefixes either nest or are disjoint, so the
+    // kept ones are disjoint and sorted: only the last kept one can contain the next.
+    all.sort_by_key(|p| (p.network(), p.prefix_len()));
+    let mut kept: Vec<IpNet> = Vec::with_capacity(all.len());
+    for p in all {
+        if !kept.last().is_some_and(|k| k.contains(&p)) {
+            kept.push(p);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn folds_contained_prefixes() {
+        let folded = fold_prefixes(nets(&["10.50.0.1/32", "10.50.0.0/24", "fd50::1/128", "10.50.0.0/24"]));
+        assert_eq!(folded, nets(&["10.50.0.0/24", "fd50::1/128"]));
+        let folded = fold_prefixes(nets(&["10.0.0.0/8", "192.168.1.0/24", "10.1.2.3/32"]));
+        assert_eq!(folded, nets(&["10.0.0.0/8", "192.168.1.0/24"]));
+    }
+}

@@ -1,0 +1,241 @@
+//! Schema v1 of the fleet description, exactly as operators write it.
+//!
+//! Values stay close to the text (addresses and prefixes as strings, numbers as wide integers) so
+//! that `validate` can report every mistake at once with its path, instead of serde stopping at the
+//! first one. The field names are a public contract: extend, never rename.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The schema versions this build reads.
+pub const SUPPORTED_VERSIONS: &[u64] = &[1];
+
+/// A whole fleet: the machines, their groups and the WireGuard networks between them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "wgfleet fleet description (schema v1)")]
+pub struct Fleet {
+    /// Schema version; this build reads 1.
+    pub version: u64,
+    /// Machines that run wgfleet, by name (the name `--host` selects).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Host>,
+    /// Named sets of hosts and clients, referenced as `group:NAME` in flows and tests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// WireGuard networks, keyed by interface name (`wg0`, `wg1`, …).
+    #[serde(default)]
+    pub networks: BTreeMap<String, Network>,
+}
+
+/// A machine that runs wgfleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Host {
+    /// WireGuard public key (32 bytes, base64).
+    pub public_key: String,
+    /// age-encrypted private key, relative to the fleet file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    /// Where peers dial this host: IP or DNS name, optionally with `:port`
+    /// (default: the network's `listenPort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The uplink interface, used for NAT (`nat: true` on a member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan_interface: Option<String>,
+    /// Free text, shown in comments and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One WireGuard interface shared by its members and clients.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Network {
+    /// IPv4 subnet of the tunnel, e.g. `10.50.0.0/24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// IPv6 subnet of the tunnel, e.g. `fd50::/64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// UDP port every member listens on (default 51820).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u64>,
+    /// Interface MTU, 1280–9000 (default: wg-quick's choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u64>,
+    /// Keepalive interval in seconds sent by the side that dials (0 disables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u64>,
+    /// Who peers with whom.
+    pub topology: Topology,
+    /// Hosts in this network, by host name.
+    #[serde(default)]
+    pub members: BTreeMap<String, Member>,
+    /// Agentless peers (a phone, a contractor's laptop), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients: BTreeMap<String, Client>,
+    /// Who may open connections to whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<Flow>,
+    /// Expected allow/deny assertions, checked by `validate`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<PolicyTest>,
+}
+
+/// `"mesh"` (everyone peers with everyone) or `{"hubAndSpoke": {"hubs": [...]}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Topology {
+    /// Every member peers with every other member.
+    #[default]
+    Mesh,
+    /// Spokes and clients peer with the hubs; hubs peer with everyone.
+    HubAndSpoke(HubAndSpoke),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HubAndSpoke {
+    /// Member names of the hubs; the first is a spoke's primary hub (it carries `reach`).
+    pub hubs: Vec<String>,
+}
+
+/// A host's place in one network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Member {
+    /// Address index: the tunnel address is the (id+1)-th address of `subnet` / `subnet6`
+    /// (`id` 1 in 10.50.0.0/24 is 10.50.0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// Explicit IPv4 tunnel address (instead of `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Explicit IPv6 tunnel address (instead of `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    /// Overrides the host's public key in this network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The private key matching an overridden `publicKey` (age file, relative to the fleet file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    /// Overrides the host's endpoint in this network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Prefixes behind this member (a homelab LAN) that the others route to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    /// Extra prefixes this member sends into the tunnel (through its primary hub).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reach: Vec<String>,
+    /// Forward packets between peers (hubs, routers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarding: bool,
+    /// Masquerade tunnel traffic out of the host's `wanInterface`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nat: bool,
+    /// Keepalive this member sends to the peers it dials (overrides the network's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u64>,
+    /// Free text, shown in comments and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces the derived AllowedIPs every peer has for this member (hand-made setups).
+    #[serde(
+        default,
+        rename = "allowedIPs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// An agentless peer: public key only, no wgfleet on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Client {
+    /// WireGuard public key (32 bytes, base64).
+    pub public_key: String,
+    /// Address index, as for members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// Explicit IPv4 tunnel address (instead of `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Explicit IPv6 tunnel address (instead of `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    /// Who answers for this client (an e-mail address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// RFC 3339 time after which the client is on no host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// age-encrypted preshared key, relative to the fleet file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preshared_key_file: Option<String>,
+    /// Members this client connects to (default: all hubs, or all members in a mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubs: Option<Vec<String>>,
+    /// Free text, shown in comments and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Who may open connections to whom: names, `group:NAME`, `owner:EMAIL` or CIDRs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Flow {
+    pub from: Selector,
+    pub to: Selector,
+    /// `N/tcp`, `N-M/udp`, `icmp`; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+/// One name or a list of names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Selector {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for Selector {
+    fn default() -> Self {
+        Selector::Many(Vec::new())
+    }
+}
+
+impl Selector {
+    pub fn items(&self) -> &[String] {
+        match self {
+            Selector::One(s) => std::slice::from_ref(s),
+            Selector::Many(v) => v,
+        }
+    }
+}
+
+/// An expected outcome, like a test in a policy file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyTest {
+    pub from: String,
+    pub to: String,
+    /// `N/tcp`, `N/udp` or `icmp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Expect {
+    #[default]
+    Allow,
+    Deny,
+}

@@ -1,0 +1,728 @@
+//! Everything that can be known from the description alone. Walks the fleet once, collects every
+//! finding (never stops at the first) and builds the validated model that planning uses.
+//! Cost: O(fleet log fleet); nothing here is quadratic in the number of peers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::diag::Diagnostics;
+use super::model::{HostModel, NetworkModel, Peer, PeerKind, ValidFleet, fold_prefixes};
+use super::path::JsonPath;
+use super::schema::{self, Fleet, Topology};
+use super::syntax;
+use super::time;
+
+pub const DEFAULT_LISTEN_PORT: u16 = 51820;
+
+/// What validation needs from outside the description.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Unix seconds; clients whose `expires` is at or before it are on no host.
+    pub now: i64,
+    /// Warn about clients that expire within this many seconds.
+    pub expiry_warning: i64,
+}
+
+/// The validated fleet (when there is no error) and every finding.
+pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostics) {
+    let mut d = Diagnostics::default();
+    let root = JsonPath::root();
+    if !schema::SUPPORTED_VERSIONS.contains(&fleet.version) {
+        d.error(
+            &root.key("version"),
+            format!("schema version {} is not supported; this wgfleet reads version 1", fleet.version),
+        );
+    }
+    let hosts = check_hosts(fleet, &mut d);
+    let client_names: BTreeSet<&str> =
+        fleet.networks.values().flat_map(|n| n.clients.keys().map(String::as_str)).collect();
+    check_groups(fleet, &client_names, &mut d);
+
+    let mut networks = BTreeMap::new();
+    for (name, net) in &fleet.networks {
+        let path = root.key("networks").key(name);
+        if let Err(e) = syntax::check_interface(name) {
+            d.error(&path, e);
+        }
+        let model = NetworkCheck { fleet, path, d: &mut d, opts }.run(name, net);
+        networks.insert(name.clone(), model);
+    }
+    let valid = (!d.has_errors()).then_some(ValidFleet { hosts, networks });
+    (valid, d)
+}
+
+fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel> {
+    let mut hosts = BTreeMap::new();
+    let mut keys: HashMap<&str, &str> = HashMap::new();
+    for (name, host) in &fleet.hosts {
+        let path = JsonPath::keys(&["hosts", name]);
+        if let Err(e) = syntax::check_name(name) {
+            d.error(&path, e);
+        }
+        if let Err(e) = syntax::check_key(&host.public_key) {
+            d.error(&path.key("publicKey"), e);
+        } else if let Some(other) = keys.insert(&host.public_key, name) {
+            d.error(&path.key("publicKey"), format!("the same public key as host {other:?}"));
+        }
+        if let Some(ep) = &host.endpoint
+            && let Err(e) = syntax::parse_endpoint(ep)
+        {
+            d.error(&path.key("endpoint"), e);
+        }
+        if let Some(wan) = &host.wan_interface
+            && let Err(e) = syntax::check_interface(wan)
+        {
+            d.error(&path.key("wanInterface"), e);
+        }
+        check_opt(d, &path.key("privateKeyFile"), host.private_key_file.as_deref(), syntax::check_file_ref);
+        check_opt(d, &path.key("description"), host.description.as_deref(), syntax::check_text);
+        hosts.insert(
+            name.clone(),
+            HostModel {
+                public_key: host.public_key.clone(),
+                private_key_file: host.private_key_file.clone(),
+                wan_interface: host.wan_interface.clone(),
+            },
+        );
+    }
+    hosts
+}
+
+fn check_groups(fleet: &Fleet, client_names: &BTreeSet<&str>, d: &mut Diagnostics) {
+    for (group, items) in &fleet.groups {
+        let path = JsonPath::keys(&["groups", group]);
+        if let Err(e) = syntax::check_name(group) {
+            d.error(&path, e);
+        }
+        for (i, item) in items.iter().enumerate() {
+            if !fleet.hosts.contains_key(item) && !client_names.contains(item.as_str()) {
+                d.error(&path.index(i), format!("{item:?} is neither a host nor a client"));
+            }
+        }
+    }
+}
+
+fn check_opt(
+    d: &mut Diagnostics,
+    path: &JsonPath,
+    value: Option<&str>,
+    check: impl Fn(&str) -> Result<(), String>,
+) {
+    if let Some(v) = value
+        && let Err(e) = check(v)
+    {
+        d.error(path, e);
+    }
+}
+
+/// Parses a list of prefixes, reporting each bad one; host bits set is an error because it
+/// usually means a typo (`192.168.1.5/24` for `192.168.1.0/24`).
+fn parse_prefixes(d: &mut Diagnostics, path: &JsonPath, list: &[String]) -> Vec<IpNet> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        match parse_prefix(text) {
+            Ok(p) => out.push(p),
+            Err(e) => d.error(&path.index(i), e),
+        }
+    }
+    out
+}
+
+fn parse_prefix(text: &str) -> Result<IpNet, String> {
+    let net: IpNet = match text.parse() {
+        Ok(n) => n,
+        // A bare address is a host prefix.
+        Err(_) => match text.parse::<IpAddr>() {
+            Ok(a) => IpNet::from(a),
+            Err(_) => return Err(format!("{text:?} is not an IP prefix like 10.0.0.0/24 or fd00::/64")),
+        },
+    };
+    if net.trunc() != net {
+        return Err(format!("{text:?} has host bits set; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Validates one network and builds its model.
+struct NetworkCheck<'a> {
+    fleet: &'a Fleet,
+    path: JsonPath,
+    d: &'a mut Diagnostics,
+    opts: Options,
+}
+
+/// What addressing needs: the subnets, or why a member cannot have an address in them.
+struct Subnets {
+    v4: Option<Ipv4Net>,
+    v6: Option<Ipv6Net>,
+}
+
+impl NetworkCheck<'_> {
+    fn run(mut self, name: &str, net: &schema::Network) -> NetworkModel {
+        let subnets = self.subnets(net);
+        let listen_port = match net.listen_port {
+            None => DEFAULT_LISTEN_PORT,
+            Some(p @ 1..=65535) => p as u16,
+            Some(p) => {
+                self.d.error(&self.path.key("listenPort"), format!("{p} is not a port (1–65535)"));
+                DEFAULT_LISTEN_PORT
+            }
+        };
+        let mtu = net.mtu.and_then(|m| {
+            if (1280..=9000).contains(&m) {
+                Some(m as u16)
+            } else {
+                self.d.error(&self.path.key("mtu"), format!("{m} is outside 1280–9000"));
+                None
+            }
+        });
+        let keepalive = self.keepalive(&self.path.key("persistentKeepalive"), net.persistent_keepalive);
+        let hubs = self.hubs(net);
+
+        let mut peers = BTreeMap::new();
+        for (member_name, member) in &net.members {
+            if let Some(peer) = self.member(member_name, member, &subnets, &hubs) {
+                peers.insert(member_name.clone(), peer);
+            }
+        }
+        for (client_name, client) in &net.clients {
+            if let Some(peer) = self.client(client_name, client, &subnets, net, &hubs) {
+                peers.insert(client_name.clone(), peer);
+            }
+        }
+        if net.members.is_empty() {
+            self.d.warning(&self.path.key("members"), "this network has no members, so no host runs it");
+        }
+        let model = NetworkModel {
+            name: name.to_owned(),
+            subnet: subnets.v4,
+            subnet6: subnets.v6,
+            listen_port,
+            mtu,
+            keepalive,
+            hubs,
+            peers,
+        };
+        self.unique_addresses(&model);
+        self.unique_keys(&model);
+        self.conflicting_prefixes(&model);
+        self.overlapping_routes(&model, net);
+        self.hubs_reachable(&model);
+        self.flows_and_tests(net);
+        model
+    }
+
+    fn subnets(&mut self, net: &schema::Network) -> Subnets {
+        let v4 = net.subnet.as_ref().and_then(|s| match parse_prefix(s) {
+            Ok(IpNet::V4(n)) if n.prefix_len() <= 30 => Some(n),
+            Ok(IpNet::V4(_)) => {
+                self.d.error(&self.path.key("subnet"), format!("{s:?} is too small; use /30 or larger"));
+                None
+            }
+            Ok(IpNet::V6(_)) => {
+                self.d.error(&self.path.key("subnet"), format!("{s:?} is IPv6; put it in subnet6"));
+                None
+            }
+            Err(e) => {
+                self.d.error(&self.path.key("subnet"), e);
+                None
+            }
+        });
+        let v6 = net.subnet6.as_ref().and_then(|s| match parse_prefix(s) {
+            Ok(IpNet::V6(n)) if n.prefix_len() <= 126 => Some(n),
+            Ok(IpNet::V6(_)) => {
+                self.d.error(&self.path.key("subnet6"), format!("{s:?} is too small; use /126 or larger"));
+                None
+            }
+            Ok(IpNet::V4(_)) => {
+                self.d.error(&self.path.key("subnet6"), format!("{s:?} is IPv4; put it in subnet"));
+                None
+            }
+            Err(e) => {
+                self.d.error(&self.path.key("subnet6"), e);
+                None
+            }
+        });
+        if net.subnet.is_none() && net.subnet6.is_none() {
+            self.d.error(&self.path, "a network needs a subnet, a subnet6, or both");
+        }
+        Subnets { v4, v6 }
+    }
+
+    fn keepalive(&mut self, path: &JsonPath, value: Option<u64>) -> Option<u16> {
+        match value {
+            None | Some(0) => None,
+            Some(k @ 1..=65535) => Some(k as u16),
+            Some(k) => {
+                self.d.error(path, format!("{k} is not a keepalive interval (0–65535 seconds)"));
+                None
+            }
+        }
+    }
+
+    fn hubs(&mut self, net: &schema::Network) -> Vec<String> {
+        let Topology::HubAndSpoke(hs) = &net.topology else {
+            return Vec::new();
+        };
+        let path = self.path.key("topology").key("hubAndSpoke").key("hubs");
+        if hs.hubs.is_empty() {
+            self.d.error(&path, "a hub-and-spoke network needs at least one hub");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, hub) in hs.hubs.iter().enumerate() {
+            if !net.members.contains_key(hub) {
+                self.d.error(&path.index(i), format!("hub {hub:?} is not a member of this network"));
+            }
+            if !seen.insert(hub) {
+                self.d.error(&path.index(i), format!("hub {hub:?} is listed twice"));
+            }
+        }
+        hs.hubs.clone()
+    }
+
+    /// Resolves an address from an explicit value or from `id`.
+    fn addresses(
+        &mut self,
+        path: &JsonPath,
+        id: Option<u64>,
+        address: Option<&str>,
+        address6: Option<&str>,
+        subnets: &Subnets,
+    ) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        let errors_before = self.d.0.len();
+        let v4 = match (address, subnets.v4) {
+            (Some(text), subnet) => match text.parse::<Ipv4Addr>() {
+                Err(_) => {
+                    self.d.error(&path.key("address"), format!("{text:?} is not an IPv4 address"));
+                    None
+                }
+                Ok(_) if subnet.is_none() => {
+                    self.d.error(&path.key("address"), "an IPv4 address needs the network's subnet");
+                    None
+                }
+                Ok(a) => self.inside_v4(&path.key("address"), a, subnet),
+            },
+            (None, Some(subnet)) => id.and_then(|id| {
+                // The (id+1)-th address; the last usable one is just below the broadcast address.
+                let usable = (1u64 << (32 - subnet.prefix_len())) - 2;
+                if id < usable {
+                    Some(Ipv4Addr::from(u32::from(subnet.network()) + id as u32 + 1))
+                } else {
+                    let max = usable - 1;
+                    self.d.error(&path.key("id"), format!("id {id} does not fit in {subnet} (ids 0–{max})"));
+                    None
+                }
+            }),
+            (None, None) => None,
+        };
+        let v6 = match (address6, subnets.v6) {
+            (Some(text), subnet) => match text.parse::<Ipv6Addr>() {
+                Err(_) => {
+                    self.d.error(&path.key("address6"), format!("{text:?} is not an IPv6 address"));
+                    None
+                }
+                Ok(_) if subnet.is_none() => {
+                    self.d.error(&path.key("address6"), "an IPv6 address needs the network's subnet6");
+                    None
+                }
+                Ok(a) => self.inside_v6(&path.key("address6"), a, subnet),
+            },
+            (None, Some(subnet)) => id.and_then(|id| {
+                let host_bits = 128 - u32::from(subnet.prefix_len());
+                let fits = host_bits >= 64 || u128::from(id) + 1 < (1u128 << host_bits);
+                if fits {
+                    Some(Ipv6Addr::from(u128::from(subnet.network()) + u128::from(id) + 1))
+                } else {
+                    self.d.error(&path.key("id"), format!("id {id} does not fit in {subnet}"));
+                    None
+                }
+            }),
+            (None, None) => None,
+        };
+        if v4.is_none() && v6.is_none() && self.d.0.len() == errors_before {
+            self.d.error(path, "no tunnel address: set id, address or address6");
+        }
+        (v4, v6)
+    }
+
+    fn inside_v4(&mut self, path: &JsonPath, a: Ipv4Addr, subnet: Option<Ipv4Net>) -> Option<Ipv4Addr> {
+        let subnet = subnet?;
+        if !subnet.contains(&a) {
+            self.d.error(path, format!("{a} is outside the subnet {subnet}"));
+            return None;
+        }
+        if a == subnet.network() || a == subnet.broadcast() {
+            self.d.error(path, format!("{a} is the network or broadcast address of {subnet}"));
+            return None;
+        }
+        Some(a)
+    }
+
+    fn inside_v6(&mut self, path: &JsonPath, a: Ipv6Addr, subnet: Option<Ipv6Net>) -> Option<Ipv6Addr> {
+        let subnet = subnet?;
+        if !subnet.contains(&a) {
+            self.d.error(path, format!("{a} is outside the subnet {subnet}"));
+            return None;
+        }
+        if a == subnet.network() {
+            self.d.error(path, format!("{a} is the subnet-router anycast address of {subnet}"));
+            return None;
+        }
+        Some(a)
+    }
+
+    fn member(
+        &mut self,
+        name: &str,
+        m: &schema::Member,
+        subnets: &Subnets,
+        hubs: &[String],
+    ) -> Option<Peer> {
+        let path = self.path.key("members").key(name);
+        let Some(host) = self.fleet.hosts.get(name) else {
+            self.d.error(&path, format!("{name:?} is not a host; add it under hosts first"));
+            return None;
+        };
+        let public_key = m.public_key.clone().unwrap_or_else(|| host.public_key.clone());
+        if m.public_key.is_some()
+            && let Err(e) = syntax::check_key(&public_key)
+        {
+            self.d.error(&path.key("publicKey"), e);
+        }
+        let endpoint_text = m.endpoint.as_ref().or(host.endpoint.as_ref());
+        let endpoint = endpoint_text.and_then(|t| match syntax::parse_endpoint(t) {
+            Ok(ep) => Some(ep),
+            Err(e) => {
+                if m.endpoint.is_some() {
+                    self.d.error(&path.key("endpoint"), e);
+                }
+                None
+            }
+        });
+        let (address, address6) =
+            self.addresses(&path, m.id, m.address.as_deref(), m.address6.as_deref(), subnets);
+        let routes = parse_prefixes(self.d, &path.key("routes"), &m.routes);
+        let reach = parse_prefixes(self.d, &path.key("reach"), &m.reach);
+        if !reach.is_empty() {
+            if hubs.is_empty() {
+                self.d.error(
+                    &path.key("reach"),
+                    "reach needs a hub-and-spoke network; in a mesh, list the prefix under the routes of the member that has it",
+                );
+            } else if hubs.iter().any(|h| h == name) {
+                self.d.error(&path.key("reach"), "a hub peers with everyone; reach is for spokes");
+            }
+        }
+        let override_ips = m.allowed_ips.as_ref().map(|l| parse_prefixes(self.d, &path.key("allowedIPs"), l));
+        if m.nat && host.wan_interface.is_none() {
+            self.d.error(
+                &path.key("nat"),
+                format!("nat masquerades out of the host's wanInterface; set hosts.{name}.wanInterface"),
+            );
+        }
+        let keepalive = self.keepalive(&path.key("persistentKeepalive"), m.persistent_keepalive);
+        check_opt(self.d, &path.key("description"), m.description.as_deref(), syntax::check_text);
+        check_opt(self.d, &path.key("privateKeyFile"), m.private_key_file.as_deref(), syntax::check_file_ref);
+        let mut peer = Peer {
+            name: name.to_owned(),
+            kind: PeerKind::Host,
+            public_key,
+            address,
+            address6,
+            advertised: Vec::new(),
+            reach: fold_prefixes(reach),
+            endpoint,
+            keepalive,
+            forwarding: m.forwarding,
+            nat: m.nat,
+            secret_file: m.private_key_file.clone().or_else(|| host.private_key_file.clone()),
+            description: m.description.clone().or_else(|| host.description.clone()),
+            owner: None,
+            expires: None,
+            hubs: None,
+        };
+        peer.advertised = match override_ips {
+            Some(list) => fold_prefixes(list),
+            None => fold_prefixes(peer.host_prefixes().into_iter().chain(routes)),
+        };
+        Some(peer)
+    }
+
+    fn client(
+        &mut self,
+        name: &str,
+        c: &schema::Client,
+        subnets: &Subnets,
+        net: &schema::Network,
+        hubs: &[String],
+    ) -> Option<Peer> {
+        let path = self.path.key("clients").key(name);
+        if let Err(e) = syntax::check_name(name) {
+            self.d.error(&path, e);
+        }
+        if self.fleet.hosts.contains_key(name) {
+            self.d.error(&path, format!("{name:?} is also a host; give the client its own name"));
+        }
+        if let Err(e) = syntax::check_key(&c.public_key) {
+            self.d.error(&path.key("publicKey"), e);
+        }
+        let (address, address6) =
+            self.addresses(&path, c.id, c.address.as_deref(), c.address6.as_deref(), subnets);
+        check_opt(self.d, &path.key("owner"), c.owner.as_deref(), syntax::check_owner);
+        check_opt(self.d, &path.key("description"), c.description.as_deref(), syntax::check_text);
+        check_opt(self.d, &path.key("presharedKeyFile"), c.preshared_key_file.as_deref(), syntax::check_file_ref);
+        let expires = c.expires.as_ref().and_then(|text| match time::parse_rfc3339(text) {
+            Some(t) => Some(t),
+            None => {
+                self.d.error(
+                    &path.key("expires"),
+                    format!("{text:?} is not an RFC 3339 time like 2026-12-31T00:00:00Z"),
+                );
+                None
+            }
+        });
+        if let Some(t) = expires {
+            let when = time::format_rfc3339(t);
+            if t <= self.opts.now {
+                self.d.warning(&path.key("expires"), format!("expired at {when}; it is on no host"));
+            } else if t - self.opts.now <= self.opts.expiry_warning {
+                self.d.warning(&path.key("expires"), format!("expires at {when}"));
+            }
+        }
+        if let Some(list) = &c.hubs {
+            for (i, hub) in list.iter().enumerate() {
+                let ok = if hubs.is_empty() { net.members.contains_key(hub) } else { hubs.contains(hub) };
+                if !ok {
+                    let what = if hubs.is_empty() { "a member" } else { "a hub" };
+                    self.d.error(&path.key("hubs").index(i), format!("{hub:?} is not {what} of this network"));
+                }
+            }
+        }
+        let mut peer = Peer {
+            name: name.to_owned(),
+            kind: PeerKind::Client,
+            public_key: c.public_key.clone(),
+            address,
+            address6,
+            advertised: Vec::new(),
+            reach: Vec::new(),
+            endpoint: None,
+            keepalive: None,
+            forwarding: false,
+            nat: false,
+            secret_file: c.preshared_key_file.clone(),
+            description: c.description.clone(),
+            owner: c.owner.clone(),
+            expires,
+            hubs: c.hubs.clone(),
+        };
+        peer.advertised = fold_prefixes(peer.host_prefixes());
+        Some(peer)
+    }
+
+    /// The peers that are on some host now (expired clients are on none).
+    fn live<'m>(&self, model: &'m NetworkModel) -> impl Iterator<Item = &'m Peer> {
+        let now = self.opts.now;
+        model.peers.values().filter(move |p| !p.is_expired(now))
+    }
+
+    fn peer_path(&self, peer: &Peer) -> JsonPath {
+        let section = match peer.kind {
+            PeerKind::Host => "members",
+            PeerKind::Client => "clients",
+        };
+        self.path.key(section).key(&peer.name)
+    }
+
+    fn unique_addresses(&mut self, model: &NetworkModel) {
+        let mut seen: HashMap<IpAddr, &str> = HashMap::new();
+        for peer in self.live(model).collect::<Vec<_>>() {
+            let addrs = [peer.address.map(IpAddr::V4), peer.address6.map(IpAddr::V6)];
+            for a in addrs.into_iter().flatten() {
+                if let Some(other) = seen.insert(a, &peer.name) {
+                    let field = if a.is_ipv4() { "address" } else { "address6" };
+                    let path = self.peer_path(peer);
+                    self.d.error(&path, format!("{field} {a} is also the address of {other:?}"));
+                }
+            }
+        }
+    }
+
+    fn unique_keys(&mut self, model: &NetworkModel) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for peer in model.peers.values() {
+            if let Some(other) = seen.insert(&peer.public_key, &peer.name) {
+                let path = self.peer_path(peer);
+                self.d.error(&path, format!("public key {:?} is also the key of {other:?}", peer.public_key));
+            }
+        }
+    }
+
+    /// WireGuard silently moves a prefix listed for two peers to the last one; the derived
+    /// AllowedIPs of every host must therefore list each prefix for one peer only. What others
+    /// route to a peer is the same on every host, so one pass over the peers finds every clash;
+    /// a spoke adds its `reach` to its primary hub, checked against the other hubs.
+    fn conflicting_prefixes(&mut self, model: &NetworkModel) {
+        let mut owner: HashMap<IpNet, &str> = HashMap::new();
+        let live: Vec<&Peer> = self.live(model).collect();
+        for peer in &live {
+            for prefix in &peer.advertised {
+                if let Some(other) = owner.insert(*prefix, &peer.name)
+                    && other != peer.name
+                {
+                    let path = self.peer_path(peer);
+                    self.d.error(
+                        &path,
+                        format!(
+                            "{prefix} would be in the AllowedIPs of both {other:?} and {:?} on {}",
+                            peer.name, model.name
+                        ),
+                    );
+                }
+            }
+        }
+        let Some((primary, others)) = model.hubs.split_first() else {
+            return;
+        };
+        for spoke in live.iter().filter(|p| !p.reach.is_empty() && !model.is_hub(&p.name)) {
+            for hub in others {
+                let Some(hub_peer) = model.peers.get(hub) else { continue };
+                for prefix in spoke.reach.iter().filter(|r| hub_peer.advertised.contains(r)) {
+                    let path = self.peer_path(spoke).key("reach");
+                    self.d.error(
+                        &path,
+                        format!("{prefix} goes to the primary hub {primary:?} but is also routed to hub {hub:?}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `routes` of different members must not overlap: which member has 192.168.1.0/24 must be
+    /// unambiguous. Also a route may not overlap the tunnel subnet. Sorted sweep, O(n log n).
+    fn overlapping_routes(&mut self, model: &NetworkModel, net: &schema::Network) {
+        let mut ranges: Vec<(u128, u128, bool, &str, IpNet)> = Vec::new();
+        for (name, member) in &net.members {
+            for text in &member.routes {
+                let Ok(p) = parse_prefix(text) else { continue };
+                let (lo, hi, v6) = span(&p);
+                ranges.push((lo, hi, v6, name, p));
+                let subnet_clash = match p {
+                    IpNet::V4(p4) => model.subnet.is_some_and(|s| s.contains(&p4) || p4.contains(&s)),
+                    IpNet::V6(p6) => model.subnet6.is_some_and(|s| s.contains(&p6) || p6.contains(&s)),
+                };
+                if subnet_clash {
+                    let path = self.path.key("members").key(name).key("routes");
+                    self.d.error(&path, format!("route {p} overlaps the network's own subnet"));
+                }
+            }
+        }
+        ranges.sort_by_key(|r| (r.2, r.0, std::cmp::Reverse(r.1)));
+        let mut widest: Option<(u128, bool, &str, IpNet)> = None;
+        for (lo, hi, v6, name, p) in ranges {
+            if let Some((end, fam, other, q)) = widest
+                && fam == v6
+                && lo <= end
+            {
+                let path = self.path.key("members").key(name).key("routes");
+                let whose = if other == name { "another route of the same member".to_owned() } else { format!("{other:?}'s route {q}") };
+                self.d.error(&path, format!("route {p} overlaps {whose}"));
+            }
+            if widest.is_none_or(|(end, fam, ..)| fam != v6 || hi > end) {
+                widest = Some((hi, v6, name, p));
+            }
+        }
+    }
+
+    /// Spokes dial their hubs, so every hub that has spokes needs an endpoint.
+    fn hubs_reachable(&mut self, model: &NetworkModel) {
+        let has_spokes = model.peers.values().any(|p| !model.is_hub(&p.name));
+        if !has_spokes {
+            return;
+        }
+        for hub in &model.hubs {
+            if model.peers.get(hub).is_some_and(|p| p.endpoint.is_none()) {
+                let path = self.path.key("members").key(hub);
+                self.d.error(
+                    &path,
+                    format!("hub {hub:?} has no endpoint, so its spokes cannot dial it; set hosts.{hub}.endpoint"),
+                );
+            }
+        }
+    }
+
+    fn flows_and_tests(&mut self, net: &schema::Network) {
+        for (i, flow) in net.flows.iter().enumerate() {
+            let path = self.path.key("flows").index(i);
+            for (field, sel) in [("from", &flow.from), ("to", &flow.to)] {
+                if sel.items().is_empty() {
+                    self.d.error(&path.key(field), "names nobody");
+                }
+                for (j, item) in sel.items().iter().enumerate() {
+                    let p = match sel {
+                        schema::Selector::One(_) => path.key(field),
+                        schema::Selector::Many(_) => path.key(field).index(j),
+                    };
+                    self.selector(&p, item, net);
+                }
+            }
+            for (j, port) in flow.ports.iter().enumerate() {
+                if let Err(e) = syntax::parse_port_spec(port) {
+                    self.d.error(&path.key("ports").index(j), e);
+                }
+            }
+        }
+        for (i, test) in net.tests.iter().enumerate() {
+            let path = self.path.key("tests").index(i);
+            self.selector(&path.key("from"), &test.from, net);
+            self.selector(&path.key("to"), &test.to, net);
+            if let Some(port) = &test.port
+                && let Err(e) = syntax::parse_port_spec(port)
+            {
+                self.d.error(&path.key("port"), e);
+            }
+        }
+    }
+
+    /// A flow or test endpoint: a member or client name, `group:NAME`, `owner:EMAIL`, or a CIDR.
+    fn selector(&mut self, path: &JsonPath, item: &str, net: &schema::Network) {
+        if let Some(group) = item.strip_prefix("group:") {
+            if !self.fleet.groups.contains_key(group) {
+                self.d.error(path, format!("group {group:?} is not defined under groups"));
+            }
+        } else if let Some(owner) = item.strip_prefix("owner:") {
+            if !net.clients.values().any(|c| c.owner.as_deref() == Some(owner)) {
+                self.d.error(path, format!("no client of this network has owner {owner:?}"));
+            }
+        } else if item.contains('/') || item.parse::<IpAddr>().is_ok() {
+            if let Err(e) = parse_prefix(item) {
+                self.d.error(path, e);
+            }
+        } else if !net.members.contains_key(item) && !net.clients.contains_key(item) {
+            self.d.error(path, format!("{item:?} is not a member or client of this network"));
+        }
+    }
+}
+
+/// A prefix as an inclusive range of addresses, and whether it is IPv6.
+fn span(p: &IpNet) -> (u128, u128, bool) {
+    match p {
+        IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into(), false),
+        IpNet::V6(n) => (n.network().into(), n.broadcast().into(), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(parse_prefix("10.0.0.0/8"), Ok("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(parse_prefix("10.0.0.1"), Ok("10.0.0.1/32".parse().unwrap()));
+        assert!(parse_prefix("10.0.0.1/8").unwrap_err().contains("did you mean 10.0.0.0/8"));
+        assert!(parse_prefix("10.0.0.0/33").is_err());
+    }
+}

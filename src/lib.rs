@@ -1,0 +1,13 @@
+//! wgfleet: one fleet description in git, a reconciler on every host.
+//!
+//! Functional core, imperative shell: `fleet` (load, validate) → `plan` (one host's desired
+//! state) → `render` (wg-quick files) are pure; the shell around them is the CLI.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod fleet;
+pub mod plan;
+pub mod render;
+
+pub use error::{Error, Result};

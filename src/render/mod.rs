@@ -1,0 +1,106 @@
+//! wg-quick configuration files from a plan. Pure and stable: equal plans give byte-equal files.
+//!
+//! Secrets never pass through the template: the key lines carry a placeholder naming the age
+//! file, which `render` shows as is and `apply` replaces in a zeroizing buffer.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fleet::time::format_rfc3339;
+use crate::plan::{InterfacePlan, PeerPlan};
+
+const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
+
+static TERA: LazyLock<std::result::Result<tera::Tera, String>> = LazyLock::new(|| {
+    let mut tera = tera::Tera::default();
+    // HTML escaping would corrupt base64 ('/' and '+') and comments.
+    tera.autoescape_on(Vec::<&str>::new());
+    tera.add_raw_template("wg-quick.conf", TEMPLATE).map_err(|e| e.to_string())?;
+    Ok(tera)
+});
+
+#[derive(Serialize)]
+struct ConfigContext<'a> {
+    host: &'a str,
+    network: &'a str,
+    address: String,
+    listen_port: u16,
+    private_key: String,
+    mtu: Option<u16>,
+    peers: Vec<PeerContext<'a>>,
+}
+
+#[derive(Serialize)]
+struct PeerContext<'a> {
+    comment: String,
+    public_key: &'a str,
+    preshared_key: Option<String>,
+    allowed_ips: String,
+    endpoint: Option<&'a str>,
+    keepalive: Option<u16>,
+}
+
+/// The placeholder standing for a secret read from an age file.
+pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
+    match age_file {
+        Some(file) => format!("<{what} from {file}>"),
+        None => format!("<{what}: no age file declared>"),
+    }
+}
+
+/// The wg-quick file for one interface, secrets as placeholders.
+pub fn render_config(plan: &InterfacePlan) -> Result<String> {
+    let context = ConfigContext {
+        host: &plan.host,
+        network: &plan.network,
+        address: join(&plan.addresses),
+        listen_port: plan.listen_port,
+        private_key: secret_placeholder(plan.private_key_file.as_deref(), "private key"),
+        mtu: plan.mtu,
+        peers: plan.peers.iter().map(peer_context).collect(),
+    };
+    let tera = TERA.as_ref().map_err(|message| Error::Render {
+        what: "the built-in wg-quick template".into(),
+        message: message.clone(),
+    })?;
+    let what = || format!("{} for host {}", plan.network, plan.host);
+    let context = tera::Context::from_serialize(&context)
+        .map_err(|e| Error::Render { what: what(), message: e.to_string() })?;
+    tera.render("wg-quick.conf", &context)
+        .map_err(|e| Error::Render { what: what(), message: e.to_string() })
+}
+
+fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {
+    let mut comment = peer.name.clone();
+    if let Some(d) = &peer.description {
+        comment.push_str(": ");
+        comment.push_str(d);
+    }
+    let mut facts = Vec::new();
+    if let Some(owner) = &peer.owner {
+        facts.push(format!("owner {owner}"));
+    }
+    if let Some(t) = peer.expires {
+        facts.push(format!("expires {}", format_rfc3339(t)));
+    }
+    if !facts.is_empty() {
+        comment.push_str(&format!(" ({})", facts.join(", ")));
+    }
+    PeerContext {
+        comment,
+        public_key: &peer.public_key,
+        preshared_key: peer
+            .preshared_key_file
+            .as_deref()
+            .map(|f| secret_placeholder(Some(f), "preshared key")),
+        allowed_ips: join(&peer.allowed_ips),
+        endpoint: peer.endpoint.as_deref(),
+        keepalive: peer.persistent_keepalive,
+    }
+}
+
+fn join(list: &[ipnet::IpNet]) -> String {
+    list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
