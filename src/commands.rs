@@ -35,7 +35,11 @@ pub fn schema_json() -> String {
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
-    out.write_all(text.as_bytes()).map_err(|source| Error::Read { path: "<stdout>".into(), source })
+    out.write_all(text.as_bytes())
+        .map_err(|source| Error::Read {
+            path: "<stdout>".into(),
+            source,
+        })
 }
 
 fn now(args: &FleetArgs) -> Result<i64> {
@@ -65,14 +69,23 @@ struct Checked {
 fn check(args: &FleetArgs, expiry_warning_days: u32) -> Result<Checked> {
     let now = now(args)?;
     let loaded = load(&args.fleet)?;
-    let opts = Options { now, expiry_warning: i64::from(expiry_warning_days) * 86_400 };
+    let opts = Options {
+        now,
+        expiry_warning: i64::from(expiry_warning_days) * 86_400,
+    };
     let (valid, diags) = validate::validate(&loaded.fleet, opts);
-    let findings = diags
+    let mut findings: Vec<Located> = diags
         .0
         .iter()
         .map(|d| Located::new(&loaded.path, loaded.json_source.as_deref(), d))
         .collect();
-    Ok(Checked { loaded, valid, findings, now })
+    findings.sort_by_key(|d| d.line);
+    Ok(Checked {
+        loaded,
+        valid,
+        findings,
+        now,
+    })
 }
 
 /// A fleet that must be valid for the command to go on; warnings go to `err`.
@@ -85,13 +98,19 @@ fn check_valid(args: &FleetArgs, err: &mut dyn Write) -> Result<(Loaded, ValidFl
             }
             Ok((c.loaded, valid, c.now))
         }
-        None => Err(Error::Invalid { diagnostics: c.findings }),
+        None => Err(Error::Invalid {
+            diagnostics: c.findings,
+        }),
     }
 }
 
 fn cmd_validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let c = check(&args.fleet, args.expiry_warning_days)?;
-    let errors = c.findings.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = c
+        .findings
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     if args.json {
         let summary = c.valid.as_ref().map(|v| summarize(v, c.now));
         let doc = json!({
@@ -107,9 +126,20 @@ fn cmd_validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -
             let _ = writeln!(err, "{d}");
         }
         match &c.valid {
-            Some(v) => write_out(out, &format!("{}: valid: {}\n", c.loaded.path.display(), describe(v, c.now)))?,
+            Some(v) => write_out(
+                out,
+                &format!(
+                    "{}: valid: {}\n",
+                    c.loaded.path.display(),
+                    describe(v, c.now)
+                ),
+            )?,
             None => {
-                let _ = writeln!(err, "{errors} error(s); {} is invalid", c.loaded.path.display());
+                let _ = writeln!(
+                    err,
+                    "{errors} error(s); {} is invalid",
+                    c.loaded.path.display()
+                );
             }
         }
     }
@@ -138,10 +168,22 @@ fn describe(v: &ValidFleet, now: i64) -> String {
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(name, n)| format!("{name}: {}, {} members, {} clients", n["topology"].as_str().unwrap_or(""), n["members"], n["clients"]))
+        .map(|(name, n)| {
+            format!(
+                "{name}: {}, {} members, {} clients",
+                n["topology"].as_str().unwrap_or(""),
+                n["members"],
+                n["clients"]
+            )
+        })
         .collect();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    format!("{}, {} ({})", plural(v.hosts.len(), "host"), plural(nets.len(), "network"), nets.join("; "))
+    format!(
+        "{}, {} ({})",
+        plural(v.hosts.len(), "host"),
+        plural(nets.len(), "network"),
+        nets.join("; ")
+    )
 }
 
 /// `--host`, or this machine's hostname.
@@ -165,14 +207,24 @@ fn plans_for(
 ) -> Result<Vec<plan::InterfacePlan>> {
     if !valid.hosts.contains_key(host) {
         let known: Vec<&str> = valid.hosts.keys().map(String::as_str).collect();
-        return Err(Error::UnknownHost { path: path.to_owned(), host: host.to_owned(), known: known.join(", ") });
+        return Err(Error::UnknownHost {
+            path: path.to_owned(),
+            host: host.to_owned(),
+            known: known.join(", "),
+        });
     }
     match network {
         None => Ok(plan::plan_host(valid, host, now)),
         Some(name) => {
-            let not_member = || Error::NotAMember { path: path.to_owned(), host: host.to_owned(), network: name.to_owned() };
+            let not_member = || Error::NotAMember {
+                path: path.to_owned(),
+                host: host.to_owned(),
+                network: name.to_owned(),
+            };
             let net = valid.networks.get(name).ok_or_else(not_member)?;
-            Ok(vec![plan::plan_interface(valid, net, host, now).ok_or_else(not_member)?])
+            Ok(vec![
+                plan::plan_interface(valid, net, host, now).ok_or_else(not_member)?,
+            ])
         }
     }
 }
@@ -182,7 +234,11 @@ fn cmd_render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, args.network.as_deref(), now)?;
     if plans.is_empty() {
-        let _ = writeln!(err, "{}: host {host:?} is in no network; nothing to render", loaded.path.display());
+        let _ = writeln!(
+            err,
+            "{}: host {host:?} is in no network; nothing to render",
+            loaded.path.display()
+        );
     }
     let mut rendered = Vec::with_capacity(plans.len());
     for p in &plans {

@@ -8,10 +8,19 @@ use crate::fleet::diag::Located;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: cannot read the fleet: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("{path}:{line}:{column}: {field}: {message}")]
-    Parse { path: PathBuf, line: usize, column: usize, field: String, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
 
     #[error(
         "{path}: a .nix fleet is evaluated with nix-instantiate, which is not installed \
@@ -29,10 +38,18 @@ pub enum Error {
     Invalid { diagnostics: Vec<Located> },
 
     #[error("{path}: host {host:?} is not in the fleet (hosts: {known})")]
-    UnknownHost { path: PathBuf, host: String, known: String },
+    UnknownHost {
+        path: PathBuf,
+        host: String,
+        known: String,
+    },
 
     #[error("{path}: host {host:?} is not a member of network {network:?}")]
-    NotAMember { path: PathBuf, host: String, network: String },
+    NotAMember {
+        path: PathBuf,
+        host: String,
+        network: String,
+    },
 
     #[error("cannot find this machine's hostname for --host: {0}")]
     Hostname(String),
@@ -47,7 +64,9 @@ fn invalid_summary(diagnostics: &[Located]) -> String {
         .iter()
         .filter(|d| d.severity == crate::fleet::diag::Severity::Error)
         .count();
-    out.push(format!("{errors} error(s); the fleet is invalid and nothing was done"));
+    out.push(format!(
+        "{errors} error(s); the fleet is invalid and nothing was done"
+    ));
     out.join("\n")
 }
 

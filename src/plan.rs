@@ -52,7 +52,12 @@ pub fn plan_host(fleet: &ValidFleet, host: &str, now: i64) -> Vec<InterfacePlan>
 }
 
 /// `host`'s interface in `net`, or `None` when it is not a member.
-pub fn plan_interface(fleet: &ValidFleet, net: &NetworkModel, host: &str, now: i64) -> Option<InterfacePlan> {
+pub fn plan_interface(
+    fleet: &ValidFleet,
+    net: &NetworkModel,
+    host: &str,
+    now: i64,
+) -> Option<InterfacePlan> {
     let me = net.peers.get(host).filter(|p| p.kind == PeerKind::Host)?;
     let is_hub = net.is_hub(host);
     let live = |p: &&Peer| p.name != host && !p.is_expired(now);
@@ -64,7 +69,11 @@ pub fn plan_interface(fleet: &ValidFleet, net: &NetworkModel, host: &str, now: i
             .filter(|p| p.kind == PeerKind::Host || p.connects_to(host))
             .collect()
     } else {
-        net.hubs.iter().filter_map(|h| net.peers.get(h)).filter(live).collect()
+        net.hubs
+            .iter()
+            .filter_map(|h| net.peers.get(h))
+            .filter(live)
+            .collect()
     };
     // Address order, as an operator lists peers (10.50.0.2, .3, .30); v6-only peers last.
     chosen.sort_by_key(|p| (p.address.is_none(), p.address, p.address6, &p.name));
@@ -75,7 +84,11 @@ pub fn plan_interface(fleet: &ValidFleet, net: &NetworkModel, host: &str, now: i
         .zip(net.subnet)
         .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()))
         .into_iter()
-        .chain(me.address6.zip(net.subnet6).map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len())))
+        .chain(
+            me.address6
+                .zip(net.subnet6)
+                .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len())),
+        )
         .collect();
     let host_model = fleet.hosts.get(host);
     Some(InterfacePlan {
@@ -87,7 +100,10 @@ pub fn plan_interface(fleet: &ValidFleet, net: &NetworkModel, host: &str, now: i
         private_key_file: me.secret_file.clone(),
         public_key: me.public_key.clone(),
         forwarding: me.forwarding,
-        nat: me.nat.then(|| host_model.and_then(|h| h.wan_interface.clone())).flatten(),
+        nat: me
+            .nat
+            .then(|| host_model.and_then(|h| h.wan_interface.clone()))
+            .flatten(),
         peers,
     })
 }
@@ -95,7 +111,8 @@ pub fn plan_interface(fleet: &ValidFleet, net: &NetworkModel, host: &str, now: i
 /// How `me` sees `peer`: what it routes to it, and whether it dials it.
 fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
     let me_is_spoke = !net.is_mesh() && !net.is_hub(&me.name);
-    let allowed_ips = if me_is_spoke && net.hubs.first() == Some(&peer.name) && !me.reach.is_empty() {
+    let allowed_ips = if me_is_spoke && net.hubs.first() == Some(&peer.name) && !me.reach.is_empty()
+    {
         fold_prefixes(peer.advertised.iter().chain(&me.reach).copied())
     } else {
         peer.advertised.clone()
@@ -103,7 +120,11 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
     // Spokes dial hubs; in a mesh, and between hubs, whoever has an endpoint is dialled.
     // A hub never dials a spoke: it learns the spoke's address from its handshake.
     let dials = peer.kind == PeerKind::Host && (net.is_mesh() || net.is_hub(&peer.name));
-    let endpoint = peer.endpoint.as_ref().filter(|_| dials).map(|ep| ep.render(net.listen_port));
+    let endpoint = peer
+        .endpoint
+        .as_ref()
+        .filter(|_| dials)
+        .map(|ep| ep.render(net.listen_port));
     let persistent_keepalive = endpoint.as_ref().and(me.keepalive.or(net.keepalive));
     PeerPlan {
         name: peer.name.clone(),

@@ -72,7 +72,11 @@ impl Diagnostics {
     }
 
     fn push(&mut self, severity: Severity, path: &JsonPath, message: String) {
-        self.0.push(Diagnostic { severity, path: path.clone(), message });
+        self.0.push(Diagnostic {
+            severity,
+            path: path.clone(),
+            message,
+        });
     }
 
     pub fn has_errors(&self) -> bool {

@@ -36,17 +36,29 @@ impl Loaded {
 pub fn load(path: &Path) -> Result<Loaded> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                source,
+            })?;
             let fleet = parse_json(path, &text)?;
-            Ok(Loaded { path: path.to_owned(), json_source: Some(text), fleet })
+            Ok(Loaded {
+                path: path.to_owned(),
+                json_source: Some(text),
+                fleet,
+            })
         }
         Some("nix") => {
             let json = eval_nix(path)?;
             let fleet = parse_json(path, &json)?;
-            Ok(Loaded { path: path.to_owned(), json_source: None, fleet })
+            Ok(Loaded {
+                path: path.to_owned(),
+                json_source: None,
+                fleet,
+            })
         }
-        _ => Err(Error::UnknownFormat { path: path.to_owned() }),
+        _ => Err(Error::UnknownFormat {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -55,13 +67,18 @@ pub fn parse_json(path: &Path, text: &str) -> Result<Fleet> {
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: Result<Fleet, _> = serde_path_to_error::deserialize(&mut de);
     let fleet = parsed.map_err(|e| {
-        let field = e.path().to_string();
+        // serde_path_to_error marks a position it cannot name with '?'.
+        let field = e.path().to_string().trim_end_matches(".?").to_owned();
         let inner = e.into_inner();
         Error::Parse {
             path: path.to_owned(),
             line: inner.line(),
             column: inner.column(),
-            field: if field == "." { "(top level)".into() } else { field },
+            field: if field == "." {
+                "(top level)".into()
+            } else {
+                field
+            },
             message: strip_position(&inner.to_string()),
         }
     })?;
@@ -91,13 +108,20 @@ fn eval_nix(path: &Path) -> Result<String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NixMissing { path: path.to_owned() },
-            _ => Error::Read { path: path.to_owned(), source: e },
+            std::io::ErrorKind::NotFound => Error::NixMissing {
+                path: path.to_owned(),
+            },
+            _ => Error::Read {
+                path: path.to_owned(),
+                source: e,
+            },
         })?;
     if !output.status.success() {
         return Err(Error::NixEval {
             path: path.to_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim_end().to_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_owned(),
         });
     }
     String::from_utf8(output.stdout).map_err(|_| Error::NixEval {

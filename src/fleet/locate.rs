@@ -5,7 +5,11 @@ use super::path::{JsonPath, Seg};
 
 /// The 1-based line of the deepest part of `path` that exists in `src`.
 pub fn line_of(src: &str, path: &JsonPath) -> Option<usize> {
-    let mut s = Scanner { b: src.as_bytes(), pos: 0, line: 1 };
+    let mut s = Scanner {
+        b: src.as_bytes(),
+        pos: 0,
+        line: 1,
+    };
     s.ws();
     let mut best = s.line;
     s.descend(&path.0, &mut best)?;
@@ -85,7 +89,10 @@ impl Scanner<'_> {
                 }
             }
             _ => {
-                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
                     self.bump();
                 }
                 Some(())
@@ -171,13 +178,18 @@ mod tests {
         let at = |keys: &[&str]| line_of(SRC, &JsonPath::keys(keys));
         assert_eq!(at(&["version"]), Some(2));
         assert_eq!(at(&["networks", "wg0", "members", "b", "address"]), Some(8));
-        let flow1 = JsonPath::keys(&["networks", "wg0", "flows"]).index(1).key("from");
+        let flow1 = JsonPath::keys(&["networks", "wg0", "flows"])
+            .index(1)
+            .key("from");
         assert_eq!(line_of(SRC, &flow1), Some(12));
     }
 
     #[test]
     fn missing_field_points_at_its_parent() {
-        assert_eq!(line_of(SRC, &JsonPath::keys(&["networks", "wg0", "subnet"])), Some(4));
+        assert_eq!(
+            line_of(SRC, &JsonPath::keys(&["networks", "wg0", "subnet"])),
+            Some(4)
+        );
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl Peer {
 
     /// Whether a client connects to `member` (members always list themselves as reachable).
     pub fn connects_to(&self, member: &str) -> bool {
-        self.hubs.as_ref().is_none_or(|hubs| hubs.iter().any(|h| h == member))
+        self.hubs
+            .as_ref()
+            .is_none_or(|hubs| hubs.iter().any(|h| h == member))
     }
 }
 
@@ -124,7 +126,12 @@ mod tests {
 
     #[test]
     fn folds_contained_prefixes() {
-        let folded = fold_prefixes(nets(&["10.50.0.1/32", "10.50.0.0/24", "fd50::1/128", "10.50.0.0/24"]));
+        let folded = fold_prefixes(nets(&[
+            "10.50.0.1/32",
+            "10.50.0.0/24",
+            "fd50::1/128",
+            "10.50.0.0/24",
+        ]));
         assert_eq!(folded, nets(&["10.50.0.0/24", "fd50::1/128"]));
         let folded = fold_prefixes(nets(&["10.0.0.0/8", "192.168.1.0/24", "10.1.2.3/32"]));
         assert_eq!(folded, nets(&["10.0.0.0/8", "192.168.1.0/24"]));

@@ -18,15 +18,19 @@ pub const SUPPORTED_VERSIONS: &[u64] = &[1];
 #[schemars(title = "wgfleet fleet description (schema v1)")]
 pub struct Fleet {
     /// Schema version; this build reads 1.
+    #[schemars(extend("enum" = [1]))]
     pub version: u64,
     /// Machines that run wgfleet, by name (the name `--host` selects).
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub hosts: BTreeMap<String, Host>,
     /// Named sets of hosts and clients, referenced as `group:NAME` in flows and tests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub groups: BTreeMap<String, Vec<String>>,
     /// WireGuard networks, keyed by interface name (`wg0`, `wg1`, …).
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_.-]{1,15}$"}))]
     pub networks: BTreeMap<String, Network>,
 }
 
@@ -35,6 +39,7 @@ pub struct Fleet {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Host {
     /// WireGuard public key (32 bytes, base64).
+    #[schemars(extend("pattern" = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"))]
     pub public_key: String,
     /// age-encrypted private key, relative to the fleet file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,9 +50,11 @@ pub struct Host {
     pub endpoint: Option<String>,
     /// The uplink interface, used for NAT (`nat: true` on a member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[A-Za-z0-9_.-]{1,15}$"))]
     pub wan_interface: Option<String>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]
     pub description: Option<String>,
 }
 
@@ -63,20 +70,25 @@ pub struct Network {
     pub subnet6: Option<String>,
     /// UDP port every member listens on (default 51820).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub listen_port: Option<u64>,
     /// Interface MTU, 1280–9000 (default: wg-quick's choice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1280, max = 9000))]
     pub mtu: Option<u64>,
     /// Keepalive interval in seconds sent by the side that dials (0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 65535))]
     pub persistent_keepalive: Option<u64>,
     /// Who peers with whom.
     pub topology: Topology,
     /// Hosts in this network, by host name.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub members: BTreeMap<String, Member>,
     /// Agentless peers (a phone, a contractor's laptop), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub clients: BTreeMap<String, Client>,
     /// Who may open connections to whom.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -120,6 +132,7 @@ pub struct Member {
     pub address6: Option<String>,
     /// Overrides the host's public key in this network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"))]
     pub public_key: Option<String>,
     /// The private key matching an overridden `publicKey` (age file, relative to the fleet file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,9 +154,11 @@ pub struct Member {
     pub nat: bool,
     /// Keepalive this member sends to the peers it dials (overrides the network's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 65535))]
     pub persistent_keepalive: Option<u64>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]
     pub description: Option<String>,
     /// Replaces the derived AllowedIPs every peer has for this member (hand-made setups).
     #[serde(
@@ -159,6 +174,7 @@ pub struct Member {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Client {
     /// WireGuard public key (32 bytes, base64).
+    #[schemars(extend("pattern" = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"))]
     pub public_key: String,
     /// Address index, as for members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +199,7 @@ pub struct Client {
     pub hubs: Option<Vec<String>>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]
     pub description: Option<String>,
 }
 

@@ -11,7 +11,9 @@ use serde::Serialize;
 /// iptables comments and file names.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = (1..=63).contains(&name.len())
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -28,7 +30,9 @@ pub fn check_interface(name: &str) -> Result<(), String> {
     let ok = (1..=15).contains(&name.len())
         && name != "."
         && name != ".."
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -40,11 +44,14 @@ pub fn check_interface(name: &str) -> Result<(), String> {
 
 /// A WireGuard key: 32 bytes in standard base64 (44 characters with one '=').
 pub fn check_key(key: &str) -> Result<[u8; 32], String> {
-    let bytes = STANDARD
-        .decode(key)
-        .map_err(|_| format!("{key:?} is not base64; a WireGuard key looks like the output of `wg pubkey`"))?;
+    let bytes = STANDARD.decode(key).map_err(|_| {
+        format!("{key:?} is not base64; a WireGuard key looks like the output of `wg pubkey`")
+    })?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!("{key:?} decodes to {} bytes; a WireGuard key is 32 bytes", bytes.len())
+        format!(
+            "{key:?} decodes to {} bytes; a WireGuard key is 32 bytes",
+            bytes.len()
+        )
     })
 }
 
@@ -54,7 +61,9 @@ pub fn check_text(text: &str) -> Result<(), String> {
         return Err("is longer than 200 characters".into());
     }
     if text.chars().any(char::is_control) {
-        return Err(format!("{text:?} contains a control character (a newline, a tab, …)"));
+        return Err(format!(
+            "{text:?} contains a control character (a newline, a tab, …)"
+        ));
     }
     Ok(())
 }
@@ -71,9 +80,13 @@ pub fn check_file_ref(path: &str) -> Result<(), String> {
 pub fn check_owner(owner: &str) -> Result<(), String> {
     if owner.is_empty()
         || owner.len() > 254
-        || owner.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'))
+        || owner
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'))
     {
-        return Err(format!("{owner:?} is not a valid owner; use an e-mail address"));
+        return Err(format!(
+            "{owner:?} is not a valid owner; use an e-mail address"
+        ));
     }
     Ok(())
 }
@@ -102,7 +115,10 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
         format!("{text:?} is not an endpoint; use an IP address or DNS name, optionally with :port")
     };
     if let Ok(v6) = text.parse::<Ipv6Addr>() {
-        return Ok(Endpoint { host: v6.to_string(), port: None });
+        return Ok(Endpoint {
+            host: v6.to_string(),
+            port: None,
+        });
     }
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -133,7 +149,9 @@ fn is_dns_name(host: &str) -> bool {
     host.len() <= 253
         && host.split('.').all(|label| {
             (1..=63).contains(&label.len())
-                && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -161,7 +179,10 @@ pub fn parse_port_spec(text: &str) -> Result<PortSpec, String> {
     let bad = || format!("{text:?} is not a port; use N/tcp, N-M/udp or icmp (N from 1 to 65535)");
     let (range, proto) = text.split_once('/').ok_or_else(bad)?;
     let (lo, hi) = match range.split_once('-') {
-        Some((a, b)) => (parse_port(a).map_err(|_| bad())?, parse_port(b).map_err(|_| bad())?),
+        Some((a, b)) => (
+            parse_port(a).map_err(|_| bad())?,
+            parse_port(b).map_err(|_| bad())?,
+        ),
         None => {
             let n = parse_port(range).map_err(|_| bad())?;
             (n, n)
@@ -207,10 +228,23 @@ mod tests {
         let ep = |s: &str| parse_endpoint(s).map(|e| e.render(51820));
         assert_eq!(ep("203.0.113.10"), Ok("203.0.113.10:51820".into()));
         assert_eq!(ep("203.0.113.10:1"), Ok("203.0.113.10:1".into()));
-        assert_eq!(ep("vpn.example.com:51821"), Ok("vpn.example.com:51821".into()));
+        assert_eq!(
+            ep("vpn.example.com:51821"),
+            Ok("vpn.example.com:51821".into())
+        );
         assert_eq!(ep("2001:db8::1"), Ok("[2001:db8::1]:51820".into()));
         assert_eq!(ep("[2001:db8::1]:7"), Ok("[2001:db8::1]:7".into()));
-        for bad in ["", "a b", "host:0", "host:99999", "[::1", "x;y", "h:1:2", "-a.com", "[::1]x"] {
+        for bad in [
+            "",
+            "a b",
+            "host:0",
+            "host:99999",
+            "[::1",
+            "x;y",
+            "h:1:2",
+            "-a.com",
+            "[::1]x",
+        ] {
             assert!(parse_endpoint(bad).is_err(), "{bad:?}");
         }
     }
@@ -218,7 +252,10 @@ mod tests {
     #[test]
     fn ports() {
         assert_eq!(parse_port_spec("8080/tcp"), Ok(PortSpec::Tcp(8080, 8080)));
-        assert_eq!(parse_port_spec("1000-2000/udp"), Ok(PortSpec::Udp(1000, 2000)));
+        assert_eq!(
+            parse_port_spec("1000-2000/udp"),
+            Ok(PortSpec::Udp(1000, 2000))
+        );
         assert_eq!(parse_port_spec("icmp"), Ok(PortSpec::Icmp));
         for bad in ["80", "0/tcp", "80/sctp", "2-1/tcp", "+1/tcp", "65536/udp"] {
             assert!(parse_port_spec(bad).is_err(), "{bad:?}");

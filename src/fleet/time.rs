@@ -11,7 +11,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -54,7 +56,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 pub fn format_rfc3339(unix: i64) -> String {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -86,7 +93,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -98,15 +113,27 @@ mod tests {
     fn known_instants() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2026-12-31T00:00:00Z"), Some(1_798_675_200));
-        assert_eq!(parse_rfc3339("2026-12-31T02:00:00.250+02:00"), Some(1_798_675_200));
+        assert_eq!(
+            parse_rfc3339("2026-12-31T02:00:00.250+02:00"),
+            Some(1_798_675_200)
+        );
         assert_eq!(parse_rfc3339("2024-02-29T12:00:00Z"), Some(1_709_208_000));
     }
 
     #[test]
     fn rejects_what_is_not_rfc3339() {
-        for bad in ["2026-12-31", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z",
-            "2026-12-31T00:00:00", "2026-12-31T24:00:00Z", "2026-12-31T00:00:00+2:00",
-            "2026-12-31T00:00:00.Z", "next tuesday", "２026-12-31T00:00:00Z", "+026-12-31T00:00:00Z"] {
+        for bad in [
+            "2026-12-31",
+            "2026-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-12-31T00:00:00",
+            "2026-12-31T24:00:00Z",
+            "2026-12-31T00:00:00+2:00",
+            "2026-12-31T00:00:00.Z",
+            "next tuesday",
+            "２026-12-31T00:00:00Z",
+            "+026-12-31T00:00:00Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

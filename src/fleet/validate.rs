@@ -32,12 +32,18 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
     if !schema::SUPPORTED_VERSIONS.contains(&fleet.version) {
         d.error(
             &root.key("version"),
-            format!("schema version {} is not supported; this wgfleet reads version 1", fleet.version),
+            format!(
+                "schema version {} is not supported; this wgfleet reads version 1",
+                fleet.version
+            ),
         );
     }
     let hosts = check_hosts(fleet, &mut d);
-    let client_names: BTreeSet<&str> =
-        fleet.networks.values().flat_map(|n| n.clients.keys().map(String::as_str)).collect();
+    let client_names: BTreeSet<&str> = fleet
+        .networks
+        .values()
+        .flat_map(|n| n.clients.keys().map(String::as_str))
+        .collect();
     check_groups(fleet, &client_names, &mut d);
 
     let mut networks = BTreeMap::new();
@@ -46,7 +52,13 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
         if let Err(e) = syntax::check_interface(name) {
             d.error(&path, e);
         }
-        let model = NetworkCheck { fleet, path, d: &mut d, opts }.run(name, net);
+        let model = NetworkCheck {
+            fleet,
+            path,
+            d: &mut d,
+            opts,
+        }
+        .run(name, net);
         networks.insert(name.clone(), model);
     }
     let valid = (!d.has_errors()).then_some(ValidFleet { hosts, networks });
@@ -64,7 +76,10 @@ fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel
         if let Err(e) = syntax::check_key(&host.public_key) {
             d.error(&path.key("publicKey"), e);
         } else if let Some(other) = keys.insert(&host.public_key, name) {
-            d.error(&path.key("publicKey"), format!("the same public key as host {other:?}"));
+            d.error(
+                &path.key("publicKey"),
+                format!("the same public key as host {other:?}"),
+            );
         }
         if let Some(ep) = &host.endpoint
             && let Err(e) = syntax::parse_endpoint(ep)
@@ -76,8 +91,18 @@ fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel
         {
             d.error(&path.key("wanInterface"), e);
         }
-        check_opt(d, &path.key("privateKeyFile"), host.private_key_file.as_deref(), syntax::check_file_ref);
-        check_opt(d, &path.key("description"), host.description.as_deref(), syntax::check_text);
+        check_opt(
+            d,
+            &path.key("privateKeyFile"),
+            host.private_key_file.as_deref(),
+            syntax::check_file_ref,
+        );
+        check_opt(
+            d,
+            &path.key("description"),
+            host.description.as_deref(),
+            syntax::check_text,
+        );
         hosts.insert(
             name.clone(),
             HostModel {
@@ -98,7 +123,10 @@ fn check_groups(fleet: &Fleet, client_names: &BTreeSet<&str>, d: &mut Diagnostic
         }
         for (i, item) in items.iter().enumerate() {
             if !fleet.hosts.contains_key(item) && !client_names.contains(item.as_str()) {
-                d.error(&path.index(i), format!("{item:?} is neither a host nor a client"));
+                d.error(
+                    &path.index(i),
+                    format!("{item:?} is neither a host nor a client"),
+                );
             }
         }
     }
@@ -136,11 +164,18 @@ fn parse_prefix(text: &str) -> Result<IpNet, String> {
         // A bare address is a host prefix.
         Err(_) => match text.parse::<IpAddr>() {
             Ok(a) => IpNet::from(a),
-            Err(_) => return Err(format!("{text:?} is not an IP prefix like 10.0.0.0/24 or fd00::/64")),
+            Err(_) => {
+                return Err(format!(
+                    "{text:?} is not an IP prefix like 10.0.0.0/24 or fd00::/64"
+                ));
+            }
         },
     };
     if net.trunc() != net {
-        return Err(format!("{text:?} has host bits set; did you mean {}?", net.trunc()));
+        return Err(format!(
+            "{text:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
     }
     Ok(net)
 }
@@ -166,7 +201,10 @@ impl NetworkCheck<'_> {
             None => DEFAULT_LISTEN_PORT,
             Some(p @ 1..=65535) => p as u16,
             Some(p) => {
-                self.d.error(&self.path.key("listenPort"), format!("{p} is not a port (1–65535)"));
+                self.d.error(
+                    &self.path.key("listenPort"),
+                    format!("{p} is not a port (1–65535)"),
+                );
                 DEFAULT_LISTEN_PORT
             }
         };
@@ -174,11 +212,15 @@ impl NetworkCheck<'_> {
             if (1280..=9000).contains(&m) {
                 Some(m as u16)
             } else {
-                self.d.error(&self.path.key("mtu"), format!("{m} is outside 1280–9000"));
+                self.d
+                    .error(&self.path.key("mtu"), format!("{m} is outside 1280–9000"));
                 None
             }
         });
-        let keepalive = self.keepalive(&self.path.key("persistentKeepalive"), net.persistent_keepalive);
+        let keepalive = self.keepalive(
+            &self.path.key("persistentKeepalive"),
+            net.persistent_keepalive,
+        );
         let hubs = self.hubs(net);
 
         let mut peers = BTreeMap::new();
@@ -193,7 +235,10 @@ impl NetworkCheck<'_> {
             }
         }
         if net.members.is_empty() {
-            self.d.warning(&self.path.key("members"), "this network has no members, so no host runs it");
+            self.d.warning(
+                &self.path.key("members"),
+                "this network has no members, so no host runs it",
+            );
         }
         let model = NetworkModel {
             name: name.to_owned(),
@@ -209,7 +254,7 @@ impl NetworkCheck<'_> {
         self.unique_keys(&model);
         self.conflicting_prefixes(&model);
         self.overlapping_routes(&model, net);
-        self.hubs_reachable(&model);
+        self.hubs_reachable(&model, net);
         self.flows_and_tests(net);
         model
     }
@@ -218,11 +263,17 @@ impl NetworkCheck<'_> {
         let v4 = net.subnet.as_ref().and_then(|s| match parse_prefix(s) {
             Ok(IpNet::V4(n)) if n.prefix_len() <= 30 => Some(n),
             Ok(IpNet::V4(_)) => {
-                self.d.error(&self.path.key("subnet"), format!("{s:?} is too small; use /30 or larger"));
+                self.d.error(
+                    &self.path.key("subnet"),
+                    format!("{s:?} is too small; use /30 or larger"),
+                );
                 None
             }
             Ok(IpNet::V6(_)) => {
-                self.d.error(&self.path.key("subnet"), format!("{s:?} is IPv6; put it in subnet6"));
+                self.d.error(
+                    &self.path.key("subnet"),
+                    format!("{s:?} is IPv6; put it in subnet6"),
+                );
                 None
             }
             Err(e) => {
@@ -233,11 +284,17 @@ impl NetworkCheck<'_> {
         let v6 = net.subnet6.as_ref().and_then(|s| match parse_prefix(s) {
             Ok(IpNet::V6(n)) if n.prefix_len() <= 126 => Some(n),
             Ok(IpNet::V6(_)) => {
-                self.d.error(&self.path.key("subnet6"), format!("{s:?} is too small; use /126 or larger"));
+                self.d.error(
+                    &self.path.key("subnet6"),
+                    format!("{s:?} is too small; use /126 or larger"),
+                );
                 None
             }
             Ok(IpNet::V4(_)) => {
-                self.d.error(&self.path.key("subnet6"), format!("{s:?} is IPv4; put it in subnet"));
+                self.d.error(
+                    &self.path.key("subnet6"),
+                    format!("{s:?} is IPv4; put it in subnet"),
+                );
                 None
             }
             Err(e) => {
@@ -246,7 +303,8 @@ impl NetworkCheck<'_> {
             }
         });
         if net.subnet.is_none() && net.subnet6.is_none() {
-            self.d.error(&self.path, "a network needs a subnet, a subnet6, or both");
+            self.d
+                .error(&self.path, "a network needs a subnet, a subnet6, or both");
         }
         Subnets { v4, v6 }
     }
@@ -256,7 +314,10 @@ impl NetworkCheck<'_> {
             None | Some(0) => None,
             Some(k @ 1..=65535) => Some(k as u16),
             Some(k) => {
-                self.d.error(path, format!("{k} is not a keepalive interval (0–65535 seconds)"));
+                self.d.error(
+                    path,
+                    format!("{k} is not a keepalive interval (0–65535 seconds)"),
+                );
                 None
             }
         }
@@ -268,15 +329,20 @@ impl NetworkCheck<'_> {
         };
         let path = self.path.key("topology").key("hubAndSpoke").key("hubs");
         if hs.hubs.is_empty() {
-            self.d.error(&path, "a hub-and-spoke network needs at least one hub");
+            self.d
+                .error(&path, "a hub-and-spoke network needs at least one hub");
         }
         let mut seen = BTreeSet::new();
         for (i, hub) in hs.hubs.iter().enumerate() {
             if !net.members.contains_key(hub) {
-                self.d.error(&path.index(i), format!("hub {hub:?} is not a member of this network"));
+                self.d.error(
+                    &path.index(i),
+                    format!("hub {hub:?} is not a member of this network"),
+                );
             }
             if !seen.insert(hub) {
-                self.d.error(&path.index(i), format!("hub {hub:?} is listed twice"));
+                self.d
+                    .error(&path.index(i), format!("hub {hub:?} is listed twice"));
             }
         }
         hs.hubs.clone()
@@ -295,11 +361,17 @@ impl NetworkCheck<'_> {
         let v4 = match (address, subnets.v4) {
             (Some(text), subnet) => match text.parse::<Ipv4Addr>() {
                 Err(_) => {
-                    self.d.error(&path.key("address"), format!("{text:?} is not an IPv4 address"));
+                    self.d.error(
+                        &path.key("address"),
+                        format!("{text:?} is not an IPv4 address"),
+                    );
                     None
                 }
                 Ok(_) if subnet.is_none() => {
-                    self.d.error(&path.key("address"), "an IPv4 address needs the network's subnet");
+                    self.d.error(
+                        &path.key("address"),
+                        "an IPv4 address needs the network's subnet",
+                    );
                     None
                 }
                 Ok(a) => self.inside_v4(&path.key("address"), a, subnet),
@@ -311,7 +383,10 @@ impl NetworkCheck<'_> {
                     Some(Ipv4Addr::from(u32::from(subnet.network()) + id as u32 + 1))
                 } else {
                     let max = usable - 1;
-                    self.d.error(&path.key("id"), format!("id {id} does not fit in {subnet} (ids 0–{max})"));
+                    self.d.error(
+                        &path.key("id"),
+                        format!("id {id} does not fit in {subnet} (ids 0–{max})"),
+                    );
                     None
                 }
             }),
@@ -320,11 +395,17 @@ impl NetworkCheck<'_> {
         let v6 = match (address6, subnets.v6) {
             (Some(text), subnet) => match text.parse::<Ipv6Addr>() {
                 Err(_) => {
-                    self.d.error(&path.key("address6"), format!("{text:?} is not an IPv6 address"));
+                    self.d.error(
+                        &path.key("address6"),
+                        format!("{text:?} is not an IPv6 address"),
+                    );
                     None
                 }
                 Ok(_) if subnet.is_none() => {
-                    self.d.error(&path.key("address6"), "an IPv6 address needs the network's subnet6");
+                    self.d.error(
+                        &path.key("address6"),
+                        "an IPv6 address needs the network's subnet6",
+                    );
                     None
                 }
                 Ok(a) => self.inside_v6(&path.key("address6"), a, subnet),
@@ -333,41 +414,63 @@ impl NetworkCheck<'_> {
                 let host_bits = 128 - u32::from(subnet.prefix_len());
                 let fits = host_bits >= 64 || u128::from(id) + 1 < (1u128 << host_bits);
                 if fits {
-                    Some(Ipv6Addr::from(u128::from(subnet.network()) + u128::from(id) + 1))
+                    Some(Ipv6Addr::from(
+                        u128::from(subnet.network()) + u128::from(id) + 1,
+                    ))
                 } else {
-                    self.d.error(&path.key("id"), format!("id {id} does not fit in {subnet}"));
+                    self.d
+                        .error(&path.key("id"), format!("id {id} does not fit in {subnet}"));
                     None
                 }
             }),
             (None, None) => None,
         };
         if v4.is_none() && v6.is_none() && self.d.0.len() == errors_before {
-            self.d.error(path, "no tunnel address: set id, address or address6");
+            self.d
+                .error(path, "no tunnel address: set id, address or address6");
         }
         (v4, v6)
     }
 
-    fn inside_v4(&mut self, path: &JsonPath, a: Ipv4Addr, subnet: Option<Ipv4Net>) -> Option<Ipv4Addr> {
+    fn inside_v4(
+        &mut self,
+        path: &JsonPath,
+        a: Ipv4Addr,
+        subnet: Option<Ipv4Net>,
+    ) -> Option<Ipv4Addr> {
         let subnet = subnet?;
         if !subnet.contains(&a) {
-            self.d.error(path, format!("{a} is outside the subnet {subnet}"));
+            self.d
+                .error(path, format!("{a} is outside the subnet {subnet}"));
             return None;
         }
         if a == subnet.network() || a == subnet.broadcast() {
-            self.d.error(path, format!("{a} is the network or broadcast address of {subnet}"));
+            self.d.error(
+                path,
+                format!("{a} is the network or broadcast address of {subnet}"),
+            );
             return None;
         }
         Some(a)
     }
 
-    fn inside_v6(&mut self, path: &JsonPath, a: Ipv6Addr, subnet: Option<Ipv6Net>) -> Option<Ipv6Addr> {
+    fn inside_v6(
+        &mut self,
+        path: &JsonPath,
+        a: Ipv6Addr,
+        subnet: Option<Ipv6Net>,
+    ) -> Option<Ipv6Addr> {
         let subnet = subnet?;
         if !subnet.contains(&a) {
-            self.d.error(path, format!("{a} is outside the subnet {subnet}"));
+            self.d
+                .error(path, format!("{a} is outside the subnet {subnet}"));
             return None;
         }
         if a == subnet.network() {
-            self.d.error(path, format!("{a} is the subnet-router anycast address of {subnet}"));
+            self.d.error(
+                path,
+                format!("{a} is the subnet-router anycast address of {subnet}"),
+            );
             return None;
         }
         Some(a)
@@ -382,10 +485,16 @@ impl NetworkCheck<'_> {
     ) -> Option<Peer> {
         let path = self.path.key("members").key(name);
         let Some(host) = self.fleet.hosts.get(name) else {
-            self.d.error(&path, format!("{name:?} is not a host; add it under hosts first"));
+            self.d.error(
+                &path,
+                format!("{name:?} is not a host; add it under hosts first"),
+            );
             return None;
         };
-        let public_key = m.public_key.clone().unwrap_or_else(|| host.public_key.clone());
+        let public_key = m
+            .public_key
+            .clone()
+            .unwrap_or_else(|| host.public_key.clone());
         if m.public_key.is_some()
             && let Err(e) = syntax::check_key(&public_key)
         {
@@ -401,8 +510,13 @@ impl NetworkCheck<'_> {
                 None
             }
         });
-        let (address, address6) =
-            self.addresses(&path, m.id, m.address.as_deref(), m.address6.as_deref(), subnets);
+        let (address, address6) = self.addresses(
+            &path,
+            m.id,
+            m.address.as_deref(),
+            m.address6.as_deref(),
+            subnets,
+        );
         let routes = parse_prefixes(self.d, &path.key("routes"), &m.routes);
         let reach = parse_prefixes(self.d, &path.key("reach"), &m.reach);
         if !reach.is_empty() {
@@ -412,19 +526,37 @@ impl NetworkCheck<'_> {
                     "reach needs a hub-and-spoke network; in a mesh, list the prefix under the routes of the member that has it",
                 );
             } else if hubs.iter().any(|h| h == name) {
-                self.d.error(&path.key("reach"), "a hub peers with everyone; reach is for spokes");
+                self.d.error(
+                    &path.key("reach"),
+                    "a hub peers with everyone; reach is for spokes",
+                );
             }
         }
-        let override_ips = m.allowed_ips.as_ref().map(|l| parse_prefixes(self.d, &path.key("allowedIPs"), l));
+        let override_ips = m
+            .allowed_ips
+            .as_ref()
+            .map(|l| parse_prefixes(self.d, &path.key("allowedIPs"), l));
         if m.nat && host.wan_interface.is_none() {
             self.d.error(
                 &path.key("nat"),
-                format!("nat masquerades out of the host's wanInterface; set hosts.{name}.wanInterface"),
+                format!(
+                    "nat masquerades out of the host's wanInterface; set hosts.{name}.wanInterface"
+                ),
             );
         }
         let keepalive = self.keepalive(&path.key("persistentKeepalive"), m.persistent_keepalive);
-        check_opt(self.d, &path.key("description"), m.description.as_deref(), syntax::check_text);
-        check_opt(self.d, &path.key("privateKeyFile"), m.private_key_file.as_deref(), syntax::check_file_ref);
+        check_opt(
+            self.d,
+            &path.key("description"),
+            m.description.as_deref(),
+            syntax::check_text,
+        );
+        check_opt(
+            self.d,
+            &path.key("privateKeyFile"),
+            m.private_key_file.as_deref(),
+            syntax::check_file_ref,
+        );
         let mut peer = Peer {
             name: name.to_owned(),
             kind: PeerKind::Host,
@@ -437,7 +569,10 @@ impl NetworkCheck<'_> {
             keepalive,
             forwarding: m.forwarding,
             nat: m.nat,
-            secret_file: m.private_key_file.clone().or_else(|| host.private_key_file.clone()),
+            secret_file: m
+                .private_key_file
+                .clone()
+                .or_else(|| host.private_key_file.clone()),
             description: m.description.clone().or_else(|| host.description.clone()),
             owner: None,
             expires: None,
@@ -463,40 +598,77 @@ impl NetworkCheck<'_> {
             self.d.error(&path, e);
         }
         if self.fleet.hosts.contains_key(name) {
-            self.d.error(&path, format!("{name:?} is also a host; give the client its own name"));
+            self.d.error(
+                &path,
+                format!("{name:?} is also a host; give the client its own name"),
+            );
         }
         if let Err(e) = syntax::check_key(&c.public_key) {
             self.d.error(&path.key("publicKey"), e);
         }
-        let (address, address6) =
-            self.addresses(&path, c.id, c.address.as_deref(), c.address6.as_deref(), subnets);
-        check_opt(self.d, &path.key("owner"), c.owner.as_deref(), syntax::check_owner);
-        check_opt(self.d, &path.key("description"), c.description.as_deref(), syntax::check_text);
-        check_opt(self.d, &path.key("presharedKeyFile"), c.preshared_key_file.as_deref(), syntax::check_file_ref);
-        let expires = c.expires.as_ref().and_then(|text| match time::parse_rfc3339(text) {
-            Some(t) => Some(t),
-            None => {
-                self.d.error(
-                    &path.key("expires"),
-                    format!("{text:?} is not an RFC 3339 time like 2026-12-31T00:00:00Z"),
-                );
-                None
-            }
-        });
+        let (address, address6) = self.addresses(
+            &path,
+            c.id,
+            c.address.as_deref(),
+            c.address6.as_deref(),
+            subnets,
+        );
+        check_opt(
+            self.d,
+            &path.key("owner"),
+            c.owner.as_deref(),
+            syntax::check_owner,
+        );
+        check_opt(
+            self.d,
+            &path.key("description"),
+            c.description.as_deref(),
+            syntax::check_text,
+        );
+        check_opt(
+            self.d,
+            &path.key("presharedKeyFile"),
+            c.preshared_key_file.as_deref(),
+            syntax::check_file_ref,
+        );
+        let expires = c
+            .expires
+            .as_ref()
+            .and_then(|text| match time::parse_rfc3339(text) {
+                Some(t) => Some(t),
+                None => {
+                    self.d.error(
+                        &path.key("expires"),
+                        format!("{text:?} is not an RFC 3339 time like 2026-12-31T00:00:00Z"),
+                    );
+                    None
+                }
+            });
         if let Some(t) = expires {
             let when = time::format_rfc3339(t);
             if t <= self.opts.now {
-                self.d.warning(&path.key("expires"), format!("expired at {when}; it is on no host"));
+                self.d.warning(
+                    &path.key("expires"),
+                    format!("expired at {when}; it is on no host"),
+                );
             } else if t - self.opts.now <= self.opts.expiry_warning {
-                self.d.warning(&path.key("expires"), format!("expires at {when}"));
+                self.d
+                    .warning(&path.key("expires"), format!("expires at {when}"));
             }
         }
         if let Some(list) = &c.hubs {
             for (i, hub) in list.iter().enumerate() {
-                let ok = if hubs.is_empty() { net.members.contains_key(hub) } else { hubs.contains(hub) };
+                let ok = if hubs.is_empty() {
+                    net.members.contains_key(hub)
+                } else {
+                    hubs.contains(hub)
+                };
                 if !ok {
                     let what = if hubs.is_empty() { "a member" } else { "a hub" };
-                    self.d.error(&path.key("hubs").index(i), format!("{hub:?} is not {what} of this network"));
+                    self.d.error(
+                        &path.key("hubs").index(i),
+                        format!("{hub:?} is not {what} of this network"),
+                    );
                 }
             }
         }
@@ -544,7 +716,10 @@ impl NetworkCheck<'_> {
                 if let Some(other) = seen.insert(a, &peer.name) {
                     let field = if a.is_ipv4() { "address" } else { "address6" };
                     let path = self.peer_path(peer);
-                    self.d.error(&path, format!("{field} {a} is also the address of {other:?}"));
+                    self.d.error(
+                        &path,
+                        format!("{field} {a} is also the address of {other:?}"),
+                    );
                 }
             }
         }
@@ -552,10 +727,27 @@ impl NetworkCheck<'_> {
 
     fn unique_keys(&mut self, model: &NetworkModel) {
         let mut seen: HashMap<&str, &str> = HashMap::new();
+        // Hosts' own keys are compared under `hosts`; here only overrides and clients can clash anew.
+        let host_key = |p: &Peer| {
+            p.kind == PeerKind::Host
+                && self
+                    .fleet
+                    .hosts
+                    .get(&p.name)
+                    .is_some_and(|h| h.public_key == p.public_key)
+        };
         for peer in model.peers.values() {
-            if let Some(other) = seen.insert(&peer.public_key, &peer.name) {
+            if let Some(other) = seen.insert(&peer.public_key, &peer.name)
+                && !(host_key(peer) && model.peers.get(other).is_some_and(host_key))
+            {
                 let path = self.peer_path(peer);
-                self.d.error(&path, format!("public key {:?} is also the key of {other:?}", peer.public_key));
+                self.d.error(
+                    &path,
+                    format!(
+                        "public key {:?} is also the key of {other:?}",
+                        peer.public_key
+                    ),
+                );
             }
         }
     }
@@ -565,13 +757,18 @@ impl NetworkCheck<'_> {
     /// route to a peer is the same on every host, so one pass over the peers finds every clash;
     /// a spoke adds its `reach` to its primary hub, checked against the other hubs.
     fn conflicting_prefixes(&mut self, model: &NetworkModel) {
-        let mut owner: HashMap<IpNet, &str> = HashMap::new();
+        let mut owner: HashMap<IpNet, &Peer> = HashMap::new();
         let live: Vec<&Peer> = self.live(model).collect();
         for peer in &live {
             for prefix in &peer.advertised {
-                if let Some(other) = owner.insert(*prefix, &peer.name)
-                    && other != peer.name
-                {
+                let Some(other) = owner.insert(*prefix, peer) else {
+                    continue;
+                };
+                // Two peers with one tunnel address are already reported by unique_addresses.
+                let same_address =
+                    peer.host_prefixes().contains(prefix) && other.host_prefixes().contains(prefix);
+                if other.name != peer.name && !same_address {
+                    let other = &other.name;
                     let path = self.peer_path(peer);
                     self.d.error(
                         &path,
@@ -586,10 +783,19 @@ impl NetworkCheck<'_> {
         let Some((primary, others)) = model.hubs.split_first() else {
             return;
         };
-        for spoke in live.iter().filter(|p| !p.reach.is_empty() && !model.is_hub(&p.name)) {
+        for spoke in live
+            .iter()
+            .filter(|p| !p.reach.is_empty() && !model.is_hub(&p.name))
+        {
             for hub in others {
-                let Some(hub_peer) = model.peers.get(hub) else { continue };
-                for prefix in spoke.reach.iter().filter(|r| hub_peer.advertised.contains(r)) {
+                let Some(hub_peer) = model.peers.get(hub) else {
+                    continue;
+                };
+                for prefix in spoke
+                    .reach
+                    .iter()
+                    .filter(|r| hub_peer.advertised.contains(r))
+                {
                     let path = self.peer_path(spoke).key("reach");
                     self.d.error(
                         &path,
@@ -610,12 +816,19 @@ impl NetworkCheck<'_> {
                 let (lo, hi, v6) = span(&p);
                 ranges.push((lo, hi, v6, name, p));
                 let subnet_clash = match p {
-                    IpNet::V4(p4) => model.subnet.is_some_and(|s| s.contains(&p4) || p4.contains(&s)),
-                    IpNet::V6(p6) => model.subnet6.is_some_and(|s| s.contains(&p6) || p6.contains(&s)),
+                    IpNet::V4(p4) => model
+                        .subnet
+                        .is_some_and(|s| s.contains(&p4) || p4.contains(&s)),
+                    IpNet::V6(p6) => model
+                        .subnet6
+                        .is_some_and(|s| s.contains(&p6) || p6.contains(&s)),
                 };
                 if subnet_clash {
                     let path = self.path.key("members").key(name).key("routes");
-                    self.d.error(&path, format!("route {p} overlaps the network's own subnet"));
+                    self.d.error(
+                        &path,
+                        format!("route {p} overlaps the network's own subnet"),
+                    );
                 }
             }
         }
@@ -627,7 +840,11 @@ impl NetworkCheck<'_> {
                 && lo <= end
             {
                 let path = self.path.key("members").key(name).key("routes");
-                let whose = if other == name { "another route of the same member".to_owned() } else { format!("{other:?}'s route {q}") };
+                let whose = if other == name {
+                    "another route of the same member".to_owned()
+                } else {
+                    format!("{other:?}'s route {q}")
+                };
                 self.d.error(&path, format!("route {p} overlaps {whose}"));
             }
             if widest.is_none_or(|(end, fam, ..)| fam != v6 || hi > end) {
@@ -637,13 +854,19 @@ impl NetworkCheck<'_> {
     }
 
     /// Spokes dial their hubs, so every hub that has spokes needs an endpoint.
-    fn hubs_reachable(&mut self, model: &NetworkModel) {
+    fn hubs_reachable(&mut self, model: &NetworkModel, net: &schema::Network) {
         let has_spokes = model.peers.values().any(|p| !model.is_hub(&p.name));
         if !has_spokes {
             return;
         }
         for hub in &model.hubs {
-            if model.peers.get(hub).is_some_and(|p| p.endpoint.is_none()) {
+            let declared = self
+                .fleet
+                .hosts
+                .get(hub)
+                .is_some_and(|h| h.endpoint.is_some())
+                || net.members.get(hub).is_some_and(|m| m.endpoint.is_some());
+            if model.peers.contains_key(hub) && !declared {
                 let path = self.path.key("members").key(hub);
                 self.d.error(
                     &path,
@@ -690,18 +913,29 @@ impl NetworkCheck<'_> {
     fn selector(&mut self, path: &JsonPath, item: &str, net: &schema::Network) {
         if let Some(group) = item.strip_prefix("group:") {
             if !self.fleet.groups.contains_key(group) {
-                self.d.error(path, format!("group {group:?} is not defined under groups"));
+                self.d
+                    .error(path, format!("group {group:?} is not defined under groups"));
             }
         } else if let Some(owner) = item.strip_prefix("owner:") {
-            if !net.clients.values().any(|c| c.owner.as_deref() == Some(owner)) {
-                self.d.error(path, format!("no client of this network has owner {owner:?}"));
+            if !net
+                .clients
+                .values()
+                .any(|c| c.owner.as_deref() == Some(owner))
+            {
+                self.d.error(
+                    path,
+                    format!("no client of this network has owner {owner:?}"),
+                );
             }
         } else if item.contains('/') || item.parse::<IpAddr>().is_ok() {
             if let Err(e) = parse_prefix(item) {
                 self.d.error(path, e);
             }
         } else if !net.members.contains_key(item) && !net.clients.contains_key(item) {
-            self.d.error(path, format!("{item:?} is not a member or client of this network"));
+            self.d.error(
+                path,
+                format!("{item:?} is not a member or client of this network"),
+            );
         }
     }
 }
@@ -709,7 +943,11 @@ impl NetworkCheck<'_> {
 /// A prefix as an inclusive range of addresses, and whether it is IPv6.
 fn span(p: &IpNet) -> (u128, u128, bool) {
     match p {
-        IpNet::V4(n) => (u32::from(n.network()).into(), u32::from(n.broadcast()).into(), false),
+        IpNet::V4(n) => (
+            u32::from(n.network()).into(),
+            u32::from(n.broadcast()).into(),
+            false,
+        ),
         IpNet::V6(n) => (n.network().into(), n.broadcast().into(), true),
     }
 }
@@ -720,9 +958,16 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(parse_prefix("10.0.0.0/8"), Ok("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(
+            parse_prefix("10.0.0.0/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
         assert_eq!(parse_prefix("10.0.0.1"), Ok("10.0.0.1/32".parse().unwrap()));
-        assert!(parse_prefix("10.0.0.1/8").unwrap_err().contains("did you mean 10.0.0.0/8"));
+        assert!(
+            parse_prefix("10.0.0.1/8")
+                .unwrap_err()
+                .contains("did you mean 10.0.0.0/8")
+        );
         assert!(parse_prefix("10.0.0.0/33").is_err());
     }
 }

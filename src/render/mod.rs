@@ -17,7 +17,8 @@ static TERA: LazyLock<std::result::Result<tera::Tera, String>> = LazyLock::new(|
     let mut tera = tera::Tera::default();
     // HTML escaping would corrupt base64 ('/' and '+') and comments.
     tera.autoescape_on(Vec::<&str>::new());
-    tera.add_raw_template("wg-quick.conf", TEMPLATE).map_err(|e| e.to_string())?;
+    tera.add_raw_template("wg-quick.conf", TEMPLATE)
+        .map_err(|e| e.to_string())?;
     Ok(tera)
 });
 
@@ -66,10 +67,15 @@ pub fn render_config(plan: &InterfacePlan) -> Result<String> {
         message: message.clone(),
     })?;
     let what = || format!("{} for host {}", plan.network, plan.host);
-    let context = tera::Context::from_serialize(&context)
-        .map_err(|e| Error::Render { what: what(), message: e.to_string() })?;
+    let context = tera::Context::from_serialize(&context).map_err(|e| Error::Render {
+        what: what(),
+        message: e.to_string(),
+    })?;
     tera.render("wg-quick.conf", &context)
-        .map_err(|e| Error::Render { what: what(), message: e.to_string() })
+        .map_err(|e| Error::Render {
+            what: what(),
+            message: e.to_string(),
+        })
 }
 
 fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {
@@ -102,5 +108,8 @@ fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {
 }
 
 fn join(list: &[ipnet::IpNet]) -> String {
-    list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
