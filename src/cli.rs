@@ -44,6 +44,38 @@ pub enum Command {
   wgfleet render --fleet fleet.json --host cp --json | jq -r '.interfaces[0].config'")]
     Render(RenderArgs),
 
+    /// Create a key pair (or with --psk a preshared key), age-encrypted to the given recipients
+    #[command(
+        after_help = "Prints the public key; the private key is only ever written encrypted.
+
+Examples:
+  wgfleet keygen -o secrets/cp.age -r age1p5n7d9pff49z4nfuskszu7h9jp8yrk52q2g6qp6lr7eaw4u0kuyqf6wg2s
+  wgfleet keygen -o secrets/cp.age -R secrets/recipients.txt --host cp      # operators + cp's host key
+  wgfleet keygen --psk -o secrets/wg0-alice.psk.age -R secrets/recipients.txt --host cp"
+    )]
+    Keygen(KeygenArgs),
+
+    /// Re-encrypt every secret file of the fleet to the recipients that need it (recipients.txt)
+    #[command(
+        after_help = "Each host's private key is encrypted to the operators and that host; a client's
+preshared key to the operators and the hosts it connects to. Everything is decrypted first with
+an identity that can read it today; only then is each file replaced, atomically.
+
+Example:
+  wgfleet rekey --fleet fleet.json -R secrets/recipients.txt -i ~/.config/age/operator.txt"
+    )]
+    Rekey(RekeyArgs),
+
+    /// Decrypt the secrets a host needs and check its private keys against the declared public keys
+    #[command(
+        after_help = "Prints no secret. Run it on the host (default identity: its SSH host key) or as
+an operator with --identity.
+
+Example:
+  wgfleet check-secrets --fleet fleet.json --host cp -i secrets/test-identity.txt"
+    )]
+    CheckSecrets(CheckSecretsArgs),
+
     /// Print the JSON Schema of the fleet description (schema v1)
     #[command(after_help = "Example:
   wgfleet schema > fleet.schema.json   # for editor completion and CI checks")]
@@ -89,6 +121,83 @@ pub struct RenderArgs {
     pub network: Option<String>,
 
     /// Print the configs and the plans behind them as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// age identity file or OpenSSH private key (ed25519, RSA); repeatable
+    /// [default: /etc/ssh/ssh_host_ed25519_key, then /etc/ssh/ssh_host_rsa_key]
+    #[arg(long = "identity", short = 'i', value_name = "PATH")]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the encrypted key
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// A recipient: age1…, "ssh-ed25519 …" or "ssh-rsa …"; repeatable
+    #[arg(long = "recipient", short = 'r', value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// A recipients file: its operator lines, plus the lines of --host
+    #[arg(long, short = 'R', value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+
+    /// With -R: also encrypt to this host's lines
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Generate a preshared key instead of a key pair
+    #[arg(long)]
+    pub psk: bool,
+
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    /// The recipients file: operator lines, and `HOST RECIPIENT` lines
+    #[arg(long, short = 'R', value_name = "FILE")]
+    pub recipients_file: PathBuf,
+
+    /// Decrypt and show who each file would be encrypted to; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckSecretsArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The host whose secrets to check (default: this machine's hostname)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -54,6 +54,24 @@ pub enum Error {
     #[error("cannot find this machine's hostname for --host: {0}")]
     Hostname(String),
 
+    #[error("{context}: {source}")]
+    Secret {
+        context: String,
+        source: crate::secrets::SecretError,
+    },
+
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{path} exists; pass --force to replace it")]
+    Exists { path: PathBuf },
+
+    #[error("{0}")]
+    Usage(String),
+
     #[error("rendering {what}: {message}")]
     Render { what: String, message: String },
 }

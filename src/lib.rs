@@ -7,7 +7,9 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod fleet;
+pub mod fsutil;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 
 pub use error::{Error, Result};

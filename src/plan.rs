@@ -135,7 +135,7 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
         persistent_keepalive,
         preshared_key_file: match peer.kind {
             PeerKind::Client => peer.secret_file.clone(),
-            PeerKind::Host => None,
+            PeerKind::Host => net.pair_psk(&me.name, &peer.name).cloned(),
         },
         description: peer.description.clone(),
         owner: peer.owner.clone(),

@@ -1,6 +1,6 @@
 //! Reading a fleet from `.json`, or from `.nix` through `nix-instantiate --eval --strict --json`.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
@@ -29,7 +29,20 @@ impl Loaded {
 
     /// Resolves a file named in the fleet (an age file) against the fleet file's directory.
     pub fn resolve(&self, relative: &str) -> PathBuf {
-        self.path.parent().unwrap_or(Path::new(".")).join(relative)
+        let joined = self.path.parent().unwrap_or(Path::new(".")).join(relative);
+        // Lexically fold `dir/../` so messages name the file as a person would.
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                Component::ParentDir
+                    if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+                {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        out
     }
 }
 

@@ -12,7 +12,8 @@ pub fn line_of(src: &str, path: &JsonPath) -> Option<usize> {
     };
     s.ws();
     let mut best = s.line;
-    s.descend(&path.0, &mut best)?;
+    // Where the path stops existing, the deepest part found is the best place to point at.
+    let _ = s.descend(&path.0, &mut best);
     Some(best)
 }
 

@@ -34,6 +34,8 @@ pub struct NetworkModel {
     pub hubs: Vec<String>,
     /// Members and clients by name (the names are unique across both).
     pub peers: BTreeMap<String, Peer>,
+    /// Preshared keys between two members, keyed by the pair in name order.
+    pub pair_psks: BTreeMap<(String, String), String>,
 }
 
 impl NetworkModel {
@@ -43,6 +45,16 @@ impl NetworkModel {
 
     pub fn is_hub(&self, name: &str) -> bool {
         self.hubs.iter().any(|h| h == name)
+    }
+
+    /// The age file of the preshared key between two members, if the fleet declares one.
+    pub fn pair_psk(&self, a: &str, b: &str) -> Option<&String> {
+        let key = if a <= b {
+            (a.to_owned(), b.to_owned())
+        } else {
+            (b.to_owned(), a.to_owned())
+        };
+        self.pair_psks.get(&key)
     }
 }
 

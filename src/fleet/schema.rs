@@ -90,6 +90,9 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub clients: BTreeMap<String, Client>,
+    /// Preshared keys between pairs of members (clients name theirs in `presharedKeyFile`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preshared_keys: Vec<PresharedKeyPair>,
     /// Who may open connections to whom.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flows: Vec<Flow>,
@@ -201,6 +204,16 @@ pub struct Client {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]
     pub description: Option<String>,
+}
+
+/// A preshared key both members of a pair put on their entry for each other.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PresharedKeyPair {
+    /// The two member names.
+    pub peers: Vec<String>,
+    /// age-encrypted preshared key (`wgfleet keygen --psk`), relative to the fleet file.
+    pub file: String,
 }
 
 /// Who may open connections to whom: names, `group:NAME`, `owner:EMAIL` or CIDRs.

@@ -249,6 +249,7 @@ impl NetworkCheck<'_> {
             keepalive,
             hubs,
             peers,
+            pair_psks: self.pair_psks(net),
         };
         self.unique_addresses(&model);
         self.unique_keys(&model);
@@ -874,6 +875,50 @@ impl NetworkCheck<'_> {
                 );
             }
         }
+    }
+
+    fn pair_psks(&mut self, net: &schema::Network) -> BTreeMap<(String, String), String> {
+        let mut pairs = BTreeMap::new();
+        for (i, pair) in net.preshared_keys.iter().enumerate() {
+            let path = self.path.key("presharedKeys").index(i);
+            check_opt(
+                self.d,
+                &path.key("file"),
+                Some(&pair.file),
+                syntax::check_file_ref,
+            );
+            let [a, b] = pair.peers.as_slice() else {
+                self.d.error(
+                    &path.key("peers"),
+                    "a preshared key is between exactly two members",
+                );
+                continue;
+            };
+            for (j, name) in [a, b].into_iter().enumerate() {
+                if !net.members.contains_key(name) {
+                    self.d.error(
+                        &path.key("peers").index(j),
+                        format!("{name:?} is not a member of this network"),
+                    );
+                }
+            }
+            if a == b {
+                self.d
+                    .error(&path.key("peers"), "names the same member twice");
+            }
+            let key = if a <= b {
+                (a.clone(), b.clone())
+            } else {
+                (b.clone(), a.clone())
+            };
+            if pairs.insert(key, pair.file.clone()).is_some() {
+                self.d.error(
+                    &path.key("peers"),
+                    format!("{a:?} and {b:?} already have a preshared key"),
+                );
+            }
+        }
+        pairs
     }
 
     fn flows_and_tests(&mut self, net: &schema::Network) {

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde_json::json;
 
+mod secrets;
+
 use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
 use crate::error::{Error, Result};
 use crate::fleet::diag::{Located, Severity};
@@ -19,6 +21,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Validate(args) => cmd_validate(&args, out, err),
         Command::Render(args) => cmd_render(&args, out, err),
+        Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),
+        Command::Rekey(args) => secrets::cmd_rekey(&args, out, err),
+        Command::CheckSecrets(args) => secrets::cmd_check_secrets(&args, out, err),
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)
@@ -34,7 +39,7 @@ pub fn schema_json() -> String {
     text
 }
 
-fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
+pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
     out.write_all(text.as_bytes())
         .map_err(|source| Error::Read {
             path: "<stdout>".into(),
@@ -89,7 +94,10 @@ fn check(args: &FleetArgs, expiry_warning_days: u32) -> Result<Checked> {
 }
 
 /// A fleet that must be valid for the command to go on; warnings go to `err`.
-fn check_valid(args: &FleetArgs, err: &mut dyn Write) -> Result<(Loaded, ValidFleet, i64)> {
+pub(crate) fn check_valid(
+    args: &FleetArgs,
+    err: &mut dyn Write,
+) -> Result<(Loaded, ValidFleet, i64)> {
     let c = check(args, 14)?;
     match c.valid {
         Some(valid) => {
@@ -198,7 +206,7 @@ pub fn host_or_hostname(host: Option<&str>) -> Result<String> {
 }
 
 /// The plans of `host`, restricted to `network` when given.
-fn plans_for(
+pub(crate) fn plans_for(
     path: &Path,
     valid: &ValidFleet,
     host: &str,

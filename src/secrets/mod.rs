@@ -1,0 +1,193 @@
+//! Secrets: age-encrypted private and preshared keys, decrypted only on the host that needs
+//! them, held in zeroizing buffers, and never written, logged or printed in plain text.
+
+pub mod age;
+pub mod keys;
+pub mod recipients;
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+use crate::fleet::Loaded;
+use crate::plan::InterfacePlan;
+use keys::SecretKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read identity {path}: {source}")]
+    IdentityRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "identity {path} is passphrase-protected; wgfleet never prompts, so use an unencrypted \
+         host key or an age identity file"
+    )]
+    IdentityPassphrase { path: PathBuf },
+    #[error("identity {path}: {reason}")]
+    IdentityInvalid { path: PathBuf, reason: String },
+    #[error("no identity to decrypt with: none of {tried} exists; pass --identity PATH")]
+    NoIdentity { tried: String },
+    #[error("cannot read {file}: {source}")]
+    SecretRead {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file} is not a readable age file: {reason}")]
+    Corrupt { file: PathBuf, reason: String },
+    #[error("{file} is not encrypted to any of the identities tried ({identities})")]
+    NoMatchingIdentity { file: PathBuf, identities: String },
+    #[error("{file} decrypts, but not to a WireGuard key (32 bytes of base64)")]
+    NotAKey { file: PathBuf },
+    #[error(
+        "the private key in {file} belongs to public key {derived}, but the fleet declares \
+         {declared}; nothing was changed"
+    )]
+    KeyMismatch {
+        file: PathBuf,
+        declared: String,
+        derived: String,
+    },
+    #[error("no privateKeyFile is declared for this host")]
+    NoKeyFile,
+    #[error("recipient {text:?}: {reason}")]
+    Recipient { text: String, reason: String },
+    #[error("{path}:{line}: {reason}")]
+    RecipientsLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("encrypting: {reason}")]
+    Encrypt { reason: String },
+}
+
+/// The decrypted secrets of one host, ready to be put into its configs.
+#[derive(Debug, Default)]
+pub struct HostSecrets {
+    /// By the placeholder `render` wrote for them.
+    by_placeholder: BTreeMap<String, SecretKey>,
+}
+
+impl HostSecrets {
+    /// `config` with every placeholder replaced by its key, in a zeroizing buffer.
+    pub fn fill(&self, config: &str) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::with_capacity(
+            config.len() + 64 * self.by_placeholder.len(),
+        ));
+        for line in config.split_inclusive('\n') {
+            let (body, newline) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+            // Only the two key lines take a secret; a comment holding placeholder-like text
+            // stays as it is.
+            let secret = body
+                .split_once(" = ")
+                .filter(|(k, _)| matches!(*k, "PrivateKey" | "PresharedKey"))
+                .and_then(|(k, v)| Some((k, self.by_placeholder.get(v)?)));
+            match secret {
+                Some((key, secret)) => {
+                    out.push_str(key);
+                    out.push_str(" = ");
+                    out.push_str(&secret.to_base64());
+                }
+                None => out.push_str(body),
+            }
+            out.push_str(newline);
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_placeholder.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_placeholder.is_empty()
+    }
+}
+
+/// Decrypts every secret `plans` need and checks each private key against its declared public
+/// key. Fails before anything on the system is touched; errors name the host and the file.
+pub fn load_host_secrets(
+    loaded: &Loaded,
+    plans: &[InterfacePlan],
+    ids: &age::Identities,
+) -> Result<HostSecrets, crate::Error> {
+    let mut secrets = HostSecrets::default();
+    for plan in plans {
+        let context = || format!("host {}, network {}", plan.host, plan.network);
+        let wrap = |source| crate::Error::Secret {
+            context: context(),
+            source,
+        };
+        let file = plan
+            .private_key_file
+            .as_deref()
+            .ok_or_else(|| wrap(SecretError::NoKeyFile))?;
+        let key = decrypt_key(loaded, file, ids).map_err(wrap)?;
+        let derived = key.public_key();
+        if derived != plan.public_key {
+            return Err(wrap(SecretError::KeyMismatch {
+                file: loaded.resolve(file),
+                declared: plan.public_key.clone(),
+                derived,
+            }));
+        }
+        secrets.by_placeholder.insert(
+            crate::render::secret_placeholder(Some(file), "private key"),
+            key,
+        );
+        for peer in &plan.peers {
+            if let Some(psk_file) = &peer.preshared_key_file {
+                let placeholder =
+                    crate::render::secret_placeholder(Some(psk_file), "preshared key");
+                if let Entry::Vacant(slot) = secrets.by_placeholder.entry(placeholder) {
+                    let psk = decrypt_key(loaded, psk_file, ids).map_err(|source| {
+                        crate::Error::Secret {
+                            context: format!("{}, preshared key for peer {}", context(), peer.name),
+                            source,
+                        }
+                    })?;
+                    slot.insert(psk);
+                }
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+fn decrypt_key(
+    loaded: &Loaded,
+    file: &str,
+    ids: &age::Identities,
+) -> Result<SecretKey, SecretError> {
+    let path = loaded.resolve(file);
+    let plain = age::decrypt_file(&path, ids)?;
+    SecretKey::from_base64(&plain).ok_or(SecretError::NotAKey { file: path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_replaces_exactly_the_placeholders() {
+        let key = SecretKey::from_base64(b"yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=").unwrap();
+        let psk = SecretKey::from_base64(b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let mut secrets = HostSecrets::default();
+        secrets
+            .by_placeholder
+            .insert("<private key from k.age>".into(), key);
+        secrets
+            .by_placeholder
+            .insert("<preshared key from p.age>".into(), psk);
+        let config = "[Interface]\nPrivateKey = <private key from k.age>\n# PrivateKey = <private key from k.age>\n[Peer]\nPresharedKey = <preshared key from p.age>\nAllowedIPs = 10.0.0.2/32";
+        let filled = secrets.fill(config);
+        assert_eq!(
+            filled.as_str(),
+            "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n# PrivateKey = <private key from k.age>\n[Peer]\nPresharedKey = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nAllowedIPs = 10.0.0.2/32"
+        );
+    }
+}
