@@ -44,6 +44,31 @@ pub enum Command {
   wgfleet render --fleet fleet.json --host cp --json | jq -r '.interfaces[0].config'")]
     Render(RenderArgs),
 
+    /// Show what apply would change on a host, change by change, and how (reload, restart, …)
+    #[command(
+        after_help = "Decrypts the host's keys (to compare the real file) but changes nothing.
+
+Examples:
+  wgfleet plan --fleet fleet.json                       # on the host itself
+  wgfleet plan --fleet fleet.json --detailed-exitcode   # 0 nothing to do, 2 changes, 1 error
+  wgfleet plan --fleet fleet.json --json | jq '.networks[].action'"
+    )]
+    Plan(PlanArgs),
+
+    /// Make this host match the fleet: write wgN.conf, then start, reload or restart only as needed
+    #[command(
+        after_help = "Nothing is touched unless the fleet is valid and every key decrypts and matches
+its declared public key. Peers-only changes reload (wg syncconf: no session drops); interface
+changes restart; nothing changed means no write and no D-Bus job. A failed start or reload
+restores the previous file and brings the old tunnel back. Every action is appended to
+/var/lib/wgfleet/audit.jsonl.
+
+Examples:
+  wgfleet apply --fleet /etc/wgfleet/fleet.json
+  wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key"
+    )]
+    Apply(HostArgs),
+
     /// Create a key pair (or with --psk a preshared key), age-encrypted to the given recipients
     #[command(
         after_help = "Prints the public key; the private key is only ever written encrypted.
@@ -200,4 +225,35 @@ pub struct CheckSecretsArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The host to reconcile (default: this machine's hostname)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    /// Read and write /etc/wireguard, /var/lib/wgfleet and /run/wgfleet.lock under this directory
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }

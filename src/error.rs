@@ -72,6 +72,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    #[error("{what}: {message}")]
+    System { what: String, message: String },
+
     #[error("rendering {what}: {message}")]
     Render { what: String, message: String },
 }

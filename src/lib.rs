@@ -3,13 +3,16 @@
 //! Functional core, imperative shell: `fleet` (load, validate) → `plan` (one host's desired
 //! state) → `render` (wg-quick files) are pure; the shell around them is the CLI.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod error;
 pub mod fleet;
 pub mod fsutil;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod wgconf;
 
 pub use error::{Error, Result};

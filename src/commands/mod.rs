@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+mod apply;
 mod secrets;
 
 use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
@@ -21,6 +22,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Validate(args) => cmd_validate(&args, out, err),
         Command::Render(args) => cmd_render(&args, out, err),
+        Command::Plan(args) => apply::cmd_plan(&args, out, err),
+        Command::Apply(args) => apply::cmd_apply(&args, out, err),
         Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),
         Command::Rekey(args) => secrets::cmd_rekey(&args, out, err),
         Command::CheckSecrets(args) => secrets::cmd_check_secrets(&args, out, err),

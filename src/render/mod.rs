@@ -13,6 +13,9 @@ use crate::plan::{InterfacePlan, PeerPlan};
 
 const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
 
+/// How every file wgfleet writes begins: `apply` manages (and may remove) only such files.
+pub const MANAGED_MARKER: &str = "# Managed by wgfleet";
+
 static TERA: LazyLock<std::result::Result<tera::Tera, String>> = LazyLock::new(|| {
     let mut tera = tera::Tera::default();
     // HTML escaping would corrupt base64 ('/' and '+') and comments.

@@ -11,6 +11,11 @@
 //! - `systemd.mask=` for the machine's own daemons (postgres, nix-daemon): the shared /etc
 //!   enables them in every host, where they are unrelated and cost ~2 s of boot each.
 //! - `--console=read-only` with output to a per-host log, so boot failures can be reported.
+//! - Each nspawn is started in its own cgroup (name=systemd and cgroup2 hierarchies). nspawn
+//!   roots the container's cgroup tree at the cgroup it starts in; with no systemd on the machine
+//!   that is `/` for every host, so all hosts' systemd shared `/payload/system.slice/UNIT`: boot
+//!   units failed at random with 219/CGROUP, and one host stopping a unit could kill another
+//!   host's processes of the same unit name.
 //! - IPv6 is disabled on the bridge and its ports: otherwise the kernel gives them link-local
 //!   addresses, and the machine's side of the bridge must carry no address at all.
 #![allow(dead_code)]
@@ -55,8 +60,10 @@ pub struct Testbed {
 
 struct Machine {
     name: String,
+    host: String,
     nspawn: Child,
     leader: Option<u32>,
+    cgroups: Vec<PathBuf>,
 }
 
 /// A booted host. Cheap to clone; only valid while its `Testbed` lives.
@@ -85,9 +92,11 @@ impl Testbed {
         }
         // Anything in here shows up in every host's /etc (it is their lower layer).
         if fs::read_dir("/etc/wireguard").is_ok_and(|mut d| d.next().is_some()) {
-            return Err("the machine's /etc/wireguard is not empty; it would leak into every \
+            return Err(
+                "the machine's /etc/wireguard is not empty; it would leak into every \
                         testbed host. Keep it empty."
-                .into());
+                    .into(),
+            );
         }
         cleanup_stale()?;
 
@@ -133,11 +142,11 @@ impl Testbed {
         for host in &mut hosts {
             host.leader = self.wait_booted(&host.name, start)?;
         }
+        // The bridge ports appear with the containers; strip IPv6 before host0 gets carrier.
+        for port in bridge_ports(&self.bridge)? {
+            disable_ipv6(&port);
+        }
         for host in &hosts {
-            // The bridge port appears with the container; strip IPv6 before host0 gets carrier.
-            for port in bridge_ports(&self.bridge)? {
-                disable_ipv6(&port);
-            }
             host.sh_ok(&format!(
                 "ip link set lo up && ip addr add {} dev host0 && ip link set host0 up",
                 host.underlay
@@ -145,18 +154,25 @@ impl Testbed {
         }
         self.check_no_machine_address()?;
         let names: Vec<&str> = specs.iter().map(|s| s.0).collect();
-        eprintln!("testbed: booted {names:?} in {:.1}s", start.elapsed().as_secs_f64());
+        eprintln!(
+            "testbed: booted {names:?} in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
         Ok(hosts)
     }
 
     fn start_host(&self, name: &str, underlay_ip: &str) -> Result<Host, String> {
         let ok_name = !name.is_empty()
             && name.len() <= 32
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok_name {
             return Err(format!("host name {name:?}: use 1-32 of [a-z0-9-]"));
         }
-        if !underlay_ip.contains('/') || !UNDERLAY_PREFIXES.iter().any(|p| underlay_ip.starts_with(p)) {
+        if !underlay_ip.contains('/')
+            || !UNDERLAY_PREFIXES.iter().any(|p| underlay_ip.starts_with(p))
+        {
             return Err(format!(
                 "underlay {underlay_ip:?}: must be ADDR/PREFIX in a documentation range {UNDERLAY_PREFIXES:?}"
             ));
@@ -175,7 +191,15 @@ impl Testbed {
         let log = File::create(state.join("console.log")).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
 
-        let mut cmd = Command::new("systemd-nspawn");
+        // Own cgroup per host (see the top of this file); `exec` keeps the Child's PID nspawn's.
+        let cgroups: Vec<PathBuf> = cgroup_roots().iter().map(|r| r.join(&machine)).collect();
+        let mut enter = String::new();
+        for cg in &cgroups {
+            fs::create_dir_all(cg).map_err(|e| format!("create cgroup {}: {e}", cg.display()))?;
+            enter += &format!("echo $$ > {}/cgroup.procs && ", cg.display());
+        }
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &format!("{enter}exec systemd-nspawn \"$@\""), "sh"]);
         cmd.args([
             "--quiet",
             "--directory=/",
@@ -185,8 +209,14 @@ impl Testbed {
             "--keep-unit",
             "--console=read-only",
         ])
-        .arg(format!("--overlay=/etc:{}:/etc", state.join("etc").display()))
-        .arg(format!("--overlay=/var:{}:/var", state.join("var").display()))
+        .arg(format!(
+            "--overlay=/etc:{}:/etc",
+            state.join("etc").display()
+        ))
+        .arg(format!(
+            "--overlay=/var:{}:/var",
+            state.join("var").display()
+        ))
         .arg(format!("--machine={machine}"))
         .arg(format!("--hostname={name}"))
         .arg(format!("--network-bridge={}", self.bridge))
@@ -196,9 +226,22 @@ impl Testbed {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-        let nspawn = cmd.spawn().map_err(|e| format!("spawn systemd-nspawn: {e}"))?;
-        machines.push(Machine { name: machine, nspawn, leader: None });
-        Ok(Host { name: name.into(), leader: 0, dir, underlay: underlay_ip.into() })
+        let nspawn = cmd
+            .spawn()
+            .map_err(|e| format!("spawn systemd-nspawn: {e}"))?;
+        machines.push(Machine {
+            name: machine,
+            host: name.into(),
+            nspawn,
+            leader: None,
+            cgroups,
+        });
+        Ok(Host {
+            name: name.into(),
+            leader: 0,
+            dir,
+            underlay: underlay_ip.into(),
+        })
     }
 
     /// Polls until the host's systemd says running/degraded; returns the leader PID.
@@ -223,12 +266,18 @@ impl Testbed {
             };
             if let Some(leader) = leader {
                 let out = nsenter(leader, "systemctl is-system-running").output();
-                state = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+                state = out
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .unwrap_or_default();
                 if state == "running" || state == "degraded" {
                     if state == "degraded" {
                         let failed = nsenter(leader, "systemctl --failed --no-legend").output();
-                        let failed = failed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-                        eprintln!("testbed: host {name} is degraded: {}", failed.unwrap_or_default());
+                        let failed =
+                            failed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+                        eprintln!(
+                            "testbed: host {name} is degraded: {}",
+                            failed.unwrap_or_default()
+                        );
                     }
                     return Ok(leader);
                 }
@@ -258,14 +307,21 @@ impl Testbed {
     }
 
     fn teardown(&mut self) {
-        let mut machines = std::mem::take(self.machines.get_mut().unwrap_or_else(|e| e.into_inner()));
-        // Ask every host to power off first, so they shut down in parallel.
+        let mut machines =
+            std::mem::take(self.machines.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let start = Instant::now();
+        // Power every host off first, so they shut down in parallel. SIGTERM makes nspawn send
+        // SIGRTMIN+3 (poweroff) to the host's systemd: unlike `systemctl poweroff` over D-Bus it
+        // cannot block on a wedged host.
         for m in &mut machines {
             if m.leader.is_none() {
                 m.leader = child_named(m.nspawn.id(), "systemd");
             }
             if let Some(leader) = m.leader {
-                let _ = nsenter(leader, "systemctl poweroff --no-block").output();
+                kill_entered(leader);
+            }
+            if matches!(m.nspawn.try_wait(), Ok(None)) {
+                signal(m.nspawn.id(), "TERM"); // not once reaped: the PID may be reused
             }
         }
         for m in &mut machines {
@@ -274,22 +330,39 @@ impl Testbed {
                 sleep(Duration::from_millis(50));
             }
             if matches!(m.nspawn.try_wait(), Ok(None)) {
-                eprintln!("testbed: {} did not power off, killing it", m.name);
+                let log = self.dir.join(".nspawn").join(&m.host).join("console.log");
+                eprintln!(
+                    "testbed: {} did not power off, killing it; console log:\n{}",
+                    m.name,
+                    tail(&log)
+                );
                 // SIGKILL to the PID-namespace init kills every process in the host;
                 // killing only nspawn would orphan them.
                 if let Some(leader) = m.leader.or_else(|| child_named(m.nspawn.id(), "systemd")) {
-                    kill9(leader);
+                    signal(leader, "KILL");
                 }
                 let _ = m.nspawn.kill();
             }
             let _ = m.nspawn.wait();
-        }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("testbed: remove {}: {e}", self.dir.display());
+            for cg in &m.cgroups {
+                if let Err(e) = rmdir_cgroup(cg) {
+                    eprintln!("testbed: remove cgroup {}: {e}", cg.display());
+                }
             }
         }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        if let Err(e) = fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("testbed: remove {}: {e}", self.dir.display());
+        }
+        eprintln!(
+            "testbed: torn down in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -343,7 +416,7 @@ impl Host {
     }
 
     /// Starts `/bin/sh -c cmd` inside the host without waiting (stdout/stderr piped).
-    /// It dies with the host at teardown at the latest.
+    /// Teardown kills it (SIGKILL) before powering the host off, if it is still running.
     pub fn spawn(&self, cmd: &str) -> Result<Child, String> {
         nsenter(self.leader, cmd)
             .stdin(Stdio::null())
@@ -370,7 +443,11 @@ fn nsenter(leader: u32, cmd: &str) -> Command {
 fn run_ok(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -394,12 +471,20 @@ fn bridge_ports(bridge: &str) -> Result<Vec<String>, String> {
 fn processes() -> Vec<(u32, u32, String, char)> {
     let mut procs = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let comm = stat[open + 1..close].to_string();
         let mut rest = stat[close + 1..].split_whitespace();
         let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
@@ -410,15 +495,36 @@ fn processes() -> Vec<(u32, u32, String, char)> {
 }
 
 fn child_named(ppid: u32, comm: &str) -> Option<u32> {
-    processes().into_iter().find(|p| p.1 == ppid && p.2 == comm).map(|p| p.0)
+    processes()
+        .into_iter()
+        .find(|p| p.1 == ppid && p.2 == comm)
+        .map(|p| p.0)
 }
 
 fn alive(pid: u32) -> bool {
     processes().iter().any(|p| p.0 == pid && p.3 != 'Z')
 }
 
-fn kill9(pid: u32) {
-    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+/// Kills what `nsenter` started in the host (in its PID namespace, parent outside) and wakes the
+/// parent. Needed before poweroff: systemd-shutdown SIGSTOPs every process in the host, the
+/// outside `nsenter` then stops itself too (it mirrors its child's job control), never reaps
+/// the child, and shutdown waits for that zombie (and the `nsenter` stays stopped forever).
+fn kill_entered(leader: u32) {
+    let ns = |pid: u32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(host_ns) = ns(leader) else { return };
+    for (pid, ppid, ..) in processes() {
+        if pid != leader && ns(pid) == Some(host_ns.clone()) && ns(ppid) != Some(host_ns.clone()) {
+            signal(pid, "KILL");
+            signal(ppid, "CONT");
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Removes what a crashed or interrupted run left behind. Only called with the lock held, so
@@ -426,18 +532,25 @@ fn kill9(pid: u32) {
 fn cleanup_stale() -> Result<(), String> {
     let mut killed = Vec::new();
     for (pid, ..) in processes() {
-        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<String> =
-            cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         let is_ours = args.first().is_some_and(|a| a.ends_with("systemd-nspawn"))
-            && args.iter().any(|a| a.starts_with(&format!("--machine={PREFIX}")));
+            && args
+                .iter()
+                .any(|a| a.starts_with(&format!("--machine={PREFIX}")));
         if is_ours {
             eprintln!("testbed: killing stale container {}", args.join(" "));
             // Host init first: that takes down everything in the host's PID namespace.
             for (child, ..) in processes().into_iter().filter(|p| p.1 == pid) {
-                kill9(child);
+                kill_entered(child);
+                signal(child, "KILL");
             }
-            kill9(pid);
+            signal(pid, "KILL");
             killed.push(pid);
         }
     }
@@ -448,6 +561,15 @@ fn cleanup_stale() -> Result<(), String> {
         }
         sleep(Duration::from_millis(50));
     }
+    for root in cgroup_roots() {
+        for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(PREFIX) {
+                eprintln!("testbed: removing stale cgroup {}", entry.path().display());
+                rmdir_cgroup(&entry.path())
+                    .map_err(|e| format!("remove cgroup {}: {e}", entry.path().display()))?;
+            }
+        }
+    }
     let bridges = run_ok(Command::new("ip").args(["-o", "link", "show", "type", "bridge"]))?;
     for name in bridges.lines().filter_map(|l| l.split(": ").nth(1)) {
         if name.starts_with(PREFIX) {
@@ -456,12 +578,59 @@ fn cleanup_stale() -> Result<(), String> {
         }
     }
     for entry in fs::read_dir("/tmp").into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with(RUN_DIR_PREFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RUN_DIR_PREFIX)
+        {
             eprintln!("testbed: removing stale {}", entry.path().display());
-            fs::remove_dir_all(entry.path()).map_err(|e| format!("remove {:?}: {e}", entry.path()))?;
+            fs::remove_dir_all(entry.path())
+                .map_err(|e| format!("remove {:?}: {e}", entry.path()))?;
         }
     }
     Ok(())
+}
+
+/// Mount points of the hierarchies systemd uses for process tracking: the v1 `name=systemd`
+/// one and cgroup2 (either may be absent).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPEROPTS"
+            let (left, right) = line.split_once(" - ")?;
+            let mountpoint = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let (fstype, superopts) = (r.next()?, r.nth(1)?);
+            let systemd_v1 =
+                fstype == "cgroup" && superopts.split(',').any(|o| o == "name=systemd");
+            (fstype == "cgroup2" || systemd_v1).then(|| PathBuf::from(mountpoint))
+        })
+        .collect()
+}
+
+/// Removes a cgroup and its children, deepest first (cgroup dirs only go away by rmdir).
+fn rmdir_cgroup(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        if entry.file_type()?.is_dir() {
+            rmdir_cgroup(&entry.path())?;
+        }
+    }
+    // Processes still in it (a stale run) must die first, or rmdir fails with EBUSY.
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+        signal(pid, "KILL");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(16) && Instant::now() < deadline => {
+                sleep(Duration::from_millis(50)) // EBUSY: killed processes not reaped yet
+            }
+            other => return other,
+        }
+    }
 }
 
 fn tail(path: &Path) -> String {

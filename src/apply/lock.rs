@@ -1,0 +1,26 @@
+//! One reconcile at a time: an exclusive lock held for the whole run. A second run waits.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Blocks until the lock is ours; released when the value is dropped (or the process dies).
+    pub fn acquire(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        file.lock()?;
+        Ok(RunLock { _file: file })
+    }
+}

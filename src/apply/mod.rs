@@ -1,0 +1,456 @@
+//! The imperative shell: observe the host, diff it against the plan (pure, in `diff`), and act.
+//! The only code that touches the system. Nothing is touched before the fleet is valid and
+//! every secret decrypted and checked; a failed start or reload restores the previous file and
+//! brings the old tunnel back.
+
+pub mod audit;
+pub mod lock;
+pub mod systemd;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ipnet::IpNet;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::diff::{self, Action, Live, NetworkDiff};
+use crate::error::{Error, Result};
+use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::plan::InterfacePlan;
+use crate::render::{self, MANAGED_MARKER};
+use crate::secrets::HostSecrets;
+use systemd::{Job, Systemd, unit_name};
+
+/// Where wgfleet reads and writes; `--root` moves them all under a directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub wireguard: PathBuf,
+    pub state: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: Option<&Path>) -> Self {
+        let under =
+            |p: &str| root.map_or_else(|| PathBuf::from(p), |r| r.join(p.trim_start_matches('/')));
+        Paths {
+            wireguard: under("/etc/wireguard"),
+            state: under("/var/lib/wgfleet"),
+            lock: under("/run/wgfleet.lock"),
+        }
+    }
+
+    pub fn config(&self, iface: &str) -> PathBuf {
+        self.wireguard.join(format!("{iface}.conf"))
+    }
+
+    /// The previous config, kept for rollback and for the operator.
+    pub fn previous(&self, iface: &str) -> PathBuf {
+        self.wireguard
+            .join(format!("{iface}.conf.wgfleet-previous"))
+    }
+}
+
+/// One interface as it should be, secrets filled in.
+pub struct Desired {
+    pub plan: InterfacePlan,
+    pub config: Zeroizing<String>,
+}
+
+impl Desired {
+    pub fn build(plans: Vec<InterfacePlan>, secrets: &HostSecrets) -> Result<Vec<Desired>> {
+        plans
+            .into_iter()
+            .map(|plan| {
+                let config = secrets.fill(&render::render_config(&plan)?);
+                Ok(Desired { plan, config })
+            })
+            .collect()
+    }
+
+    fn names(&self) -> BTreeMap<String, String> {
+        self.plan
+            .peers
+            .iter()
+            .map(|p| (p.public_key.clone(), p.name.clone()))
+            .collect()
+    }
+}
+
+/// The diff of one interface with what was on disk before, for acting and rolling back.
+pub struct Step<'d> {
+    pub diff: NetworkDiff,
+    pub desired: Option<&'d Desired>,
+    pub previous: Option<Zeroizing<String>>,
+    pub was_running: bool,
+}
+
+/// Reads what is on disk and live, and diffs every interface of the host against it, plus the
+/// interfaces wgfleet manages that the host no longer has.
+pub fn observe<'d>(
+    desired: &'d [Desired],
+    paths: &Paths,
+    systemd: &Systemd,
+) -> Result<Vec<Step<'d>>> {
+    let mut steps = Vec::new();
+    for d in desired {
+        let iface = &d.plan.network;
+        let on_disk = read_private(&paths.config(iface))?;
+        let unit = systemd
+            .state(&unit_name(iface))
+            .map_err(|e| sys_err(iface, e))?;
+        let live = if unit.is_running() {
+            live_state(iface)
+        } else {
+            None
+        };
+        let diff = diff::diff_network(
+            iface,
+            &d.config,
+            on_disk.as_deref().map(|s| s.as_str()),
+            live.as_ref(),
+            &unit,
+            &d.names(),
+        );
+        steps.push(Step {
+            diff,
+            desired: Some(d),
+            previous: on_disk,
+            was_running: unit.is_running(),
+        });
+    }
+    for iface in managed_interfaces(&paths.wireguard)? {
+        if desired.iter().all(|d| d.plan.network != iface) {
+            let unit = systemd
+                .state(&unit_name(&iface))
+                .map_err(|e| sys_err(&iface, e))?;
+            steps.push(Step {
+                diff: diff::diff_removed(&iface),
+                desired: None,
+                previous: read_private(&paths.config(&iface))?,
+                was_running: unit.is_running(),
+            });
+        }
+    }
+    Ok(steps)
+}
+
+fn sys_err(iface: &str, e: systemd::SystemdError) -> Error {
+    Error::System {
+        what: format!("network {iface}"),
+        message: e.to_string(),
+    }
+}
+
+/// Interfaces whose config file wgfleet wrote (it starts with the managed marker).
+fn managed_interfaces(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(iface) = name.strip_suffix(".conf") else {
+            continue;
+        };
+        let head = std::fs::read(entry.path()).unwrap_or_default();
+        if head.starts_with(MANAGED_MARKER.as_bytes()) {
+            found.push(iface.to_owned());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(Zeroizing::new(
+            String::from_utf8_lossy(&Zeroizing::new(bytes)).into_owned(),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// `wg show IFACE dump`, parsed at once; the private key it prints is zeroized with the buffer.
+fn live_state(iface: &str) -> Option<Live> {
+    let out = Command::new("wg")
+        .args(["show", iface, "dump"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = Zeroizing::new(out.stdout);
+    out.status
+        .success()
+        .then(|| diff::parse_dump(&String::from_utf8_lossy(&stdout)))
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub network: String,
+    pub action: Action,
+    pub ok: bool,
+    pub result: String,
+}
+
+/// Carries out every step, each audited (a step with nothing to do too: the log then says when
+/// the host was last seen in sync). Stops at the first failure, after rolling it back.
+pub fn act(
+    steps: &[Step<'_>],
+    paths: &Paths,
+    systemd: &Systemd,
+    host: &str,
+    digest: &str,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for step in steps {
+        let iface = &step.diff.network;
+        let result = act_one(step, paths, systemd);
+        let (ok, text) = match &result {
+            Ok(()) => (true, "ok".to_owned()),
+            Err(e) => (false, e.to_string()),
+        };
+        let entry = audit::Entry {
+            time: crate::fleet::time::format_rfc3339(now()),
+            host,
+            fleet_digest: digest,
+            network: iface,
+            action: step.diff.action,
+            changes: &step.diff.changes,
+            result: text.clone(),
+        };
+        audit::append(&paths.state, &entry).map_err(|source| Error::Write {
+            path: paths.state.join("audit.jsonl"),
+            source,
+        })?;
+        outcomes.push(Outcome {
+            network: iface.clone(),
+            action: step.diff.action,
+            ok,
+            result: text,
+        });
+        result?;
+    }
+    Ok(outcomes)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn act_one(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<()> {
+    let iface = &step.diff.network;
+    let unit = unit_name(iface);
+    let sys = |e| sys_err(iface, e);
+    let Some(desired) = step.desired else {
+        // Removed from the fleet for this host: stop, disable, then remove the file.
+        if step.was_running {
+            systemd.run(Job::Stop, &unit).map_err(sys)?;
+        }
+        systemd.disable(&unit).map_err(sys)?;
+        for path in [paths.config(iface), paths.previous(iface)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Write { path, source: e });
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    };
+    if step.diff.write_file {
+        write_config(
+            paths,
+            iface,
+            &desired.config,
+            step.previous.as_deref().map(|s| s.as_str()),
+        )?;
+    }
+    if step.diff.enable {
+        systemd.enable(&unit).map_err(sys)?;
+    }
+    let job = match step.diff.action {
+        Action::Nothing | Action::WriteFile | Action::Remove => return Ok(()),
+        Action::Reload => Job::Reload,
+        Action::Restart => Job::Restart,
+        Action::Start => Job::Start,
+    };
+    match systemd.run(job, &unit) {
+        Ok(()) if job == Job::Reload => add_missing_routes(iface, &desired.config),
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let rolled = rollback(step, paths, systemd);
+            Err(Error::System {
+                what: format!("network {iface}"),
+                message: format!(
+                    "{e}; {}",
+                    match rolled {
+                        Ok(text) => text,
+                        Err(r) => format!("rollback failed too: {r}"),
+                    }
+                ),
+            })
+        }
+    }
+}
+
+/// Puts the previous file back and brings the old tunnel up again.
+fn rollback(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<String> {
+    let iface = &step.diff.network;
+    let unit = unit_name(iface);
+    let sys = |e| sys_err(iface, e);
+    match &step.previous {
+        Some(old) => {
+            write_atomic(&paths.config(iface), old.as_bytes(), 0o600).map_err(|source| {
+                Error::Write {
+                    path: paths.config(iface),
+                    source,
+                }
+            })?;
+            if step.was_running {
+                systemd.run(Job::Restart, &unit).map_err(sys)?;
+                Ok("the previous config was restored and the tunnel is back up".into())
+            } else {
+                Ok("the previous config was restored".into())
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(paths.config(iface));
+            let _ = systemd.run(Job::Stop, &unit);
+            Ok("the new config was removed".into())
+        }
+    }
+}
+
+fn write_config(paths: &Paths, iface: &str, config: &str, previous: Option<&str>) -> Result<()> {
+    let werr = |path: PathBuf| move |source| Error::Write { path, source };
+    ensure_private_dir(&paths.wireguard).map_err(werr(paths.wireguard.clone()))?;
+    if let Some(old) = previous {
+        write_atomic(&paths.previous(iface), old.as_bytes(), 0o600)
+            .map_err(werr(paths.previous(iface)))?;
+    }
+    write_atomic(&paths.config(iface), config.as_bytes(), 0o600).map_err(werr(paths.config(iface)))
+}
+
+/// `wg syncconf` does not add routes for new AllowedIPs; wg-quick only does on `up`. Add the
+/// routes wg-quick would have (default routes excepted: those need a restart's policy routing).
+fn add_missing_routes(iface: &str, config: &str) -> Result<()> {
+    let conf = crate::wgconf::parse(config);
+    let wanted: Vec<IpNet> = conf
+        .peers
+        .values()
+        .flat_map(|p| p.allowed_ips.iter().filter_map(|a| a.parse::<IpNet>().ok()))
+        .filter(|n| n.prefix_len() > 0)
+        .collect();
+    let mut routes: Vec<IpNet> = Vec::new();
+    for family in ["-4", "-6"] {
+        let out = Command::new("ip")
+            .args([family, "-o", "route", "show", "dev", iface])
+            .stdin(Stdio::null())
+            .output();
+        let text = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        routes.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter_map(|d| {
+                    d.parse::<IpNet>()
+                        .ok()
+                        .or_else(|| d.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+                }),
+        );
+    }
+    for prefix in wanted
+        .iter()
+        .filter(|p| !routes.iter().any(|r| r.contains(*p)))
+    {
+        let family = if matches!(prefix, IpNet::V4(_)) {
+            "-4"
+        } else {
+            "-6"
+        };
+        let status = Command::new("ip")
+            .args([family, "route", "add", &prefix.to_string(), "dev", iface])
+            .stdin(Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            return Err(Error::System {
+                what: format!("network {iface}"),
+                message: format!("could not add the route to {prefix}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What `plan` and `apply` print before acting.
+pub fn describe(steps: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let d = &step.diff;
+        out.push_str(&format!("{}: {}\n", d.network, d.action.describe()));
+        for c in &d.changes {
+            out.push_str(&format!("  {}\n", describe_change(c)));
+        }
+    }
+    out
+}
+
+fn describe_change(c: &diff::Change) -> String {
+    use diff::Change::*;
+    match c {
+        FileMissing => "+ config file (not on disk yet)".into(),
+        FileRewritten => {
+            "~ config file: same meaning, different text (comments, order, format)".into()
+        }
+        PeerAdded {
+            peer,
+            public_key,
+            allowed_ips,
+        } => format!("+ peer {peer} ({public_key}) {}", allowed_ips.join(", ")),
+        PeerRemoved { peer, public_key } => format!("- peer {peer} ({public_key})"),
+        PeerChanged { peer, fields, .. } => format!("~ peer {peer}: {}", fields.join("; ")),
+        InterfaceChanged { key, from, to }
+            if key == "PrivateKey" || (from.is_none() && to.is_none()) =>
+        {
+            format!("~ {key} changed")
+        }
+        InterfaceChanged { key, from, to } => {
+            format!(
+                "~ {key}: {} → {}",
+                from.as_deref().unwrap_or("(none)"),
+                to.as_deref().unwrap_or("(none)")
+            )
+        }
+        UnitNotActive { state } => format!("! unit is {state}"),
+        UnitNotEnabled => "! unit is not enabled at boot".into(),
+        LiveDrift { detail } => format!("! drift: {detail}"),
+        NetworkRemoved => "- this host is no longer in the network".into(),
+    }
+}
+
+/// Whether the steps change anything.
+pub fn has_changes(steps: &[Step<'_>]) -> bool {
+    steps
+        .iter()
+        .any(|s| s.diff.action != Action::Nothing || s.diff.enable)
+}

@@ -1,0 +1,252 @@
+//! `wg-quick@IFACE` through systemd's D-Bus API (org.freedesktop.systemd1), never `systemctl`.
+//! Every job is waited for: subscribe to JobRemoved before the call, match the job path, check
+//! the result, and give up after a timeout with a clear error.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use zbus::{Connection, OwnedObjectPath, proxy};
+
+use crate::diff::UnitState;
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<(String, String, String)>)>;
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn reload(&self) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Unit {
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    #[error("cannot reach systemd on the system bus: {0}")]
+    Connect(String),
+    #[error("systemd refused {what} {unit}: {message}")]
+    Call {
+        what: &'static str,
+        unit: String,
+        message: String,
+    },
+    #[error("{what} {unit} finished with result {result:?}; see `journalctl -u {unit}`")]
+    JobFailed {
+        what: &'static str,
+        unit: String,
+        result: String,
+    },
+    #[error("{what} {unit} did not finish within {secs} s")]
+    Timeout {
+        what: &'static str,
+        unit: String,
+        secs: u64,
+    },
+}
+
+/// How long one job may take: wg-quick resolves endpoints, which can take a while.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A connection to the system manager.
+#[derive(Clone)]
+pub struct Systemd {
+    conn: Connection,
+}
+
+/// The unit driving interface `iface`.
+pub fn unit_name(iface: &str) -> String {
+    format!("wg-quick@{iface}.service")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Start,
+    Stop,
+    Reload,
+    Restart,
+}
+
+impl Job {
+    fn verb(self) -> &'static str {
+        match self {
+            Job::Start => "starting",
+            Job::Stop => "stopping",
+            Job::Reload => "reloading",
+            Job::Restart => "restarting",
+        }
+    }
+}
+
+impl Systemd {
+    /// Connects and subscribes (once per connection) so that systemd sends job signals.
+    pub fn connect() -> Result<Self, SystemdError> {
+        let connect = || SystemdError::Connect;
+        zbus::block_on(async {
+            let conn = Connection::system().await?;
+            ManagerProxy::new(&conn).await?.subscribe().await?;
+            Ok(Systemd { conn })
+        })
+        .map_err(|e: zbus::Error| connect()(e.to_string()))
+    }
+
+    async fn manager(&self) -> zbus::Result<ManagerProxy<'static>> {
+        ManagerProxy::new(&self.conn).await
+    }
+
+    /// ActiveState and whether the unit file is enabled.
+    pub fn state(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let call = |e: zbus::Error| SystemdError::Call {
+            what: "reading the state of",
+            unit: unit.to_owned(),
+            message: e.to_string(),
+        };
+        zbus::block_on(async {
+            let manager = self.manager().await?;
+            let path = manager.load_unit(unit).await?;
+            let active_state = UnitProxy::builder(&self.conn)
+                .path(path)
+                .build()
+                .await?
+                .active_state()
+                .await?;
+            // An instance whose template is not enabled has no state of its own: "disabled".
+            let file_state = manager
+                .get_unit_file_state(unit)
+                .await
+                .unwrap_or_else(|_| "disabled".into());
+            Ok(UnitState {
+                active_state,
+                enabled: file_state == "enabled",
+            })
+        })
+        .map_err(call)
+    }
+
+    /// Runs one job and waits for it to finish successfully.
+    pub fn run(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
+        let (tx, rx) = mpsc::channel();
+        let this = self.clone();
+        let unit_owned = unit.to_owned();
+        // zbus is async-only; the job runs on its own thread so that the wait has a deadline.
+        std::thread::spawn(move || {
+            let _ = tx.send(zbus::block_on(this.run_job(job, &unit_owned)));
+        });
+        match rx.recv_timeout(JOB_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => Err(SystemdError::Timeout {
+                what: job.verb(),
+                unit: unit.to_owned(),
+                secs: JOB_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    async fn run_job(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
+        let call = |e: zbus::Error| SystemdError::Call {
+            what: job.verb(),
+            unit: unit.to_owned(),
+            message: e.to_string(),
+        };
+        let manager = self.manager().await.map_err(call)?;
+        // Subscribe to JobRemoved before submitting, or a fast job could finish unseen.
+        let mut removed = manager.receive_job_removed().await.map_err(call)?;
+        if matches!(job, Job::Start | Job::Restart) {
+            // A failed unit keeps its failure counter; start it from a clean slate.
+            let _ = manager.reset_failed_unit(unit).await;
+        }
+        let path = match job {
+            Job::Start => manager.start_unit(unit, "replace").await,
+            Job::Stop => manager.stop_unit(unit, "replace").await,
+            Job::Reload => manager.reload_unit(unit, "replace").await,
+            Job::Restart => manager.restart_unit(unit, "replace").await,
+        }
+        .map_err(call)?;
+        while let Some(signal) = removed.next().await {
+            let Ok(args) = signal.args() else { continue };
+            if args.job == path {
+                return match args.result.as_str() {
+                    "done" => Ok(()),
+                    other => Err(SystemdError::JobFailed {
+                        what: job.verb(),
+                        unit: unit.to_owned(),
+                        result: other.to_owned(),
+                    }),
+                };
+            }
+        }
+        Err(SystemdError::JobFailed {
+            what: job.verb(),
+            unit: unit.to_owned(),
+            result: "signal stream ended".into(),
+        })
+    }
+
+    /// Enables the unit for boot (the `multi-user.target.wants` symlink) and reloads systemd.
+    pub fn enable(&self, unit: &str) -> Result<(), SystemdError> {
+        let call = |e: zbus::Error| SystemdError::Call {
+            what: "enabling",
+            unit: unit.to_owned(),
+            message: e.to_string(),
+        };
+        zbus::block_on(async {
+            let manager = self.manager().await?;
+            let (_, changes) = manager.enable_unit_files(&[unit], false, false).await?;
+            if !changes.is_empty() {
+                manager.reload().await?;
+            }
+            Ok(())
+        })
+        .map_err(call)
+    }
+
+    pub fn disable(&self, unit: &str) -> Result<(), SystemdError> {
+        let call = |e: zbus::Error| SystemdError::Call {
+            what: "disabling",
+            unit: unit.to_owned(),
+            message: e.to_string(),
+        };
+        zbus::block_on(async {
+            let manager = self.manager().await?;
+            if !manager.disable_unit_files(&[unit], false).await?.is_empty() {
+                manager.reload().await?;
+            }
+            Ok(())
+        })
+        .map_err(call)
+    }
+}

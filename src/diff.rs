@@ -1,0 +1,537 @@
+//! What differs between the desired state of one interface and what is live, and the least
+//! disruptive action that fixes it. Pure: everything observed comes in as values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::wgconf::{self, RELOADABLE_INTERFACE_KEYS, WgConf};
+
+/// Actions, from least to most disruptive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing differs: no write, no D-Bus job.
+    Nothing,
+    /// Only the file differs, not its meaning (comments, order): rewrite it, touch nothing live.
+    WriteFile,
+    /// Peers, keys or listen port: `ReloadUnit` (wg syncconf); live sessions survive.
+    Reload,
+    /// Interface-level fields (Address, MTU, DNS, hooks): `RestartUnit`.
+    Restart,
+    /// The unit is not running: enable and start it.
+    Start,
+    /// The network no longer includes this host: stop, disable, remove file and rules.
+    Remove,
+}
+
+impl Action {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Nothing => "nothing to do",
+            Action::WriteFile => "rewrite the file only (same meaning; nothing live changes)",
+            Action::Reload => "reload (wg syncconf: live sessions survive)",
+            Action::Restart => "restart the interface (interface-level change)",
+            Action::Start => "enable and start the unit",
+            Action::Remove => "stop, disable and remove",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum Change {
+    FileMissing,
+    FileRewritten,
+    PeerAdded {
+        peer: String,
+        public_key: String,
+        allowed_ips: Vec<String>,
+    },
+    PeerRemoved {
+        peer: String,
+        public_key: String,
+    },
+    PeerChanged {
+        peer: String,
+        public_key: String,
+        fields: Vec<String>,
+    },
+    /// An `[Interface]` key; values are shown except for the private key.
+    InterfaceChanged {
+        key: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    UnitNotActive {
+        state: String,
+    },
+    UnitNotEnabled,
+    /// The running interface differs from an unchanged file (someone ran `wg set`).
+    LiveDrift {
+        detail: String,
+    },
+    NetworkRemoved,
+}
+
+/// The unit as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitState {
+    pub active_state: String,
+    pub enabled: bool,
+}
+
+impl UnitState {
+    pub fn is_running(&self) -> bool {
+        matches!(self.active_state.as_str(), "active" | "reloading")
+    }
+}
+
+/// What `wg show IFACE dump` says about the running interface (no key material kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    pub listen_port: Option<String>,
+    /// By public key: allowed IPs, keepalive ("off" or seconds), whether a PSK is set.
+    pub peers: BTreeMap<String, LivePeer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LivePeer {
+    pub allowed_ips: BTreeSet<String>,
+    pub keepalive: Option<String>,
+    pub has_psk: bool,
+}
+
+/// Parses `wg show IFACE dump`. The private key (first field) and PSKs are skipped, not kept.
+pub fn parse_dump(dump: &str) -> Live {
+    let mut lines = dump.lines();
+    let listen_port = lines
+        .next()
+        .and_then(|l| l.split('\t').nth(2))
+        .map(str::to_owned);
+    let mut peers = BTreeMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let allowed_ips = f[3]
+            .split(',')
+            .filter(|s| !s.is_empty() && *s != "(none)")
+            .map(str::to_owned)
+            .collect();
+        let keepalive = Some(f[7].to_owned()).filter(|k| k != "off");
+        peers.insert(
+            f[0].to_owned(),
+            LivePeer {
+                allowed_ips,
+                keepalive,
+                has_psk: f[1] != "(none)",
+            },
+        );
+    }
+    Live { listen_port, peers }
+}
+
+/// What one interface needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkDiff {
+    pub network: String,
+    pub action: Action,
+    /// The file on disk is to be (re)written.
+    pub write_file: bool,
+    /// The unit is to be enabled (so it comes up at boot).
+    pub enable: bool,
+    pub changes: Vec<Change>,
+}
+
+/// Compares the desired file (secrets filled in) with what is on disk and live.
+/// `names` maps public keys to peer names for readable changes.
+pub fn diff_network(
+    network: &str,
+    desired: &str,
+    on_disk: Option<&str>,
+    live: Option<&Live>,
+    unit: &UnitState,
+    names: &BTreeMap<String, String>,
+) -> NetworkDiff {
+    let mut changes = Vec::new();
+    let file_equal = on_disk == Some(desired);
+    let new = wgconf::parse(desired);
+    let mut needs_restart = false;
+    let mut meaning_changed = false;
+    match on_disk {
+        None => changes.push(Change::FileMissing),
+        Some(_) if file_equal => {}
+        Some(old_text) => {
+            let old = wgconf::parse(old_text);
+            let (iface, restart) = interface_changes(&old, &new);
+            needs_restart = restart;
+            let peers = peer_changes(&old, &new, names);
+            meaning_changed = !iface.is_empty() || !peers.is_empty();
+            changes.extend(iface);
+            changes.extend(peers);
+            if !meaning_changed {
+                changes.push(Change::FileRewritten);
+            }
+        }
+    }
+    let running = unit.is_running();
+    if !running {
+        changes.push(Change::UnitNotActive {
+            state: unit.active_state.clone(),
+        });
+    }
+    if !unit.enabled {
+        changes.push(Change::UnitNotEnabled);
+    }
+    let mut drift = false;
+    if running
+        && file_equal
+        && let Some(live) = live
+    {
+        let found = live_drift(&new, live, names);
+        drift = !found.is_empty();
+        changes.extend(found);
+    }
+    let action = if !running {
+        Action::Start
+    } else if needs_restart {
+        Action::Restart
+    } else if meaning_changed || drift {
+        Action::Reload
+    } else if !file_equal {
+        Action::WriteFile
+    } else {
+        Action::Nothing
+    };
+    NetworkDiff {
+        network: network.to_owned(),
+        action,
+        write_file: !file_equal,
+        enable: !unit.enabled,
+        changes,
+    }
+}
+
+/// A network this host no longer has, whose file wgfleet wrote.
+pub fn diff_removed(network: &str) -> NetworkDiff {
+    NetworkDiff {
+        network: network.to_owned(),
+        action: Action::Remove,
+        write_file: false,
+        enable: false,
+        changes: vec![Change::NetworkRemoved],
+    }
+}
+
+fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
+    let keys: BTreeSet<&String> = old.interface.keys().chain(new.interface.keys()).collect();
+    let mut changes = Vec::new();
+    let mut restart = false;
+    for key in keys {
+        let (a, b) = (old.interface.get(key), new.interface.get(key));
+        if a == b {
+            continue;
+        }
+        restart |= !RELOADABLE_INTERFACE_KEYS.contains(&key.as_str());
+        let secret = key == "privatekey";
+        let show = |v: Option<&Vec<String>>| {
+            if secret {
+                None
+            } else {
+                v.map(|v| v.join(", "))
+            }
+        };
+        changes.push(Change::InterfaceChanged {
+            key: display_key(key),
+            from: show(a),
+            to: show(b),
+        });
+    }
+    (changes, restart)
+}
+
+fn peer_changes(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) -> Vec<Change> {
+    let name = |k: &String| {
+        names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| "(not in the fleet)".into())
+    };
+    let mut changes = Vec::new();
+    for (key, p) in &new.peers {
+        match old.peers.get(key) {
+            None => changes.push(Change::PeerAdded {
+                peer: name(key),
+                public_key: key.clone(),
+                allowed_ips: p.allowed_ips.iter().cloned().collect(),
+            }),
+            Some(o) if o != p => {
+                let mut fields = Vec::new();
+                if o.allowed_ips != p.allowed_ips {
+                    fields.push(format!(
+                        "AllowedIPs {} → {}",
+                        join(&o.allowed_ips),
+                        join(&p.allowed_ips)
+                    ));
+                }
+                if o.endpoint != p.endpoint {
+                    fields.push(format!(
+                        "Endpoint {} → {}",
+                        opt(&o.endpoint),
+                        opt(&p.endpoint)
+                    ));
+                }
+                if o.keepalive != p.keepalive {
+                    fields.push(format!(
+                        "PersistentKeepalive {} → {}",
+                        opt(&o.keepalive),
+                        opt(&p.keepalive)
+                    ));
+                }
+                if o.preshared_key != p.preshared_key {
+                    fields.push("PresharedKey".into());
+                }
+                if o.other != p.other {
+                    fields.push("other keys".into());
+                }
+                changes.push(Change::PeerChanged {
+                    peer: name(key),
+                    public_key: key.clone(),
+                    fields,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for key in old.peers.keys().filter(|k| !new.peers.contains_key(*k)) {
+        changes.push(Change::PeerRemoved {
+            peer: name(key),
+            public_key: key.clone(),
+        });
+    }
+    changes
+}
+
+/// Differences between the file's meaning and the running interface. Endpoints are not
+/// compared: peers roam, and hubs learn spokes' endpoints from handshakes.
+fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
+    let name = |k: &String| {
+        names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| "(not in the fleet)".into())
+    };
+    let mut found = Vec::new();
+    let port = conf.interface.get("listenport").and_then(|v| v.last());
+    if port.is_some() && port != live.listen_port.as_ref() {
+        found.push(Change::LiveDrift {
+            detail: format!("listening on port {}", opt(&live.listen_port)),
+        });
+    }
+    for (key, p) in &conf.peers {
+        match live.peers.get(key) {
+            None => found.push(Change::LiveDrift {
+                detail: format!("peer {} is missing from the interface", name(key)),
+            }),
+            Some(l) => {
+                if l.allowed_ips != p.allowed_ips {
+                    found.push(Change::LiveDrift {
+                        detail: format!(
+                            "peer {} has AllowedIPs {} live",
+                            name(key),
+                            join(&l.allowed_ips)
+                        ),
+                    });
+                }
+                if l.keepalive != p.keepalive || l.has_psk != p.preshared_key.is_some() {
+                    found.push(Change::LiveDrift {
+                        detail: format!("peer {} has other keepalive or PSK live", name(key)),
+                    });
+                }
+            }
+        }
+    }
+    for key in live.peers.keys().filter(|k| !conf.peers.contains_key(*k)) {
+        found.push(Change::LiveDrift {
+            detail: format!("peer {key} is on the interface but not in the file"),
+        });
+    }
+    found
+}
+
+fn display_key(lower: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "Address",
+        "ListenPort",
+        "PrivateKey",
+        "MTU",
+        "DNS",
+        "Table",
+        "FwMark",
+        "PreUp",
+        "PostUp",
+        "PreDown",
+        "PostDown",
+        "SaveConfig",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(lower))
+        .map_or_else(|| lower.to_owned(), |k| (*k).to_owned())
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "(none)".into()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "(none)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[Interface]\nAddress = 10.0.0.1/24\nListenPort = 51820\nPrivateKey = K\n\n# a\n[Peer]\nPublicKey = A\nAllowedIPs = 10.0.0.2/32\n";
+    fn up() -> UnitState {
+        UnitState {
+            active_state: "active".into(),
+            enabled: true,
+        }
+    }
+    fn live_of(text: &str) -> Live {
+        let c = wgconf::parse(text);
+        Live {
+            listen_port: c
+                .interface
+                .get("listenport")
+                .and_then(|v| v.last().cloned()),
+            peers: c
+                .peers
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        k.clone(),
+                        LivePeer {
+                            allowed_ips: p.allowed_ips.clone(),
+                            keepalive: p.keepalive.clone(),
+                            has_psk: p.preshared_key.is_some(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+    fn names() -> BTreeMap<String, String> {
+        [
+            ("A".to_owned(), "a".to_owned()),
+            ("B".to_owned(), "b".to_owned()),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn nothing_changed_means_nothing_to_do() {
+        let d = diff_network(
+            "wg0",
+            BASE,
+            Some(BASE),
+            Some(&live_of(BASE)),
+            &up(),
+            &names(),
+        );
+        assert_eq!(
+            (d.action, d.write_file, d.enable, d.changes.len()),
+            (Action::Nothing, false, false, 0)
+        );
+    }
+
+    #[test]
+    fn a_new_peer_is_a_reload() {
+        let new = format!("{BASE}\n[Peer]\nPublicKey = B\nAllowedIPs = 10.0.0.3/32\n");
+        let d = diff_network(
+            "wg0",
+            &new,
+            Some(BASE),
+            Some(&live_of(BASE)),
+            &up(),
+            &names(),
+        );
+        assert_eq!(d.action, Action::Reload);
+        assert!(d.write_file);
+        assert!(matches!(&d.changes[0], Change::PeerAdded { peer, .. } if peer == "b"));
+    }
+
+    #[test]
+    fn private_key_and_port_reload_but_mtu_restarts() {
+        let key = BASE.replace("PrivateKey = K", "PrivateKey = K2");
+        let d = diff_network("wg0", &key, Some(BASE), None, &up(), &names());
+        assert_eq!(d.action, Action::Reload);
+        assert_eq!(
+            d.changes,
+            vec![Change::InterfaceChanged {
+                key: "PrivateKey".into(),
+                from: None,
+                to: None
+            }]
+        );
+        let mtu = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nMTU = 1280\n");
+        assert_eq!(
+            diff_network("wg0", &mtu, Some(BASE), None, &up(), &names()).action,
+            Action::Restart
+        );
+    }
+
+    #[test]
+    fn formatting_only_rewrites_the_file() {
+        let hand_made = "[Interface]\n# by hand\nPrivateKey = K\nListenPort = 51820\nAddress = 10.0.0.1/24\n[Peer]\nAllowedIPs = 10.0.0.2/32\nPublicKey = A\n";
+        let d = diff_network(
+            "wg0",
+            BASE,
+            Some(hand_made),
+            Some(&live_of(BASE)),
+            &up(),
+            &names(),
+        );
+        assert_eq!(d.action, Action::WriteFile);
+        assert_eq!(d.changes, vec![Change::FileRewritten]);
+    }
+
+    #[test]
+    fn live_drift_with_an_unchanged_file_is_healed_by_a_reload() {
+        let mut live = live_of(BASE);
+        live.peers.clear();
+        let d = diff_network("wg0", BASE, Some(BASE), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Reload);
+        assert!(!d.write_file);
+    }
+
+    #[test]
+    fn a_stopped_or_disabled_unit_is_started_and_enabled() {
+        let stopped = UnitState {
+            active_state: "failed".into(),
+            enabled: false,
+        };
+        let d = diff_network("wg0", BASE, Some(BASE), None, &stopped, &names());
+        assert_eq!((d.action, d.enable), (Action::Start, true));
+        let d = diff_network("wg0", BASE, None, None, &stopped, &names());
+        assert!(d.write_file && d.changes.contains(&Change::FileMissing));
+    }
+
+    #[test]
+    fn dump_parsing_keeps_no_key_material() {
+        let dump = "PRIV\tPUB\t51820\toff\nA\tPSK\t192.0.2.1:51820\t10.0.0.2/32,10.1.0.0/16\t0\t0\t0\t25\nB\t(none)\t(none)\t(none)\t0\t0\t0\toff\n";
+        let live = parse_dump(dump);
+        assert_eq!(live.listen_port.as_deref(), Some("51820"));
+        assert!(live.peers["A"].has_psk && !live.peers["B"].has_psk);
+        assert_eq!(live.peers["A"].allowed_ips.len(), 2);
+        assert!(live.peers["B"].allowed_ips.is_empty());
+        assert!(!format!("{live:?}").contains("PRIV") && !format!("{live:?}").contains("PSK\""));
+    }
+}

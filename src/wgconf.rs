@@ -1,0 +1,101 @@
+//! A wg-quick file read the way wg-quick reads it (keys case-insensitive, `#` comments,
+//! repeated AllowedIPs joined), so that two files can be compared for meaning, not bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The meaning of a wg-quick file. Holds key material: keep it short-lived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WgConf {
+    /// `[Interface]` keys (lowercased) with their values, in file order.
+    pub interface: BTreeMap<String, Vec<String>>,
+    /// `[Peer]` sections by public key.
+    pub peers: BTreeMap<String, PeerConf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerConf {
+    pub allowed_ips: BTreeSet<String>,
+    pub endpoint: Option<String>,
+    pub keepalive: Option<String>,
+    pub preshared_key: Option<String>,
+    /// Keys wgfleet does not write (kept so that they count as a difference).
+    pub other: BTreeMap<String, String>,
+}
+
+/// Interface keys `wg syncconf` applies to a running interface; any other change needs the
+/// interface rebuilt (wg-quick applies Address, MTU, DNS, Table and hooks only on `up`).
+pub const RELOADABLE_INTERFACE_KEYS: &[&str] = &["privatekey", "listenport", "fwmark"];
+
+pub fn parse(text: &str) -> WgConf {
+    let mut conf = WgConf::default();
+    let mut section = "";
+    let mut peer: Option<(Option<String>, PeerConf)> = None;
+    let finish = |peer: Option<(Option<String>, PeerConf)>, conf: &mut WgConf| {
+        if let Some((Some(key), p)) = peer {
+            conf.peers.insert(key, p);
+        }
+    };
+    for raw in text.lines() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            finish(peer.take(), &mut conf);
+            section = if line.eq_ignore_ascii_case("[peer]") {
+                peer = Some((None, PeerConf::default()));
+                "peer"
+            } else if line.eq_ignore_ascii_case("[interface]") {
+                "interface"
+            } else {
+                ""
+            };
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().to_owned();
+        match (section, &mut peer) {
+            ("interface", _) => conf.interface.entry(key).or_default().push(value),
+            ("peer", Some((pubkey, p))) => match key.as_str() {
+                "publickey" => *pubkey = Some(value),
+                "allowedips" => p.allowed_ips.extend(
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty()),
+                ),
+                "endpoint" => p.endpoint = Some(value),
+                "persistentkeepalive" => {
+                    p.keepalive = Some(value).filter(|v| v != "0" && v != "off")
+                }
+                "presharedkey" => p.preshared_key = Some(value),
+                _ => {
+                    p.other.insert(key, value);
+                }
+            },
+            _ => {}
+        }
+    }
+    finish(peer, &mut conf);
+    conf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_like_wg_quick() {
+        let a = parse(
+            "[Interface]\nAddress = 10.0.0.1/24\nPrivateKey = k\n\n# x\n[Peer]\nPublicKey = P\nAllowedIPs = 10.0.0.2/32\nallowedips = 10.1.0.0/16 # lan\n",
+        );
+        let b = parse(
+            "[interface]\nprivatekey=k\naddress=10.0.0.1/24\n[peer]\nallowedips=10.1.0.0/16,10.0.0.2/32\npublickey=P\n",
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.peers["P"].allowed_ips.len(), 2);
+    }
+}

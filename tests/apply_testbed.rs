@@ -1,0 +1,356 @@
+//! `wgfleet apply` on real systemd and real WireGuard: four nspawn hosts on a bridge the test
+//! creates (DESIGN.md §8), seed 000's fleet, and the scenarios of the apply issue in order.
+//! Each host gets the binary, the fleet, the encrypted keys and the test identity under /x.
+
+#[path = "support/testbed.rs"]
+mod testbed;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use testbed::{Host, Testbed};
+
+const CP_IP: &str = "192.0.2.10";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Seed 000's fleet with the control plane at its testbed address, workers as given.
+fn fleet(workers: &[u32]) -> Value {
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/seed-000/fleet.json")).unwrap(),
+    )
+    .unwrap();
+    for (name, host) in doc["hosts"].as_object_mut().unwrap() {
+        host["privateKeyFile"] = json!(format!("secrets/{name}.age"));
+        host.as_object_mut().unwrap().remove("endpoint");
+    }
+    doc["hosts"]["cp"]["endpoint"] = json!(CP_IP);
+    let members = doc["networks"]["wg0"]["members"].as_object_mut().unwrap();
+    for n in [1, 2] {
+        if !workers.contains(&n) {
+            members.remove(&format!("worker-{n}"));
+        }
+    }
+    doc["groups"]["workers"] = json!(
+        workers
+            .iter()
+            .map(|n| format!("worker-{n}"))
+            .collect::<Vec<_>>()
+    );
+    doc
+}
+
+/// Copies the binary, keys and identity into a host's /x.
+fn provision(host: &Host) {
+    let dir = host.dir();
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_wgfleet"), dir.join("wgfleet")).unwrap();
+    for name in ["cp", "worker-1", "worker-2", "proxy"] {
+        std::fs::copy(
+            root().join(format!("secrets/examples/seed-000/{name}.age")),
+            dir.join(format!("secrets/{name}.age")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        root().join("secrets/test-identity.txt"),
+        dir.join("identity.txt"),
+    )
+    .unwrap();
+}
+
+fn set_fleet(host: &Host, doc: &Value) {
+    std::fs::write(
+        host.dir().join("fleet.json"),
+        serde_json::to_string_pretty(doc).unwrap(),
+    )
+    .unwrap();
+}
+
+fn wgfleet(host: &Host, args: &str) -> std::process::Output {
+    let cmd = format!(
+        "/x/wgfleet {args} --fleet /x/fleet.json --host {} -i /x/identity.txt",
+        host.name()
+    );
+    host.sh(&cmd).unwrap()
+}
+
+fn apply(host: &Host) -> String {
+    let out = wgfleet(host, "apply");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "apply on {} failed:\n{text}",
+        host.name()
+    );
+    text
+}
+
+fn apply_fails(host: &Host, why: &str) -> String {
+    let out = wgfleet(host, "apply");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "apply on {} must fail ({why}):\n{text}",
+        host.name()
+    );
+    text
+}
+
+fn plan_exit(host: &Host) -> Option<i32> {
+    wgfleet(host, "plan --detailed-exitcode").status.code()
+}
+
+fn wg_go_pid(host: &Host) -> String {
+    host.sh_ok("pgrep -f '^wireguard-go wg0'")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The config file's inode and mtime: equal means not written.
+fn file_id(host: &Host) -> String {
+    host.sh_ok("stat -c '%i %Y.%y' /etc/wireguard/wg0.conf")
+        .unwrap()
+}
+
+/// Reachable within 30 s: enough for a spoke to notice a lost session and handshake again
+/// (WireGuard retries after 15 s without a reply).
+fn ping(from: &Host, to: &str) {
+    from.sh_ok(&format!("ping -c 1 -i 0.5 -w 30 {to}"))
+        .unwrap_or_else(|e| panic!("{} cannot ping {to}: {e}", from.name()));
+}
+
+fn audit_lines(host: &Host) -> usize {
+    host.sh_ok("cat /var/lib/wgfleet/audit.jsonl 2>/dev/null | wc -l")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn apply_reconciles_real_hosts() {
+    let bed = Testbed::new("apply").expect("testbed");
+    let hosts = bed
+        .add_hosts(&[
+            ("cp", &format!("{CP_IP}/24")),
+            ("worker-1", "192.0.2.11/24"),
+            ("worker-2", "192.0.2.12/24"),
+            ("proxy", "192.0.2.30/24"),
+        ])
+        .expect("hosts");
+    let [cp, w1, w2, proxy] = [&hosts[0], &hosts[1], &hosts[2], &hosts[3]];
+    for h in &hosts {
+        provision(h);
+        set_fleet(h, &fleet(&[1]));
+    }
+
+    eprintln!("scenario 1");
+    // 1. The fleet applied on cp, worker-1 and the proxy: each reaches the control plane.
+    for h in [cp, w1, proxy] {
+        let out = apply(h);
+        assert!(out.contains("enable and start"), "{out}");
+    }
+    ping(w1, "10.50.0.1");
+    ping(proxy, "10.50.0.1");
+    let handshakes = cp.sh_ok("wg show wg0 latest-handshakes").unwrap();
+    assert_eq!(
+        handshakes.lines().filter(|l| !l.ends_with("\t0")).count(),
+        2,
+        "{handshakes}"
+    );
+    let mode = cp
+        .sh_ok("stat -c '%a' /etc/wireguard/wg0.conf /etc/wireguard")
+        .unwrap();
+    assert_eq!(
+        mode.split_whitespace().collect::<Vec<_>>(),
+        ["600", "700"],
+        "{mode}"
+    );
+
+    eprintln!("scenario 2");
+    // 2. A second apply changes nothing: no write, no job, same wireguard-go, plan says 0.
+    for h in [cp, w1, proxy] {
+        let (file, pid) = (file_id(h), wg_go_pid(h));
+        let journal = h
+            .sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
+            .unwrap();
+        let out = apply(h);
+        assert!(out.contains("nothing to do"), "{out}");
+        assert_eq!(plan_exit(h), Some(0));
+        assert_eq!(
+            (file_id(h), wg_go_pid(h)),
+            (file, pid),
+            "{} was touched",
+            h.name()
+        );
+        assert_eq!(
+            h.sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
+                .unwrap(),
+            journal,
+            "a D-Bus job ran on {}",
+            h.name()
+        );
+    }
+
+    eprintln!("scenario 3");
+    // 3. A worker joins: cp reloads with its wireguard-go and its sessions intact.
+    let pid = wg_go_pid(cp);
+    for h in &hosts {
+        set_fleet(h, &fleet(&[1, 2]));
+    }
+    assert_eq!(plan_exit(cp), Some(2));
+    let pinger = w1.spawn("ping -c 40 -i 0.1 -W 1 10.50.0.1").unwrap();
+    let out = apply(cp);
+    assert!(
+        out.contains("reload") && out.contains("+ peer worker-2"),
+        "{out}"
+    );
+    apply(w2);
+    let pinged = pinger.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&pinged.stdout);
+    assert!(
+        summary.contains(" 0% packet loss"),
+        "pings lost across the reload:\n{summary}"
+    );
+    assert_eq!(
+        wg_go_pid(cp),
+        pid,
+        "the reload must keep the wireguard-go process"
+    );
+    ping(w2, "10.50.0.1");
+
+    eprintln!("scenario 4");
+    // 4. An interface-level change (MTU) restarts the unit, and the tunnel comes back.
+    let mut mtu = fleet(&[1, 2]);
+    mtu["networks"]["wg0"]["mtu"] = json!(1380);
+    set_fleet(w1, &mtu);
+    let pid = wg_go_pid(w1);
+    let out = apply(w1);
+    assert!(out.contains("restart") && out.contains("MTU"), "{out}");
+    assert_ne!(wg_go_pid(w1), pid);
+    assert!(w1.sh_ok("ip link show wg0").unwrap().contains("mtu 1380"));
+    ping(w1, "10.50.0.1");
+
+    eprintln!("scenario 5");
+    // 5. Bad input leaves the running tunnel alone.
+    let (file, pid) = (file_id(w1), wg_go_pid(w1));
+    std::fs::write(w1.dir().join("fleet.json"), "{ \"version\": 1, ").unwrap();
+    apply_fails(w1, "invalid fleet");
+    let mut wrong_key = mtu.clone();
+    wrong_key["hosts"]["worker-1"]["publicKey"] = mtu["hosts"]["worker-2"]["publicKey"].clone();
+    wrong_key["hosts"]["worker-2"]["publicKey"] = mtu["hosts"]["worker-1"]["publicKey"].clone();
+    set_fleet(w1, &wrong_key);
+    let out = apply_fails(w1, "key does not match");
+    assert!(out.contains("belongs to public key"), "{out}");
+    set_fleet(w1, &mtu);
+    w1.sh_ok("age-keygen -o /x/other-identity.txt 2>/dev/null")
+        .unwrap();
+    let out = w1
+        .sh(&format!(
+            "/x/wgfleet apply --fleet /x/fleet.json --host {} -i /x/other-identity.txt",
+            w1.name()
+        ))
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "wrong identity");
+    assert_eq!(
+        (file_id(w1), wg_go_pid(w1)),
+        (file, pid),
+        "bad input touched the tunnel"
+    );
+    eprintln!("scenario 5: a config wg-quick cannot apply");
+    // A config wg-quick cannot apply (its new port is taken): rolled back, tunnel up, audited.
+    w1.sh_ok("wireguard-go wgblock && wg set wgblock listen-port 51999")
+        .unwrap();
+    let mut busy_port = mtu.clone();
+    busy_port["networks"]["wg0"]["listenPort"] = json!(51999);
+    set_fleet(w1, &busy_port);
+    let before = audit_lines(w1);
+    let out = apply_fails(w1, "port in use");
+    assert!(out.contains("restored"), "{out}");
+    assert!(
+        w1.sh_ok("cat /etc/wireguard/wg0.conf")
+            .unwrap()
+            .contains("ListenPort = 51821")
+    );
+    assert!(audit_lines(w1) > before);
+    ping(w1, "10.50.0.1");
+    w1.sh_ok("ip link del wgblock").unwrap();
+    set_fleet(w1, &mtu);
+
+    eprintln!("scenario 6");
+    // 6. Drift is healed: a peer removed by hand, the unit stopped by hand.
+    let w1_key = mtu["hosts"]["worker-1"]["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cp.sh_ok(&format!("wg set wg0 peer {w1_key} remove"))
+        .unwrap();
+    assert_eq!(plan_exit(cp), Some(2));
+    let out = apply(cp);
+    assert!(out.contains("drift") && out.contains("worker-1"), "{out}");
+    assert!(cp.sh_ok("wg show wg0 peers").unwrap().contains(&w1_key));
+    ping(w1, "10.50.0.1");
+    proxy.sh_ok("systemctl stop wg-quick@wg0").unwrap();
+    let out = apply(proxy);
+    assert!(out.contains("inactive"), "{out}");
+    ping(proxy, "10.50.0.1");
+
+    eprintln!("scenario 8");
+    // 8. Two applies at once serialise; both succeed; the audit log has both.
+    set_fleet(w2, &mtu);
+    let before = audit_lines(w2);
+    let cmd = "/x/wgfleet apply --fleet /x/fleet.json --host worker-2 -i /x/identity.txt";
+    let (a, b) = (w2.spawn(cmd).unwrap(), w2.spawn(cmd).unwrap());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?}\n{b:?}");
+    let outputs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    assert_eq!(
+        outputs.matches("restart").count(),
+        1,
+        "exactly one of them restarts:\n{outputs}"
+    );
+    assert_eq!(audit_lines(w2), before + 2);
+
+    eprintln!("scenario 9");
+    // 9. The proxy leaves the network: unit stopped and disabled, its file gone.
+    let mut without_proxy = mtu.clone();
+    without_proxy["networks"]["wg0"]["members"]
+        .as_object_mut()
+        .unwrap()
+        .remove("proxy");
+    set_fleet(proxy, &without_proxy);
+    let out = apply(proxy);
+    assert!(out.contains("stop, disable and remove"), "{out}");
+    assert_eq!(
+        proxy
+            .sh_ok("systemctl is-active wg-quick@wg0 || true")
+            .unwrap()
+            .trim(),
+        "inactive"
+    );
+    assert_eq!(
+        proxy
+            .sh_ok("systemctl is-enabled wg-quick@wg0 || true")
+            .unwrap()
+            .trim(),
+        "disabled"
+    );
+    assert!(proxy.sh_ok("ls /etc/wireguard").unwrap().trim().is_empty());
+}
