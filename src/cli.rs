@@ -101,6 +101,13 @@ Example:
     )]
     CheckSecrets(CheckSecretsArgs),
 
+    /// Restore wgfleet's saved firewall chains (run by the wg-quick@ drop-in at interface start)
+    #[command(hide = true)]
+    FirewallRestore {
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+
     /// Print the JSON Schema of the fleet description (schema v1)
     #[command(after_help = "Example:
   wgfleet schema > fleet.schema.json   # for editor completion and CI checks")]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod firewall;
 pub mod fleet;
 pub mod fsutil;
 pub mod plan;

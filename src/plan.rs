@@ -21,6 +21,8 @@ pub struct InterfacePlan {
     /// The public key the private key must match.
     pub public_key: String,
     pub forwarding: bool,
+    /// Peers dial this host (it has an endpoint, and is a hub or in a mesh): its port is opened.
+    pub dialable: bool,
     /// The interface to masquerade out of, when `nat` is on.
     pub nat: Option<String>,
     pub peers: Vec<PeerPlan>,
@@ -100,6 +102,7 @@ pub fn plan_interface(
         private_key_file: me.secret_file.clone(),
         public_key: me.public_key.clone(),
         forwarding: me.forwarding,
+        dialable: me.endpoint.is_some() && (net.is_mesh() || is_hub),
         nat: me
             .nat
             .then(|| host_model.and_then(|h| h.wan_interface.clone()))

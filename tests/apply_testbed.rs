@@ -132,6 +132,12 @@ fn ping(from: &Host, to: &str) {
         .unwrap_or_else(|e| panic!("{} cannot ping {to}: {e}", from.name()));
 }
 
+/// iptables and ip6tables state without counters and timestamps.
+fn firewall(host: &Host) -> String {
+    host.sh_ok("{ iptables-save; ip6tables-save; } | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'")
+        .unwrap()
+}
+
 fn audit_lines(host: &Host) -> usize {
     host.sh_ok("cat /var/lib/wgfleet/audit.jsonl 2>/dev/null | wc -l")
         .unwrap()
@@ -171,6 +177,22 @@ fn apply_reconciles_real_hosts() {
         2,
         "{handshakes}"
     );
+    cp.sh_ok("iptables -A INPUT -p tcp --dport 2222 -j ACCEPT")
+        .unwrap(); // another tool's rule
+    let fw = firewall(cp);
+    for rule in [
+        "-A INPUT -j WGFLEET-INPUT",
+        "-A WGFLEET-INPUT -p udp -m udp --dport 51821 -j ACCEPT",
+        "-A FORWARD -j WGFLEET-FORWARD",
+        "-A WGFLEET-FORWARD -i wg0 -j ACCEPT",
+    ] {
+        let count = fw.matches(&format!("{rule}\n")).count();
+        assert_eq!(count, 2, "{rule} in iptables and ip6tables on cp:\n{fw}");
+    }
+    assert!(
+        !firewall(w1).contains("WGFLEET-INPUT -p udp"),
+        "workers expose no port"
+    );
     let mode = cp
         .sh_ok("stat -c '%a' /etc/wireguard/wg0.conf /etc/wireguard")
         .unwrap();
@@ -183,16 +205,22 @@ fn apply_reconciles_real_hosts() {
     eprintln!("scenario 2");
     // 2. A second apply changes nothing: no write, no job, same wireguard-go, plan says 0.
     for h in [cp, w1, proxy] {
-        let (file, pid) = (file_id(h), wg_go_pid(h));
+        let (file, pid, fw) = (file_id(h), wg_go_pid(h), firewall(h));
         let journal = h
             .sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
             .unwrap();
         let out = apply(h);
-        assert!(out.contains("nothing to do"), "{out}");
-        assert_eq!(plan_exit(h), Some(0));
+        assert!(out.contains("wg0: nothing to do"), "{out}");
+        let plan = wgfleet(h, "plan --detailed-exitcode");
         assert_eq!(
-            (file_id(h), wg_go_pid(h)),
-            (file, pid),
+            plan.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&plan.stdout)
+        );
+        assert_eq!(
+            (file_id(h), wg_go_pid(h), firewall(h)),
+            (file, pid, fw),
             "{} was touched",
             h.name()
         );
@@ -303,6 +331,33 @@ fn apply_reconciles_real_hosts() {
     assert!(out.contains("drift") && out.contains("worker-1"), "{out}");
     assert!(cp.sh_ok("wg show wg0 peers").unwrap().contains(&w1_key));
     ping(w1, "10.50.0.1");
+    cp.sh_ok("iptables -F WGFLEET-INPUT && iptables -D FORWARD -j WGFLEET-FORWARD")
+        .unwrap();
+    let out = apply(cp);
+    assert!(
+        out.contains("+ -A WGFLEET-INPUT") && out.contains("+ jump filter/FORWARD"),
+        "{out}"
+    );
+    let fw = firewall(cp);
+    assert!(
+        fw.contains("--dport 51821 -j ACCEPT")
+            && fw.matches("-A FORWARD -j WGFLEET-FORWARD\n").count() == 2,
+        "{fw}"
+    );
+    // As after a reboot: the chains are gone, and the interface starts before wgfleet runs.
+    cp.sh_ok("iptables -D INPUT -j WGFLEET-INPUT && iptables -F WGFLEET-INPUT && iptables -X WGFLEET-INPUT").unwrap();
+    cp.sh_ok("systemctl restart wg-quick@wg0").unwrap();
+    assert_eq!(
+        firewall(cp),
+        fw,
+        "the wg-quick@ drop-in restores the chains"
+    );
+    assert_eq!(
+        fw.matches("--dport 2222 -j ACCEPT").count(),
+        1,
+        "another tool's rule is untouched:\n{fw}"
+    );
+    ping(w1, "10.50.0.1");
     proxy.sh_ok("systemctl stop wg-quick@wg0").unwrap();
     let out = apply(proxy);
     assert!(out.contains("inactive"), "{out}");
@@ -353,4 +408,16 @@ fn apply_reconciles_real_hosts() {
         "disabled"
     );
     assert!(proxy.sh_ok("ls /etc/wireguard").unwrap().trim().is_empty());
+    assert!(
+        !firewall(proxy).contains("WGFLEET"),
+        "nothing of wgfleet's is left in the firewall"
+    );
+    assert!(
+        proxy
+            .sh("ls /etc/systemd/system/wg-quick@.service.d/wgfleet-firewall.conf")
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
 }

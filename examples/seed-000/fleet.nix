@@ -32,7 +32,7 @@ in
     persistentKeepalive = 25;
     topology.hubAndSpoke.hubs = [ "cp" ];
     members = {
-      cp.id = 0;
+      cp = { id = 0; forwarding = true; };
       proxy = { address = "10.50.0.30"; reach = [ "10.50.0.0/24" ]; };
     } // forWorkers (n: { id = n; });
   };

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::diff::{Action, Change};
+use crate::diff::Action;
 use crate::fsutil::ensure_private_dir;
 
 #[derive(Debug, Serialize)]
@@ -17,9 +17,10 @@ pub struct Entry<'a> {
     pub time: String,
     pub host: &'a str,
     pub fleet_digest: &'a str,
+    /// The interface, or `host` for firewall and sysctls.
     pub network: &'a str,
     pub action: Action,
-    pub changes: &'a [Change],
+    pub changes: serde_json::Value,
     pub result: String,
 }
 

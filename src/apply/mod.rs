@@ -4,6 +4,7 @@
 //! brings the old tunnel back.
 
 pub mod audit;
+pub mod host;
 pub mod lock;
 pub mod systemd;
 
@@ -29,6 +30,8 @@ pub struct Paths {
     pub wireguard: PathBuf,
     pub state: PathBuf,
     pub lock: PathBuf,
+    pub systemd: PathBuf,
+    pub sysctl: PathBuf,
 }
 
 impl Paths {
@@ -39,7 +42,24 @@ impl Paths {
             wireguard: under("/etc/wireguard"),
             state: under("/var/lib/wgfleet"),
             lock: under("/run/wgfleet.lock"),
+            systemd: under("/etc/systemd/system"),
+            sysctl: under("/etc/sysctl.d"),
         }
+    }
+
+    /// The chains to restore at boot, as `iptables-restore` input.
+    pub fn rules(&self, family: crate::firewall::Family) -> PathBuf {
+        self.wireguard
+            .join(format!("wgfleet.{}.rules", family.cmd()))
+    }
+
+    pub fn dropin(&self) -> PathBuf {
+        self.systemd
+            .join("wg-quick@.service.d/wgfleet-firewall.conf")
+    }
+
+    pub fn sysctl_conf(&self) -> PathBuf {
+        self.sysctl.join("90-wgfleet.conf")
     }
 
     pub fn config(&self, iface: &str) -> PathBuf {
@@ -208,9 +228,10 @@ pub struct Outcome {
     pub result: String,
 }
 
-/// Carries out every step, each audited (a step with nothing to do too: the log then says when
+/// Carries out the host-wide changes, then every interface step, each audited (a step with nothing to do too: the log then says when
 /// the host was last seen in sync). Stops at the first failure, after rolling it back.
 pub fn act(
+    host_diff: &host::HostDiff,
     steps: &[Step<'_>],
     paths: &Paths,
     systemd: &Systemd,
@@ -218,6 +239,37 @@ pub fn act(
     digest: &str,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
+    if !host_diff.is_empty() {
+        let result = host::act(host_diff).and_then(|dropin_changed| {
+            if dropin_changed {
+                systemd.daemon_reload().map_err(|e| sys_err("(host)", e))?;
+            }
+            Ok(())
+        });
+        let text = result
+            .as_ref()
+            .map_or_else(ToString::to_string, |()| "ok".to_owned());
+        let entry = audit::Entry {
+            time: crate::fleet::time::format_rfc3339(now()),
+            host,
+            fleet_digest: digest,
+            network: "host",
+            action: Action::Reload,
+            changes: serde_json::to_value(host_diff).unwrap_or_default(),
+            result: text.clone(),
+        };
+        audit::append(&paths.state, &entry).map_err(|source| Error::Write {
+            path: paths.state.join("audit.jsonl"),
+            source,
+        })?;
+        outcomes.push(Outcome {
+            network: "host".into(),
+            action: Action::Reload,
+            ok: result.is_ok(),
+            result: text,
+        });
+        result?;
+    }
     for step in steps {
         let iface = &step.diff.network;
         let result = act_one(step, paths, systemd);
@@ -231,7 +283,7 @@ pub fn act(
             fleet_digest: digest,
             network: iface,
             action: step.diff.action,
-            changes: &step.diff.changes,
+            changes: serde_json::to_value(&step.diff.changes).unwrap_or_default(),
             result: text.clone(),
         };
         audit::append(&paths.state, &entry).map_err(|source| Error::Write {

@@ -234,6 +234,17 @@ impl Systemd {
         .map_err(call)
     }
 
+    /// `daemon-reload`: systemd rereads unit files and drop-ins.
+    pub fn daemon_reload(&self) -> Result<(), SystemdError> {
+        zbus::block_on(async { self.manager().await?.reload().await }).map_err(|e| {
+            SystemdError::Call {
+                what: "reloading",
+                unit: "the systemd manager".into(),
+                message: e.to_string(),
+            }
+        })
+    }
+
     pub fn disable(&self, unit: &str) -> Result<(), SystemdError> {
         let call = |e: zbus::Error| SystemdError::Call {
             what: "disabling",

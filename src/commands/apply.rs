@@ -5,6 +5,7 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{check_valid, host_or_hostname, plans_for, write_out};
+use crate::apply::host::{self, HostDiff};
 use crate::apply::{self, Desired, Paths, Step, lock::RunLock, systemd::Systemd};
 use crate::cli::{HostArgs, PlanArgs};
 use crate::error::{Error, Result};
@@ -31,29 +32,27 @@ fn connect() -> Result<Systemd> {
     })
 }
 
-fn report(steps: &[Step<'_>], host: &str) -> serde_json::Value {
+fn report(steps: &[Step<'_>], host_diff: &HostDiff, host: &str) -> serde_json::Value {
     let networks: Vec<_> = steps
         .iter()
         .map(|s| json!({"network": s.diff.network, "action": s.diff.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes}))
         .collect();
-    json!({"host": host, "changes": apply::has_changes(steps), "networks": networks})
+    let changes = apply::has_changes(steps) || !host_diff.is_empty();
+    json!({"host": host, "changes": changes, "networks": networks, "hostWide": host_diff})
 }
 
 pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let (host, _, desired) = prepare(&args.host, err)?;
     let paths = Paths::new(args.host.root.as_deref());
     let steps = apply::observe(&desired, &paths, &connect()?)?;
+    let host_diff = host::observe(&plans_of(&desired), &paths, args.host.root.as_deref())?;
     if args.host.json {
-        write_out(out, &format!("{:#}\n", report(&steps, &host)))?;
-    } else if steps.is_empty() {
-        write_out(
-            out,
-            &format!("host {host} is in no network; nothing to do\n"),
-        )?;
+        write_out(out, &format!("{:#}\n", report(&steps, &host_diff, &host)))?;
     } else {
-        write_out(out, &apply::describe(&steps))?;
+        write_out(out, &describe(&steps, &host_diff, &host))?;
     }
-    Ok(if args.detailed_exitcode && apply::has_changes(&steps) {
+    let changes = apply::has_changes(&steps) || !host_diff.is_empty();
+    Ok(if args.detailed_exitcode && changes {
         2
     } else {
         0
@@ -70,12 +69,13 @@ pub fn cmd_apply(args: &HostArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
     })?;
     // Observed under the lock, so a concurrent run's changes are seen, not overwritten.
     let steps = apply::observe(&desired, &paths, &systemd)?;
+    let host_diff = host::observe(&plans_of(&desired), &paths, args.root.as_deref())?;
     if !args.json {
-        write_out(out, &apply::describe(&steps))?;
+        write_out(out, &describe(&steps, &host_diff, &host))?;
     }
-    let outcomes = apply::act(&steps, &paths, &systemd, &host, &digest);
+    let outcomes = apply::act(&host_diff, &steps, &paths, &systemd, &host, &digest);
     if args.json {
-        let mut doc = report(&steps, &host);
+        let mut doc = report(&steps, &host_diff, &host);
         doc["outcomes"] = json!(outcomes.as_ref().ok());
         doc["error"] = json!(outcomes.as_ref().err().map(ToString::to_string));
         write_out(out, &format!("{doc:#}\n"))?;
@@ -86,5 +86,25 @@ pub fn cmd_apply(args: &HostArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             write_out(out, &format!("{}: done\n", o.network))?;
         }
     }
+    Ok(0)
+}
+
+fn plans_of(desired: &[Desired]) -> Vec<crate::plan::InterfacePlan> {
+    desired.iter().map(|d| d.plan.clone()).collect()
+}
+
+fn describe(steps: &[Step<'_>], host_diff: &HostDiff, host: &str) -> String {
+    let mut text = if steps.is_empty() {
+        format!("host {host} is in no network\n")
+    } else {
+        apply::describe(steps)
+    };
+    text.push_str(&host::describe(host_diff));
+    text
+}
+
+/// `wgfleet firewall-restore`: run by the `wg-quick@` drop-in before an interface starts.
+pub fn cmd_firewall_restore(root: Option<&std::path::Path>) -> Result<u8> {
+    host::restore_saved(&Paths::new(root))?;
     Ok(0)
 }

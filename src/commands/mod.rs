@@ -27,6 +27,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),
         Command::Rekey(args) => secrets::cmd_rekey(&args, out, err),
         Command::CheckSecrets(args) => secrets::cmd_check_secrets(&args, out, err),
+        Command::FirewallRestore { root } => apply::cmd_firewall_restore(root.as_deref()),
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)

@@ -1,0 +1,278 @@
+//! wgfleet's own iptables chains: what they must hold for a host's plans, how they read in
+//! `iptables-save`, and the `iptables-restore` input that replaces them in one transaction.
+//! Pure; `apply::firewall` runs the programs. Rules only ever ACCEPT or MASQUERADE, in chains of
+//! their own, so other tools' rules are never touched.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::plan::InterfacePlan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn save_cmd(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-save",
+            Family::V6 => "ip6tables-save",
+        }
+    }
+
+    pub fn restore_cmd(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        }
+    }
+
+    pub fn cmd(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
+/// Our chains: (table, built-in chain that jumps to it, our chain).
+pub const CHAINS: &[(&str, &str, &str)] = &[
+    ("filter", "INPUT", "WGFLEET-INPUT"),
+    ("filter", "FORWARD", "WGFLEET-FORWARD"),
+    ("nat", "POSTROUTING", "WGFLEET-POSTROUTING"),
+];
+
+/// The rules of one family, as `iptables-save` prints them (`-A CHAIN …`), in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rules {
+    pub family: Option<Family>,
+    pub lines: Vec<String>,
+}
+
+/// The rules a host's interfaces need: the listen port where peers dial in, forwarding on
+/// members that forward, masquerading out of the WAN interface where `nat` is on.
+pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut ports = BTreeSet::new();
+    for p in plans.iter().filter(|p| p.dialable) {
+        ports.insert(p.listen_port);
+    }
+    for port in ports {
+        lines.push(format!(
+            "-A WGFLEET-INPUT -p udp -m udp --dport {port} -j ACCEPT"
+        ));
+    }
+    for p in plans.iter().filter(|p| p.forwarding) {
+        lines.push(format!("-A WGFLEET-FORWARD -i {} -j ACCEPT", p.network));
+        lines.push(format!("-A WGFLEET-FORWARD -o {} -j ACCEPT", p.network));
+    }
+    for p in plans {
+        let Some(wan) = &p.nat else { continue };
+        for subnet in p
+            .addresses
+            .iter()
+            .filter(|a| family_of(a) == family)
+            .map(IpNet::trunc)
+        {
+            lines.push(format!(
+                "-A WGFLEET-POSTROUTING -s {subnet} -o {wan} -j MASQUERADE"
+            ));
+        }
+    }
+    lines
+}
+
+fn family_of(net: &IpNet) -> Family {
+    match net {
+        IpNet::V4(_) => Family::V4,
+        IpNet::V6(_) => Family::V6,
+    }
+}
+
+/// What `iptables-save` shows of ours: our chains' rules, and which jumps exist (and how often).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub chains: BTreeSet<String>,
+    pub lines: Vec<String>,
+    /// Per our chain: how many jump rules lead to it.
+    pub jumps: Vec<(String, usize)>,
+}
+
+pub fn parse_save(save: &str) -> Observed {
+    let mut seen = Observed::default();
+    let mut jumps: Vec<(String, usize)> = CHAINS
+        .iter()
+        .map(|(_, _, c)| ((*c).to_owned(), 0))
+        .collect();
+    for line in save.lines() {
+        if let Some(decl) = line.strip_prefix(':') {
+            let name = decl.split_whitespace().next().unwrap_or("");
+            if name.starts_with("WGFLEET-") {
+                seen.chains.insert(name.to_owned());
+            }
+        } else if line.starts_with("-A WGFLEET-") {
+            seen.lines.push(line.to_owned());
+        } else {
+            // `jumps` is parallel to CHAINS.
+            for ((_, builtin, ours), jump) in CHAINS.iter().zip(jumps.iter_mut()) {
+                if line == format!("-A {builtin} -j {ours}") {
+                    jump.1 += 1;
+                }
+            }
+        }
+    }
+    seen.jumps = jumps;
+    seen
+}
+
+/// What to do for one family.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallDiff {
+    /// The `iptables-restore --noflush` input replacing our chains, when their rules differ.
+    pub restore: Option<String>,
+    /// Built-in chains missing their jump to ours: `(table, builtin, ours)`.
+    pub add_jumps: Vec<(String, String, String)>,
+    /// With no rule left: jumps to delete and chains to remove.
+    pub remove: bool,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl FirewallDiff {
+    pub fn is_empty(&self) -> bool {
+        self.restore.is_none() && self.add_jumps.is_empty() && !self.remove
+    }
+}
+
+pub fn diff(desired: &[String], observed: &Observed) -> FirewallDiff {
+    let mut d = FirewallDiff::default();
+    if desired.is_empty() {
+        d.remove = !observed.chains.is_empty() || observed.jumps.iter().any(|(_, n)| *n > 0);
+        d.removed = observed.lines.clone();
+        return d;
+    }
+    if by_chain(desired) != by_chain(&observed.lines)
+        || CHAINS.iter().any(|(_, _, c)| !observed.chains.contains(*c))
+    {
+        d.restore = Some(restore_input(desired));
+        d.added = desired
+            .iter()
+            .filter(|l| !observed.lines.contains(l))
+            .cloned()
+            .collect();
+        d.removed = observed
+            .lines
+            .iter()
+            .filter(|l| !desired.contains(l))
+            .cloned()
+            .collect();
+    }
+    for (table, builtin, ours) in CHAINS {
+        if observed.jumps.iter().any(|(c, n)| c == ours && *n == 0) {
+            d.add_jumps.push((
+                (*table).to_owned(),
+                (*builtin).to_owned(),
+                (*ours).to_owned(),
+            ));
+        }
+    }
+    d
+}
+
+/// Rules grouped by chain, keeping their order within each chain: `iptables-save` lists chains
+/// in its own order, and only the order inside a chain means anything.
+fn by_chain(lines: &[String]) -> Vec<&String> {
+    let mut sorted: Vec<&String> = lines.iter().collect();
+    sorted.sort_by_key(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned());
+    sorted
+}
+
+/// Declares our chains (creating them if missing), flushes them and fills them: one
+/// transaction per table, applied with `--noflush` so nothing else is touched.
+pub fn restore_input(lines: &[String]) -> String {
+    let mut out = String::new();
+    for table in ["filter", "nat"] {
+        out.push_str(&format!("*{table}\n"));
+        for (_, _, chain) in CHAINS.iter().filter(|(t, _, _)| *t == table) {
+            out.push_str(&format!(":{chain} - [0:0]\n-F {chain}\n"));
+        }
+        for line in lines.iter().filter(|l| {
+            CHAINS
+                .iter()
+                .any(|(t, _, c)| *t == table && l.starts_with(&format!("-A {c} ")))
+        }) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("COMMIT\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVE: &str = "*filter\n:INPUT ACCEPT [0:0]\n:WGFLEET-INPUT - [0:0]\n:WGFLEET-FORWARD - [0:0]\n-A INPUT -j WGFLEET-INPUT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A WGFLEET-INPUT -p udp -m udp --dport 51821 -j ACCEPT\nCOMMIT\n*nat\n:WGFLEET-POSTROUTING - [0:0]\nCOMMIT\n";
+
+    #[test]
+    fn unchanged_rules_need_only_missing_jumps() {
+        let observed = parse_save(SAVE);
+        let want = vec!["-A WGFLEET-INPUT -p udp -m udp --dport 51821 -j ACCEPT".to_owned()];
+        let d = diff(&want, &observed);
+        assert_eq!(d.restore, None);
+        assert_eq!(
+            d.add_jumps.len(),
+            2,
+            "FORWARD and POSTROUTING jumps are missing: {d:?}"
+        );
+    }
+
+    #[test]
+    fn changed_rules_are_replaced_in_one_restore() {
+        let observed = parse_save(SAVE);
+        let want = vec![
+            "-A WGFLEET-INPUT -p udp -m udp --dport 51999 -j ACCEPT".to_owned(),
+            "-A WGFLEET-FORWARD -i wg0 -j ACCEPT".to_owned(),
+        ];
+        let d = diff(&want, &observed);
+        let restore = d.restore.expect("a restore");
+        assert!(
+            restore.contains("-F WGFLEET-INPUT\n")
+                && restore.contains("--dport 51999")
+                && restore.contains("*nat\n:WGFLEET-POSTROUTING - [0:0]\n")
+        );
+        assert!(
+            !restore.contains("--dport 22"),
+            "other rules are not ours to write"
+        );
+        assert_eq!(
+            d.removed,
+            vec!["-A WGFLEET-INPUT -p udp -m udp --dport 51821 -j ACCEPT".to_owned()]
+        );
+    }
+
+    #[test]
+    fn chain_order_in_the_save_output_does_not_matter() {
+        let save = "*filter\n:WGFLEET-FORWARD - [0:0]\n:WGFLEET-INPUT - [0:0]\n-A FORWARD -j WGFLEET-FORWARD\n-A INPUT -j WGFLEET-INPUT\n-A WGFLEET-FORWARD -i wg0 -j ACCEPT\n-A WGFLEET-INPUT -p udp -m udp --dport 1 -j ACCEPT\nCOMMIT\n*nat\n:WGFLEET-POSTROUTING - [0:0]\n-A POSTROUTING -j WGFLEET-POSTROUTING\nCOMMIT\n";
+        let want = vec![
+            "-A WGFLEET-INPUT -p udp -m udp --dport 1 -j ACCEPT".to_owned(),
+            "-A WGFLEET-FORWARD -i wg0 -j ACCEPT".to_owned(),
+        ];
+        let d = diff(&want, &parse_save(save));
+        assert!(d.is_empty(), "{d:?} {:?}", parse_save(save));
+    }
+
+    #[test]
+    fn no_rules_left_removes_everything_of_ours() {
+        let d = diff(&[], &parse_save(SAVE));
+        assert!(d.remove);
+        assert!(diff(&[], &parse_save("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")).is_empty());
+    }
+}
