@@ -193,6 +193,17 @@ fn apply_reconciles_real_hosts() {
         !firewall(w1).contains("WGFLEET-INPUT -p udp"),
         "workers expose no port"
     );
+    assert_eq!(
+        cp.sh_ok("cat /proc/sys/net/ipv4/ip_forward")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(
+        cp.sh_ok("cat /etc/sysctl.d/90-wgfleet.conf")
+            .unwrap()
+            .contains("net.ipv4.ip_forward = 1")
+    );
     let mode = cp
         .sh_ok("stat -c '%a' /etc/wireguard/wg0.conf /etc/wireguard")
         .unwrap();
@@ -362,6 +373,37 @@ fn apply_reconciles_real_hosts() {
     let out = apply(proxy);
     assert!(out.contains("inactive"), "{out}");
     ping(proxy, "10.50.0.1");
+
+    eprintln!("scenario 7");
+    // 7. apply killed with SIGKILL at several points leaves the old or the new file, never a
+    // torn one, and the next apply converges.
+    let cmd = "/x/wgfleet apply --fleet /x/fleet.json --host worker-1 -i /x/identity.txt";
+    for (i, delay_ms) in [0, 2, 5, 10, 20, 40, 80, 160].into_iter().enumerate() {
+        let old = w1.sh_ok("cat /etc/wireguard/wg0.conf").unwrap();
+        let mut variant = mtu.clone();
+        variant["networks"]["wg0"]["mtu"] = json!(1300 + 10 * (i as u64 % 2));
+        set_fleet(w1, &variant);
+        let sleep = format!("{}.{:03}", delay_ms / 1000, delay_ms % 1000);
+        w1.sh(&format!(
+            "{cmd} >/dev/null 2>&1 & pid=$!; sleep {sleep}; kill -9 $pid; wait"
+        ))
+        .unwrap();
+        let seen = w1.sh_ok("cat /etc/wireguard/wg0.conf").unwrap();
+        apply(w1);
+        let new = w1.sh_ok("cat /etc/wireguard/wg0.conf").unwrap();
+        assert!(
+            seen == old || seen == new,
+            "killed after {delay_ms} ms, the file is neither old nor new:\n{seen}"
+        );
+        assert_eq!(
+            plan_exit(w1),
+            Some(0),
+            "converged after the kill at {delay_ms} ms"
+        );
+    }
+    set_fleet(w1, &mtu);
+    apply(w1);
+    ping(w1, "10.50.0.1");
 
     eprintln!("scenario 8");
     // 8. Two applies at once serialise; both succeed; the audit log has both.
