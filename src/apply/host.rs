@@ -113,10 +113,15 @@ pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> R
         d.files.push((paths.rules(family), content));
     }
     let any_rules = d.files.iter().any(|(_, c)| c.is_some());
-    let exe = std::env::current_exe().map_err(|e| Error::System {
-        what: "wgfleet".into(),
-        message: e.to_string(),
-    })?;
+    // A wrapper (the Nix package) names itself in WGFLEET_EXE: the drop-in must run the
+    // wrapper, which sets PATH, not the wrapped binary.
+    let exe = match std::env::var_os("WGFLEET_EXE") {
+        Some(exe) => exe.into(),
+        None => std::env::current_exe().map_err(|e| Error::System {
+            what: "wgfleet".into(),
+            message: e.to_string(),
+        })?,
+    };
     d.files
         .push((paths.dropin(), any_rules.then(|| dropin(&exe, root))));
     let wanted = wanted_sysctls(plans);

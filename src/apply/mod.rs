@@ -30,7 +30,11 @@ pub struct Paths {
     pub wireguard: PathBuf,
     pub state: PathBuf,
     pub lock: PathBuf,
+    /// Where the `wg-quick@` drop-in goes: /etc/systemd/system, or /run/systemd/system where
+    /// /etc is read-only (NixOS); units are then enabled for this boot only (`runtime`), which
+    /// the timer renews at every boot.
     pub systemd: PathBuf,
+    pub runtime_units: bool,
     pub sysctl: PathBuf,
 }
 
@@ -38,11 +42,19 @@ impl Paths {
     pub fn new(root: Option<&Path>) -> Self {
         let under =
             |p: &str| root.map_or_else(|| PathBuf::from(p), |r| r.join(p.trim_start_matches('/')));
+        let etc_systemd = under("/etc/systemd/system");
+        let etc_writable = !etc_systemd.exists()
+            || nix::unistd::access(&etc_systemd, nix::unistd::AccessFlags::W_OK).is_ok();
         Paths {
             wireguard: under("/etc/wireguard"),
             state: under("/var/lib/wgfleet"),
             lock: under("/run/wgfleet.lock"),
-            systemd: under("/etc/systemd/system"),
+            systemd: if etc_writable {
+                etc_systemd
+            } else {
+                under("/run/systemd/system")
+            },
+            runtime_units: !etc_writable,
             sysctl: under("/etc/sysctl.d"),
         }
     }
@@ -337,7 +349,7 @@ fn act_one(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<()> {
         )?;
     }
     if step.diff.enable {
-        systemd.enable(&unit).map_err(sys)?;
+        systemd.enable(&unit, paths.runtime_units).map_err(sys)?;
     }
     let job = match step.diff.action {
         Action::Nothing | Action::WriteFile | Action::Remove => return Ok(()),

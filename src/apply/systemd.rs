@@ -151,7 +151,7 @@ impl Systemd {
                 .unwrap_or_else(|_| "disabled".into());
             Ok(UnitState {
                 active_state,
-                enabled: file_state == "enabled",
+                enabled: matches!(file_state.as_str(), "enabled" | "enabled-runtime"),
             })
         })
         .map_err(call)
@@ -217,7 +217,7 @@ impl Systemd {
     }
 
     /// Enables the unit for boot (the `multi-user.target.wants` symlink) and reloads systemd.
-    pub fn enable(&self, unit: &str) -> Result<(), SystemdError> {
+    pub fn enable(&self, unit: &str, runtime: bool) -> Result<(), SystemdError> {
         let call = |e: zbus::Error| SystemdError::Call {
             what: "enabling",
             unit: unit.to_owned(),
@@ -225,7 +225,7 @@ impl Systemd {
         };
         zbus::block_on(async {
             let manager = self.manager().await?;
-            let (_, changes) = manager.enable_unit_files(&[unit], false, false).await?;
+            let (_, changes) = manager.enable_unit_files(&[unit], runtime, false).await?;
             if !changes.is_empty() {
                 manager.reload().await?;
             }
@@ -253,7 +253,9 @@ impl Systemd {
         };
         zbus::block_on(async {
             let manager = self.manager().await?;
-            if !manager.disable_unit_files(&[unit], false).await?.is_empty() {
+            let mut changed = !manager.disable_unit_files(&[unit], false).await?.is_empty();
+            changed |= !manager.disable_unit_files(&[unit], true).await?.is_empty();
+            if changed {
                 manager.reload().await?;
             }
             Ok(())

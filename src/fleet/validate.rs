@@ -93,13 +93,15 @@ fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel
         }
         check_opt(
             d,
-            &path.key("privateKeyFile"),
+            &path,
+            "privateKeyFile",
             host.private_key_file.as_deref(),
             syntax::check_file_ref,
         );
         check_opt(
             d,
-            &path.key("description"),
+            &path,
+            "description",
             host.description.as_deref(),
             syntax::check_text,
         );
@@ -132,27 +134,35 @@ fn check_groups(fleet: &Fleet, client_names: &BTreeSet<&str>, d: &mut Diagnostic
     }
 }
 
+/// Checks an optional field; the field's path is only built when there is something to report
+/// (paths allocate, and a large fleet has many fields).
 fn check_opt(
     d: &mut Diagnostics,
-    path: &JsonPath,
+    parent: &JsonPath,
+    field: &str,
     value: Option<&str>,
     check: impl Fn(&str) -> Result<(), String>,
 ) {
     if let Some(v) = value
         && let Err(e) = check(v)
     {
-        d.error(path, e);
+        d.error(&parent.key(field), e);
     }
 }
 
 /// Parses a list of prefixes, reporting each bad one; host bits set is an error because it
 /// usually means a typo (`192.168.1.5/24` for `192.168.1.0/24`).
-fn parse_prefixes(d: &mut Diagnostics, path: &JsonPath, list: &[String]) -> Vec<IpNet> {
+fn parse_prefixes(
+    d: &mut Diagnostics,
+    parent: &JsonPath,
+    field: &str,
+    list: &[String],
+) -> Vec<IpNet> {
     let mut out = Vec::with_capacity(list.len());
     for (i, text) in list.iter().enumerate() {
         match parse_prefix(text) {
             Ok(p) => out.push(p),
-            Err(e) => d.error(&path.index(i), e),
+            Err(e) => d.error(&parent.key(field).index(i), e),
         }
     }
     out
@@ -217,10 +227,8 @@ impl NetworkCheck<'_> {
                 None
             }
         });
-        let keepalive = self.keepalive(
-            &self.path.key("persistentKeepalive"),
-            net.persistent_keepalive,
-        );
+        let net_path = self.path.clone();
+        let keepalive = self.keepalive(&net_path, net.persistent_keepalive);
         let hubs = self.hubs(net);
 
         let mut peers = BTreeMap::new();
@@ -310,13 +318,13 @@ impl NetworkCheck<'_> {
         Subnets { v4, v6 }
     }
 
-    fn keepalive(&mut self, path: &JsonPath, value: Option<u64>) -> Option<u16> {
+    fn keepalive(&mut self, parent: &JsonPath, value: Option<u64>) -> Option<u16> {
         match value {
             None | Some(0) => None,
             Some(k @ 1..=65535) => Some(k as u16),
             Some(k) => {
                 self.d.error(
-                    path,
+                    &parent.key("persistentKeepalive"),
                     format!("{k} is not a keepalive interval (0–65535 seconds)"),
                 );
                 None
@@ -518,8 +526,8 @@ impl NetworkCheck<'_> {
             m.address6.as_deref(),
             subnets,
         );
-        let routes = parse_prefixes(self.d, &path.key("routes"), &m.routes);
-        let reach = parse_prefixes(self.d, &path.key("reach"), &m.reach);
+        let routes = parse_prefixes(self.d, &path, "routes", &m.routes);
+        let reach = parse_prefixes(self.d, &path, "reach", &m.reach);
         if !reach.is_empty() {
             if hubs.is_empty() {
                 self.d.error(
@@ -536,7 +544,7 @@ impl NetworkCheck<'_> {
         let override_ips = m
             .allowed_ips
             .as_ref()
-            .map(|l| parse_prefixes(self.d, &path.key("allowedIPs"), l));
+            .map(|l| parse_prefixes(self.d, &path, "allowedIPs", l));
         if m.nat && host.wan_interface.is_none() {
             self.d.error(
                 &path.key("nat"),
@@ -545,16 +553,18 @@ impl NetworkCheck<'_> {
                 ),
             );
         }
-        let keepalive = self.keepalive(&path.key("persistentKeepalive"), m.persistent_keepalive);
+        let keepalive = self.keepalive(&path, m.persistent_keepalive);
         check_opt(
             self.d,
-            &path.key("description"),
+            &path,
+            "description",
             m.description.as_deref(),
             syntax::check_text,
         );
         check_opt(
             self.d,
-            &path.key("privateKeyFile"),
+            &path,
+            "privateKeyFile",
             m.private_key_file.as_deref(),
             syntax::check_file_ref,
         );
@@ -616,19 +626,22 @@ impl NetworkCheck<'_> {
         );
         check_opt(
             self.d,
-            &path.key("owner"),
+            &path,
+            "owner",
             c.owner.as_deref(),
             syntax::check_owner,
         );
         check_opt(
             self.d,
-            &path.key("description"),
+            &path,
+            "description",
             c.description.as_deref(),
             syntax::check_text,
         );
         check_opt(
             self.d,
-            &path.key("presharedKeyFile"),
+            &path,
+            "presharedKeyFile",
             c.preshared_key_file.as_deref(),
             syntax::check_file_ref,
         );
@@ -883,7 +896,8 @@ impl NetworkCheck<'_> {
             let path = self.path.key("presharedKeys").index(i);
             check_opt(
                 self.d,
-                &path.key("file"),
+                &path,
+                "file",
                 Some(&pair.file),
                 syntax::check_file_ref,
             );

@@ -111,8 +111,11 @@ fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {
 }
 
 fn join(list: &[ipnet::IpNet]) -> String {
-    list.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(list.len() * 20);
+    for (i, net) in list.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(out, "{sep}{net}");
+    }
+    out
 }

@@ -1,0 +1,117 @@
+{
+  description = "wgfleet: declarative WireGuard fleets, one description in git and a reconciler on every host";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      # WireGuard, systemd and iptables: Linux only.
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems =
+        f:
+        nixpkgs.lib.genAttrs systems (
+          system:
+          f (
+            import nixpkgs {
+              inherit system;
+              overlays = [ self.overlays.default ];
+            }
+          )
+        );
+    in
+    {
+      overlays.default = final: _prev: { wgfleet = final.callPackage ./nix/package.nix { }; };
+
+      packages = forAllSystems (pkgs: {
+        default = pkgs.wgfleet;
+        wgfleet = pkgs.wgfleet;
+      });
+
+      # services.wgfleet, with this flake's package as the default.
+      nixosModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./modules/wgfleet.nix ];
+          services.wgfleet.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+      nixosModules.wgfleet = self.nixosModules.default;
+
+      # Helpers for writing fleets in Nix, builtins only (nix/lib.nix).
+      lib = import ./nix/lib.nix;
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          inputsFrom = [ pkgs.wgfleet ];
+          packages = with pkgs; [
+            clippy
+            rustfmt
+            rust-analyzer
+            wireguard-tools
+            wireguard-go
+            age
+            iptables
+            iproute2
+            nix
+          ];
+        };
+      });
+
+      checks = forAllSystems (pkgs: {
+        # The build, with the tests that run in the build sandbox (see nix/package.nix).
+        package = pkgs.wgfleet;
+
+        clippy = pkgs.wgfleet.overrideAttrs (old: {
+          pname = "wgfleet-clippy";
+          nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.clippy ];
+          buildPhase = ''
+            runHook preBuild
+            cargo clippy --frozen --all-targets -- -D warnings
+            runHook postBuild
+          '';
+          doCheck = false;
+          installPhase = "mkdir -p $out";
+        });
+
+        fmt = pkgs.runCommand "wgfleet-fmt" { nativeBuildInputs = [ pkgs.rustfmt ]; } ''
+          cd ${pkgs.wgfleet.src}
+          find src tests -name '*.rs' -print0 | xargs -0 rustfmt --check --edition 2024
+          mkdir -p $out
+        '';
+
+        # The module in a real (minimal) NixOS system: its options against NixOS's own types,
+        # the units rendered by NixOS. No KVM needed.
+        module =
+          (nixpkgs.lib.nixosSystem {
+            inherit (pkgs.stdenv.hostPlatform) system;
+            modules = [
+              self.nixosModules.default
+              {
+                boot.loader.grub.enable = false;
+                fileSystems."/" = {
+                  device = "none";
+                  fsType = "tmpfs";
+                };
+                system.stateVersion = "25.05";
+                networking.hostName = "cp";
+                services.wgfleet = {
+                  enable = true;
+                  fleet = import ./tests/nix/seed-000-lib.nix;
+                };
+              }
+            ];
+          }).config.system.build.toplevel;
+
+        # Two VMs, a tunnel, a switch that adds a peer (nix/vm-test.nix). Needs KVM.
+        vm = import ./nix/vm-test.nix {
+          inherit pkgs;
+          module = self.nixosModules.default;
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+    };
+}
