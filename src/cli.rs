@@ -44,6 +44,23 @@ pub enum Command {
   wgfleet render --fleet fleet.json --host cp --json | jq -r '.interfaces[0].config'")]
     Render(RenderArgs),
 
+    /// Who can reach what, through which hub, until when, checked hop by hop from the description
+    #[command(
+        after_help = "Without flows, every pair of peers with a tunnel between them is listed; with flows,
+each declared (from, to, ports). Each row is checked end to end: the sender's AllowedIPs, each
+hub's cryptokey check, forwarding and firewall, the receiver, and the reply.
+
+With --from and --to it answers one question: exit 0 when the connection works, 1 when it does
+not, naming the hop that drops it.
+
+Examples:
+  wgfleet access --fleet fleet.json
+  wgfleet access --fleet fleet.json --owner alice@contractor.example    # is she revoked everywhere?
+  wgfleet access --fleet fleet.json --from proxy --to worker-1 --port 8080/tcp
+  wgfleet access --fleet fleet.json --json | jq '.[] | select(.works | not)'"
+    )]
+    Access(AccessArgs),
+
     /// Show what apply would change on a host, change by change, and how (reload, restart, …)
     #[command(
         after_help = "Decrypts the host's keys (to compare the real file) but changes nothing.
@@ -263,4 +280,34 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Only this network
+    #[arg(long, value_name = "IFACE")]
+    pub network: Option<String>,
+
+    /// Only connections from this member or client
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+
+    /// Only connections to this member, client or prefix
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+
+    /// Only clients of this owner
+    #[arg(long, value_name = "EMAIL")]
+    pub owner: Option<String>,
+
+    /// The port to ask about: N/tcp, N/udp or icmp
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Print the rows as JSON
+    #[arg(long)]
+    pub json: bool,
 }

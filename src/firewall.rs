@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::plan::InterfacePlan;
+use crate::fleet::syntax::PortSpec;
+use crate::plan::{FlowRule, InterfacePlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,9 +68,37 @@ pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
             "-A WGFLEET-INPUT -p udp -m udp --dport {port} -j ACCEPT"
         ));
     }
+    for p in plans {
+        let Some(policy) = &p.policy else { continue };
+        // Replies to allowed connections, then what flows allow, then nothing else from the tunnel.
+        let iface = &p.network;
+        lines.push(format!(
+            "-A WGFLEET-INPUT -i {iface} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+        ));
+        lines.extend(
+            policy
+                .input
+                .iter()
+                .filter_map(|r| flow_rule("WGFLEET-INPUT", iface, r, family)),
+        );
+        lines.push(format!("-A WGFLEET-INPUT -i {iface} -j DROP"));
+    }
     for p in plans.iter().filter(|p| p.forwarding) {
-        lines.push(format!("-A WGFLEET-FORWARD -i {} -j ACCEPT", p.network));
-        lines.push(format!("-A WGFLEET-FORWARD -o {} -j ACCEPT", p.network));
+        let iface = &p.network;
+        match &p.policy {
+            None => lines.push(format!("-A WGFLEET-FORWARD -i {iface} -j ACCEPT")),
+            Some(policy) => {
+                lines.push(format!("-A WGFLEET-FORWARD -i {iface} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"));
+                lines.extend(
+                    policy
+                        .forward
+                        .iter()
+                        .filter_map(|r| flow_rule("WGFLEET-FORWARD", iface, r, family)),
+                );
+                lines.push(format!("-A WGFLEET-FORWARD -i {iface} -j DROP"));
+            }
+        }
+        lines.push(format!("-A WGFLEET-FORWARD -o {iface} -j ACCEPT"));
     }
     for p in plans {
         let Some(wan) = &p.nat else { continue };
@@ -85,6 +114,42 @@ pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
         }
     }
     lines
+}
+
+/// One flow as `iptables-save` prints it (`-s`, `-d`, `-i`, `-p`, match, `--dport`), or `None`
+/// when it belongs to the other address family.
+fn flow_rule(chain: &str, iface: &str, r: &FlowRule, family: Family) -> Option<String> {
+    if family_of(&r.src) != family || r.dst.is_some_and(|d| family_of(&d) != family) {
+        return None;
+    }
+    let mut rule = format!("-A {chain} -s {}", r.src);
+    if let Some(dst) = r.dst {
+        rule.push_str(&format!(" -d {dst}"));
+    }
+    rule.push_str(&format!(" -i {iface}"));
+    let range = |a: u16, b: u16| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}:{b}")
+        }
+    };
+    match r.port {
+        None => {}
+        Some(PortSpec::Tcp(a, b)) => {
+            rule.push_str(&format!(" -p tcp -m tcp --dport {}", range(a, b)))
+        }
+        Some(PortSpec::Udp(a, b)) => {
+            rule.push_str(&format!(" -p udp -m udp --dport {}", range(a, b)))
+        }
+        Some(PortSpec::Icmp) => rule.push_str(if family == Family::V4 {
+            " -p icmp"
+        } else {
+            " -p ipv6-icmp"
+        }),
+    }
+    rule.push_str(" -j ACCEPT");
+    Some(rule)
 }
 
 fn family_of(net: &IpNet) -> Family {

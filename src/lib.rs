@@ -3,6 +3,7 @@
 //! Functional core, imperative shell: `fleet` (load, validate) → `plan` (one host's desired
 //! state) → `render` (wg-quick files) are pure; the shell around them is the CLI.
 
+pub mod access;
 pub mod apply;
 pub mod cli;
 pub mod commands;

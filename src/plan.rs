@@ -26,6 +26,25 @@ pub struct InterfacePlan {
     /// The interface to masquerade out of, when `nat` is on.
     pub nat: Option<String>,
     pub peers: Vec<PeerPlan>,
+    /// With flows declared: what the firewall lets in and through; `None`: no policy.
+    pub policy: Option<Policy>,
+}
+
+/// The flows that concern one host, as firewall rules on its tunnel interface.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Policy {
+    /// Connections this host accepts: from these sources, on these ports.
+    pub input: Vec<FlowRule>,
+    /// Connections this host forwards between others (hubs, routers).
+    pub forward: Vec<FlowRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRule {
+    pub src: IpNet,
+    pub dst: Option<IpNet>,
+    /// `None`: any port and protocol.
+    pub port: Option<crate::fleet::syntax::PortSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,6 +122,7 @@ pub fn plan_interface(
         public_key: me.public_key.clone(),
         forwarding: me.forwarding,
         dialable: me.endpoint.is_some() && (net.is_mesh() || is_hub),
+        policy: policy(net, me),
         nat: me
             .nat
             .then(|| host_model.and_then(|h| h.wan_interface.clone()))
@@ -114,9 +134,13 @@ pub fn plan_interface(
 /// How `me` sees `peer`: what it routes to it, and whether it dials it.
 fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
     let me_is_spoke = !net.is_mesh() && !net.is_hub(&me.name);
-    let allowed_ips = if me_is_spoke && net.hubs.first() == Some(&peer.name) && !me.reach.is_empty()
-    {
-        fold_prefixes(peer.advertised.iter().chain(&me.reach).copied())
+    let allowed_ips = if me_is_spoke && net.hubs.first() == Some(&peer.name) {
+        let extra = crate::access::spoke_extra(net, &me.name);
+        if extra.is_empty() {
+            peer.advertised.clone()
+        } else {
+            fold_prefixes(peer.advertised.iter().chain(&extra).copied())
+        }
     } else {
         peer.advertised.clone()
     };
@@ -144,4 +168,136 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
         owner: peer.owner.clone(),
         expires: peer.expires,
     }
+}
+
+/// What an agentless client's own wg-quick file holds (`wgfleet client-config`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientPlan {
+    pub network: String,
+    pub client: String,
+    pub addresses: Vec<IpNet>,
+    pub preshared_key_file: Option<String>,
+    pub peers: Vec<PeerPlan>,
+}
+
+/// A client's view: the members it connects to, each dialled at its endpoint with keepalive.
+/// Its first hub carries the whole tunnel (subnets and every member's routes); any other hub
+/// only its own prefixes, so no prefix sits on two peers.
+pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientPlan> {
+    let me = net
+        .peers
+        .get(client)
+        .filter(|p| p.kind == PeerKind::Client && !p.is_expired(now))?;
+    let candidates: Vec<&Peer> = if net.is_mesh() {
+        net.peers
+            .values()
+            .filter(|p| p.kind == PeerKind::Host)
+            .collect()
+    } else {
+        net.hubs.iter().filter_map(|h| net.peers.get(h)).collect()
+    };
+    let connected: Vec<&Peer> = candidates
+        .into_iter()
+        .filter(|p| me.connects_to(&p.name))
+        .collect();
+    let whole_tunnel = fold_prefixes(
+        net.subnet
+            .map(IpNet::V4)
+            .into_iter()
+            .chain(net.subnet6.map(IpNet::V6))
+            .chain(
+                net.peers
+                    .values()
+                    .filter(|p| p.kind == PeerKind::Host)
+                    .flat_map(|p| p.advertised.iter().copied()),
+            ),
+    );
+    let peers = connected
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PeerPlan {
+            name: p.name.clone(),
+            kind: PeerKind::Host,
+            public_key: p.public_key.clone(),
+            allowed_ips: if i == 0 && !net.is_mesh() {
+                whole_tunnel.clone()
+            } else {
+                p.advertised.clone()
+            },
+            endpoint: p.endpoint.as_ref().map(|ep| ep.render(net.listen_port)),
+            persistent_keepalive: net.keepalive,
+            preshared_key_file: me.secret_file.clone(),
+            description: p.description.clone(),
+            owner: None,
+            expires: None,
+        })
+        .collect();
+    let addresses = me
+        .address
+        .zip(net.subnet)
+        .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()))
+        .into_iter()
+        .chain(
+            me.address6
+                .zip(net.subnet6)
+                .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len())),
+        )
+        .collect();
+    Some(ClientPlan {
+        network: net.name.clone(),
+        client: client.to_owned(),
+        addresses,
+        preshared_key_file: me.secret_file.clone(),
+        peers,
+    })
+}
+
+/// The firewall side of the flows for `me`: what is addressed to it, and, when it forwards, what
+/// passes through it between others.
+fn policy(net: &NetworkModel, me: &Peer) -> Option<Policy> {
+    use crate::access::{pairs, prefixes};
+    use crate::fleet::model::Party;
+    if net.flows.is_empty() {
+        return None;
+    }
+    let mine = |party: &Party| match party {
+        Party::Peer(n) => *n == me.name,
+        Party::Cidr(c) => me.advertised.iter().any(|a| a.contains(c)),
+    };
+    let ports =
+        |list: &[crate::fleet::syntax::PortSpec]| -> Vec<Option<crate::fleet::syntax::PortSpec>> {
+            if list.is_empty() {
+                vec![None]
+            } else {
+                list.iter().copied().map(Some).collect()
+            }
+        };
+    let mut policy = Policy::default();
+    for pair in pairs(net) {
+        if mine(pair.to) {
+            for src in prefixes(net, pair.from) {
+                for port in ports(pair.ports) {
+                    policy.input.push(FlowRule {
+                        src,
+                        dst: None,
+                        port,
+                    });
+                }
+            }
+        } else if me.forwarding && !mine(pair.from) {
+            for src in prefixes(net, pair.from) {
+                for dst in prefixes(net, pair.to) {
+                    for port in ports(pair.ports) {
+                        policy.forward.push(FlowRule {
+                            src,
+                            dst: Some(dst),
+                            port,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Some(policy)
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+mod access;
 mod apply;
 mod secrets;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Validate(args) => cmd_validate(&args, out, err),
         Command::Render(args) => cmd_render(&args, out, err),
+        Command::Access(args) => access::cmd_access(&args, out, err),
         Command::Plan(args) => apply::cmd_plan(&args, out, err),
         Command::Apply(args) => apply::cmd_apply(&args, out, err),
         Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),

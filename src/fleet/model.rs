@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
-use super::syntax::Endpoint;
+use super::syntax::{Endpoint, PortSpec};
 
 #[derive(Debug, Clone, Default)]
 pub struct ValidFleet {
@@ -36,6 +36,45 @@ pub struct NetworkModel {
     pub peers: BTreeMap<String, Peer>,
     /// Preshared keys between two members, keyed by the pair in name order.
     pub pair_psks: BTreeMap<(String, String), String>,
+    /// Declared flows with their parties resolved; empty means "no policy": all may talk.
+    pub flows: Vec<FlowModel>,
+    pub tests: Vec<TestModel>,
+}
+
+/// One side of a flow: a member or client, or a prefix (a LAN behind a member).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Party {
+    Peer(String),
+    Cidr(IpNet),
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Party::Peer(name) => f.write_str(name),
+            Party::Cidr(net) => write!(f, "{net}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowModel {
+    /// Index in the fleet's `flows`, for messages.
+    pub index: usize,
+    pub from: Vec<Party>,
+    pub to: Vec<Party>,
+    /// Empty: any port.
+    pub ports: Vec<PortSpec>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestModel {
+    pub index: usize,
+    pub from: Vec<Party>,
+    pub to: Vec<Party>,
+    pub port: Option<PortSpec>,
+    pub allow: bool,
 }
 
 impl NetworkModel {

@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::diag::Diagnostics;
-use super::model::{HostModel, NetworkModel, Peer, PeerKind, ValidFleet, fold_prefixes};
+use super::model::{
+    FlowModel, HostModel, NetworkModel, Party, Peer, PeerKind, TestModel, ValidFleet, fold_prefixes,
+};
 use super::path::JsonPath;
 use super::schema::{self, Fleet, Topology};
 use super::syntax;
@@ -61,8 +63,14 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
         .run(name, net);
         networks.insert(name.clone(), model);
     }
-    let valid = (!d.has_errors()).then_some(ValidFleet { hosts, networks });
-    (valid, d)
+    if d.has_errors() {
+        return (None, d);
+    }
+    let valid = ValidFleet { hosts, networks };
+    for net in valid.networks.values() {
+        check_policy(&valid, net, opts.now, &mut d);
+    }
+    ((!d.has_errors()).then_some(valid), d)
 }
 
 fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel> {
@@ -231,6 +239,7 @@ impl NetworkCheck<'_> {
         let keepalive = self.keepalive(&net_path, net.persistent_keepalive);
         let hubs = self.hubs(net);
 
+        let (flows, tests) = self.flows_and_tests(net);
         let mut peers = BTreeMap::new();
         for (member_name, member) in &net.members {
             if let Some(peer) = self.member(member_name, member, &subnets, &hubs) {
@@ -258,13 +267,14 @@ impl NetworkCheck<'_> {
             hubs,
             peers,
             pair_psks: self.pair_psks(net),
+            flows,
+            tests,
         };
         self.unique_addresses(&model);
         self.unique_keys(&model);
         self.conflicting_prefixes(&model);
         self.overlapping_routes(&model, net);
         self.hubs_reachable(&model, net);
-        self.flows_and_tests(net);
         model
     }
 
@@ -797,20 +807,30 @@ impl NetworkCheck<'_> {
         let Some((primary, others)) = model.hubs.split_first() else {
             return;
         };
+        if others.is_empty() {
+            return;
+        }
         for spoke in live
             .iter()
-            .filter(|p| !p.reach.is_empty() && !model.is_hub(&p.name))
+            .filter(|p| p.kind == PeerKind::Host && !model.is_hub(&p.name))
         {
+            // What the spoke sends through its primary hub: its reach and its flows' other ends.
+            let extra = crate::access::spoke_extra(model, &spoke.name);
             for hub in others {
                 let Some(hub_peer) = model.peers.get(hub) else {
                     continue;
                 };
-                for prefix in spoke
-                    .reach
-                    .iter()
-                    .filter(|r| hub_peer.advertised.contains(r))
-                {
-                    let path = self.peer_path(spoke).key("reach");
+                for prefix in extra.iter().filter(|r| hub_peer.advertised.contains(r)) {
+                    let field = if spoke.reach.contains(prefix) {
+                        "reach"
+                    } else {
+                        "flows"
+                    };
+                    let path = if field == "reach" {
+                        self.peer_path(spoke).key("reach")
+                    } else {
+                        self.path.key("flows")
+                    };
                     self.d.error(
                         &path,
                         format!("{prefix} goes to the primary hub {primary:?} but is also routed to hub {hub:?}"),
@@ -935,66 +955,179 @@ impl NetworkCheck<'_> {
         pairs
     }
 
-    fn flows_and_tests(&mut self, net: &schema::Network) {
+    fn flows_and_tests(&mut self, net: &schema::Network) -> (Vec<FlowModel>, Vec<TestModel>) {
+        let mut flows = Vec::new();
         for (i, flow) in net.flows.iter().enumerate() {
             let path = self.path.key("flows").index(i);
+            let mut sides = Vec::new();
             for (field, sel) in [("from", &flow.from), ("to", &flow.to)] {
                 if sel.items().is_empty() {
                     self.d.error(&path.key(field), "names nobody");
                 }
+                let mut parties = Vec::new();
                 for (j, item) in sel.items().iter().enumerate() {
                     let p = match sel {
                         schema::Selector::One(_) => path.key(field),
                         schema::Selector::Many(_) => path.key(field).index(j),
                     };
-                    self.selector(&p, item, net);
+                    parties.extend(self.selector(&p, item, net));
                 }
+                parties.sort();
+                parties.dedup();
+                sides.push(parties);
             }
+            let mut ports = Vec::new();
             for (j, port) in flow.ports.iter().enumerate() {
-                if let Err(e) = syntax::parse_port_spec(port) {
-                    self.d.error(&path.key("ports").index(j), e);
+                match syntax::parse_port_spec(port) {
+                    Ok(p) => ports.push(p),
+                    Err(e) => self.d.error(&path.key("ports").index(j), e),
                 }
             }
+            let to = sides.pop().unwrap_or_default();
+            let from = sides.pop().unwrap_or_default();
+            flows.push(FlowModel {
+                index: i,
+                from,
+                to,
+                ports,
+            });
         }
+        let mut tests = Vec::new();
         for (i, test) in net.tests.iter().enumerate() {
             let path = self.path.key("tests").index(i);
-            self.selector(&path.key("from"), &test.from, net);
-            self.selector(&path.key("to"), &test.to, net);
-            if let Some(port) = &test.port
-                && let Err(e) = syntax::parse_port_spec(port)
-            {
-                self.d.error(&path.key("port"), e);
-            }
+            let from = self.selector(&path.key("from"), &test.from, net);
+            let to = self.selector(&path.key("to"), &test.to, net);
+            let port = test
+                .port
+                .as_ref()
+                .and_then(|p| match syntax::parse_port_spec(p) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        self.d.error(&path.key("port"), e);
+                        None
+                    }
+                });
+            let allow = test.expect == schema::Expect::Allow;
+            tests.push(TestModel {
+                index: i,
+                from,
+                to,
+                port,
+                allow,
+            });
         }
+        (flows, tests)
     }
 
-    /// A flow or test endpoint: a member or client name, `group:NAME`, `owner:EMAIL`, or a CIDR.
-    fn selector(&mut self, path: &JsonPath, item: &str, net: &schema::Network) {
+    /// A flow or test endpoint: a member or client name, `group:NAME`, `owner:EMAIL`, or a CIDR,
+    /// resolved to the parties of this network it names.
+    fn selector(&mut self, path: &JsonPath, item: &str, net: &schema::Network) -> Vec<Party> {
+        let in_net = |n: &String| net.members.contains_key(n) || net.clients.contains_key(n);
         if let Some(group) = item.strip_prefix("group:") {
-            if !self.fleet.groups.contains_key(group) {
-                self.d
-                    .error(path, format!("group {group:?} is not defined under groups"));
+            match self.fleet.groups.get(group) {
+                None => {
+                    self.d
+                        .error(path, format!("group {group:?} is not defined under groups"));
+                    Vec::new()
+                }
+                Some(names) => names
+                    .iter()
+                    .filter(|n| in_net(n))
+                    .map(|n| Party::Peer(n.clone()))
+                    .collect(),
             }
         } else if let Some(owner) = item.strip_prefix("owner:") {
-            if !net
+            let owned: Vec<Party> = net
                 .clients
-                .values()
-                .any(|c| c.owner.as_deref() == Some(owner))
-            {
+                .iter()
+                .filter(|(_, c)| c.owner.as_deref() == Some(owner))
+                .map(|(n, _)| Party::Peer(n.clone()))
+                .collect();
+            if owned.is_empty() {
                 self.d.error(
                     path,
                     format!("no client of this network has owner {owner:?}"),
                 );
             }
+            owned
         } else if item.contains('/') || item.parse::<IpAddr>().is_ok() {
-            if let Err(e) = parse_prefix(item) {
-                self.d.error(path, e);
+            match parse_prefix(item) {
+                Ok(p) => vec![Party::Cidr(p)],
+                Err(e) => {
+                    self.d.error(path, e);
+                    Vec::new()
+                }
             }
-        } else if !net.members.contains_key(item) && !net.clients.contains_key(item) {
+        } else if in_net(&item.to_owned()) {
+            vec![Party::Peer(item.to_owned())]
+        } else {
             self.d.error(
                 path,
                 format!("{item:?} is not a member or client of this network"),
             );
+            Vec::new()
+        }
+    }
+}
+
+/// Declared flows must work end to end (request and reply), and the fleet's tests must hold.
+fn check_policy(valid: &ValidFleet, net: &NetworkModel, now: i64, d: &mut Diagnostics) {
+    if net.flows.is_empty() && net.tests.is_empty() {
+        return;
+    }
+    let base = JsonPath::keys(&["networks", &net.name]);
+    let live = |party: &Party| match party {
+        Party::Peer(n) => net.peers.get(n).is_some_and(|p| !p.is_expired(now)),
+        Party::Cidr(_) => true,
+    };
+    let mut tables = crate::access::Tables::new(valid, net, now);
+    for pair in crate::access::pairs(net) {
+        let Party::Peer(from) = pair.from else {
+            continue;
+        };
+        if !live(pair.from) || !live(pair.to) {
+            continue;
+        }
+        let (there, back) = tables.connect(from, pair.to, pair.ports.first().copied());
+        for (what, trace) in [("request", Some(there)), ("reply", back)] {
+            if let Some(crate::access::Trace::Dropped { at, reason, .. }) = trace {
+                d.error(
+                    &base.key("flows").index(pair.flow),
+                    format!("the flow from {from} to {} cannot work: the {what} is dropped at {at}: {reason}", pair.to),
+                );
+            }
+        }
+    }
+    for test in &net.tests {
+        for (a, b) in test
+            .from
+            .iter()
+            .flat_map(|a| test.to.iter().map(move |b| (a, b)))
+        {
+            let Party::Peer(from) = a else { continue };
+            if !live(a) || !live(b) {
+                continue;
+            }
+            let (there, back) = tables.connect(from, b, test.port);
+            let works = there.ok() && back.as_ref().is_none_or(crate::access::Trace::ok);
+            if works != test.allow {
+                let (want, got) = if test.allow {
+                    ("allow", "denied")
+                } else {
+                    ("deny", "allowed")
+                };
+                let why = match (&there, &back) {
+                    (crate::access::Trace::Dropped { at, reason, .. }, _)
+                    | (_, Some(crate::access::Trace::Dropped { at, reason, .. })) => {
+                        format!(": dropped at {at}: {reason}")
+                    }
+                    _ => String::new(),
+                };
+                d.error(
+                    &base.key("tests").index(test.index),
+                    format!("expected {want} from {from} to {b}, but it is {got}{why}"),
+                );
+            }
         }
     }
 }
