@@ -61,6 +61,42 @@ Examples:
     )]
     Access(AccessArgs),
 
+    /// The wg-quick file for an agentless client (a phone, a laptop), with a QR code for phones
+    #[command(
+        after_help = "The client's private key stays on the client: the file names it as a placeholder,
+unless --generate makes a new key pair, prints the file with the private key once, and writes
+the new public key into the fleet (JSON), or says what to add (Nix). Its preshared key is
+decrypted with the operator's --identity. Hubs pick a new key up at their next apply.
+
+Examples:
+  wgfleet client-config alice-laptop --fleet fleet.json -i ~/.config/age/me.txt > alice.conf
+  wgfleet client-config alice-phone --fleet fleet.json --generate --qr"
+    )]
+    ClientConfig(ClientConfigArgs),
+
+    /// Per network on this host: the unit, and each peer's handshake, endpoint, transfer and verdict
+    #[command(
+        after_help = "Verdicts: ok (handshake within --stale seconds), stale handshake, never (no handshake
+yet), unknown peer (live on the interface but not in the fleet: drift, or a revoked key).
+
+Examples:
+  wgfleet status --fleet /etc/wgfleet/fleet.json
+  wgfleet status --fleet fleet.json --json | jq '.networks[].peers[] | select(.verdict != \"ok\")'
+  wgfleet status --fleet fleet.json --prometheus /var/lib/node_exporter/textfile/wgfleet.prom"
+    )]
+    Status(StatusArgs),
+
+    /// Which hosts a client or an owner was on, from when to when, read from audit logs
+    #[command(
+        after_help = "Reads the audit logs apply writes (/var/lib/wgfleet/audit.jsonl on each host; pass
+several --log files collected from the fleet) and answers from the recorded state.
+
+Examples:
+  wgfleet audit --owner bob@contractor.example --log cp.jsonl --log nl-1.jsonl
+  wgfleet audit --client alice-laptop --json"
+    )]
+    Audit(AuditArgs),
+
     /// Show what apply would change on a host, change by change, and how (reload, restart, …)
     #[command(
         after_help = "Decrypts the host's keys (to compare the real file) but changes nothing.
@@ -308,6 +344,76 @@ pub struct AccessArgs {
     pub port: Option<String>,
 
     /// Print the rows as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientConfigArgs {
+    /// The client's name in the fleet
+    pub name: String,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The network, when the client is in several
+    #[arg(long, value_name = "IFACE")]
+    pub network: Option<String>,
+
+    /// Decrypts the client's preshared key (age identity or SSH key); repeatable
+    #[arg(long = "identity", short = 'i', value_name = "PATH")]
+    pub identities: Vec<PathBuf>,
+
+    /// Generate a new key pair for the client and write its public key into the fleet
+    #[arg(long)]
+    pub generate: bool,
+
+    /// Print the configuration as a QR code for the WireGuard phone apps
+    #[arg(long)]
+    pub qr: bool,
+
+    /// Write the configuration to this file (0600) instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// The host (default: this machine's hostname)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// A handshake older than this many seconds is stale
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub stale: u64,
+
+    /// Print the status as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write Prometheus metrics to this file, atomically (node-exporter textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit logs to read; repeatable [default: /var/lib/wgfleet/audit.jsonl]
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+
+    /// Only peers of this owner
+    #[arg(long, value_name = "EMAIL")]
+    pub owner: Option<String>,
+
+    /// Only this client (or host) name
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
+
+    /// Print the intervals as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -100,6 +100,11 @@ pub struct LivePeer {
     pub allowed_ips: BTreeSet<String>,
     pub keepalive: Option<String>,
     pub has_psk: bool,
+    pub endpoint: Option<String>,
+    /// Unix seconds of the latest handshake; 0: never.
+    pub latest_handshake: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 /// Parses `wg show IFACE dump`. The private key (first field) and PSKs are skipped, not kept.
@@ -121,12 +126,17 @@ pub fn parse_dump(dump: &str) -> Live {
             .map(str::to_owned)
             .collect();
         let keepalive = Some(f[7].to_owned()).filter(|k| k != "off");
+        let number = |i: usize| f[i].parse().unwrap_or(0);
         peers.insert(
             f[0].to_owned(),
             LivePeer {
                 allowed_ips,
                 keepalive,
                 has_psk: f[1] != "(none)",
+                endpoint: Some(f[2].to_owned()).filter(|e| e != "(none)"),
+                latest_handshake: number(4),
+                rx_bytes: number(5),
+                tx_bytes: number(6),
             },
         );
     }
@@ -422,6 +432,7 @@ mod tests {
                             allowed_ips: p.allowed_ips.clone(),
                             keepalive: p.keepalive.clone(),
                             has_psk: p.preshared_key.is_some(),
+                            ..LivePeer::default()
                         },
                     )
                 })

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::diff::{self, Action, Live, NetworkDiff};
 use crate::error::{Error, Result};
+use crate::fleet::ValidFleet;
 use crate::fsutil::{ensure_private_dir, write_atomic};
 use crate::plan::InterfacePlan;
 use crate::render::{self, MANAGED_MARKER};
@@ -89,24 +90,35 @@ impl Paths {
 pub struct Desired {
     pub plan: InterfacePlan,
     pub config: Zeroizing<String>,
+    /// Every key the network knows, expired clients included, so that a removal is named.
+    names: BTreeMap<String, String>,
 }
 
 impl Desired {
-    pub fn build(plans: Vec<InterfacePlan>, secrets: &HostSecrets) -> Result<Vec<Desired>> {
+    pub fn build(
+        plans: Vec<InterfacePlan>,
+        secrets: &HostSecrets,
+        fleet: &ValidFleet,
+    ) -> Result<Vec<Desired>> {
         plans
             .into_iter()
             .map(|plan| {
                 let config = secrets.fill(&render::render_config(&plan)?);
-                Ok(Desired { plan, config })
+                let names = fleet
+                    .networks
+                    .get(&plan.network)
+                    .map_or_else(BTreeMap::new, |net| {
+                        net.peers
+                            .values()
+                            .map(|p| (p.public_key.clone(), p.name.clone()))
+                            .collect()
+                    });
+                Ok(Desired {
+                    plan,
+                    config,
+                    names,
+                })
             })
-            .collect()
-    }
-
-    fn names(&self) -> BTreeMap<String, String> {
-        self.plan
-            .peers
-            .iter()
-            .map(|p| (p.public_key.clone(), p.name.clone()))
             .collect()
     }
 }
@@ -144,7 +156,7 @@ pub fn observe<'d>(
             on_disk.as_deref().map(|s| s.as_str()),
             live.as_ref(),
             &unit,
-            &d.names(),
+            &d.names,
         );
         steps.push(Step {
             diff,
@@ -217,7 +229,7 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>> {
 }
 
 /// `wg show IFACE dump`, parsed at once; the private key it prints is zeroized with the buffer.
-fn live_state(iface: &str) -> Option<Live> {
+pub fn live_state(iface: &str) -> Option<Live> {
     let out = Command::new("wg")
         .args(["show", iface, "dump"])
         .stdin(Stdio::null())
@@ -269,6 +281,7 @@ pub fn act(
             action: Action::Reload,
             changes: serde_json::to_value(host_diff).unwrap_or_default(),
             result: text.clone(),
+            peers: None,
         };
         audit::append(&paths.state, &entry).map_err(|source| Error::Write {
             path: paths.state.join("audit.jsonl"),
@@ -297,6 +310,19 @@ pub fn act(
             action: step.diff.action,
             changes: serde_json::to_value(&step.diff.changes).unwrap_or_default(),
             result: text.clone(),
+            peers: ok.then(|| {
+                let peers = step
+                    .desired
+                    .map(|d| d.plan.peers.as_slice())
+                    .unwrap_or_default();
+                peers
+                    .iter()
+                    .map(|p| audit::AuditPeer {
+                        name: p.name.clone(),
+                        owner: p.owner.clone(),
+                    })
+                    .collect()
+            }),
         };
         audit::append(&paths.state, &entry).map_err(|source| Error::Write {
             path: paths.state.join("audit.jsonl"),

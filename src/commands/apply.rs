@@ -21,7 +21,7 @@ fn prepare(args: &HostArgs, err: &mut dyn Write) -> Result<(String, String, Vec<
         source,
     })?;
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids)?;
-    let desired = Desired::build(plans, &secrets)?;
+    let desired = Desired::build(plans, &secrets, &valid)?;
     Ok((host, loaded.digest(), desired))
 }
 

@@ -8,7 +8,10 @@ use serde_json::json;
 
 mod access;
 mod apply;
+mod audit;
+mod client;
 mod secrets;
+mod status;
 
 use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
 use crate::error::{Error, Result};
@@ -24,6 +27,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Validate(args) => cmd_validate(&args, out, err),
         Command::Render(args) => cmd_render(&args, out, err),
         Command::Access(args) => access::cmd_access(&args, out, err),
+        Command::ClientConfig(args) => client::cmd_client_config(&args, out, err),
+        Command::Status(args) => status::cmd_status(&args, out, err),
+        Command::Audit(args) => audit::cmd_audit(&args, out),
         Command::Plan(args) => apply::cmd_plan(&args, out, err),
         Command::Apply(args) => apply::cmd_apply(&args, out, err),
         Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),

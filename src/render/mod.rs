@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fleet::time::format_rfc3339;
-use crate::plan::{InterfacePlan, PeerPlan};
+use crate::plan::{ClientPlan, InterfacePlan, PeerPlan};
 
 const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
+const CLIENT_TEMPLATE: &str = include_str!("templates/client.conf.tera");
 
 /// How every file wgfleet writes begins: `apply` manages (and may remove) only such files.
 pub const MANAGED_MARKER: &str = "# Managed by wgfleet";
@@ -21,6 +22,8 @@ static TERA: LazyLock<std::result::Result<tera::Tera, String>> = LazyLock::new(|
     // HTML escaping would corrupt base64 ('/' and '+') and comments.
     tera.autoescape_on(Vec::<&str>::new());
     tera.add_raw_template("wg-quick.conf", TEMPLATE)
+        .map_err(|e| e.to_string())?;
+    tera.add_raw_template("client.conf", CLIENT_TEMPLATE)
         .map_err(|e| e.to_string())?;
     Ok(tera)
 });
@@ -75,6 +78,45 @@ pub fn render_config(plan: &InterfacePlan) -> Result<String> {
         message: e.to_string(),
     })?;
     tera.render("wg-quick.conf", &context)
+        .map_err(|e| Error::Render {
+            what: what(),
+            message: e.to_string(),
+        })
+}
+
+#[derive(Serialize)]
+struct ClientContext<'a> {
+    client: &'a str,
+    network: &'a str,
+    address: String,
+    private_key: String,
+    peers: Vec<PeerContext<'a>>,
+}
+
+/// The placeholder for a client's private key, which wgfleet never holds unless it generates it.
+pub fn client_key_placeholder(client: &str) -> String {
+    format!("<private key of {client}: kept on the client>")
+}
+
+/// A client's own wg-quick file, secrets as placeholders.
+pub fn render_client_config(plan: &ClientPlan) -> Result<String> {
+    let context = ClientContext {
+        client: &plan.client,
+        network: &plan.network,
+        address: join(&plan.addresses),
+        private_key: client_key_placeholder(&plan.client),
+        peers: plan.peers.iter().map(peer_context).collect(),
+    };
+    let tera = TERA.as_ref().map_err(|message| Error::Render {
+        what: "the built-in client template".into(),
+        message: message.clone(),
+    })?;
+    let what = || format!("client {} of {}", plan.client, plan.network);
+    let context = tera::Context::from_serialize(&context).map_err(|e| Error::Render {
+        what: what(),
+        message: e.to_string(),
+    })?;
+    tera.render("client.conf", &context)
         .map_err(|e| Error::Render {
             what: what(),
             message: e.to_string(),

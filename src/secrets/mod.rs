@@ -108,6 +108,37 @@ impl HostSecrets {
     }
 }
 
+impl HostSecrets {
+    /// Adds a key under the placeholder that stands for it.
+    pub fn insert(&mut self, placeholder: String, key: SecretKey) {
+        self.by_placeholder.insert(placeholder, key);
+    }
+}
+
+/// Decrypts a client's preshared key (if it has one) for its own config.
+pub fn load_client_secrets(
+    loaded: &Loaded,
+    plan: &crate::plan::ClientPlan,
+    ids: Option<&age::Identities>,
+) -> Result<HostSecrets, crate::Error> {
+    let mut secrets = HostSecrets::default();
+    if let Some(file) = &plan.preshared_key_file {
+        let context = format!("client {}, network {}", plan.client, plan.network);
+        let ids = ids.ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "{context}: its preshared key {file} needs --identity to decrypt"
+            ))
+        })?;
+        let key = decrypt_key(loaded, file, ids)
+            .map_err(|source| crate::Error::Secret { context, source })?;
+        secrets.insert(
+            crate::render::secret_placeholder(Some(file), "preshared key"),
+            key,
+        );
+    }
+    Ok(secrets)
+}
+
 /// Decrypts every secret `plans` need and checks each private key against its declared public
 /// key. Fails before anything on the system is touched; errors name the host and the file.
 pub fn load_host_secrets(

@@ -1,0 +1,213 @@
+//! `wgfleet status`: what is live on this host, peer by peer, against the fleet.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{check_valid, host_or_hostname, plans_for, write_out};
+use crate::apply::{
+    live_state,
+    systemd::{Systemd, unit_name},
+};
+use crate::cli::StatusArgs;
+use crate::error::{Error, Result};
+use crate::fleet::time::format_rfc3339;
+use crate::fsutil::write_atomic;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PeerStatus {
+    peer: String,
+    public_key: String,
+    in_fleet: bool,
+    endpoint: Option<String>,
+    /// Seconds since the latest handshake; `None`: never.
+    handshake_age: Option<u64>,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    expires: Option<String>,
+    verdict: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkStatus {
+    network: String,
+    unit: String,
+    active_state: String,
+    enabled: bool,
+    peers: Vec<PeerStatus>,
+}
+
+pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let (loaded, valid, now) = check_valid(&args.fleet, err)?;
+    let host = host_or_hostname(args.host.as_deref())?;
+    let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    let systemd = Systemd::connect().map_err(|e| Error::System {
+        what: "systemd".into(),
+        message: e.to_string(),
+    })?;
+    let mut networks = Vec::new();
+    for plan in &plans {
+        let unit = unit_name(&plan.network);
+        let state = systemd.state(&unit).map_err(|e| Error::System {
+            what: unit.clone(),
+            message: e.to_string(),
+        })?;
+        let live = if state.is_running() {
+            live_state(&plan.network).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let mut peers = Vec::new();
+        for p in &plan.peers {
+            let l = live.peers.get(&p.public_key);
+            let handshake_age = l
+                .filter(|l| l.latest_handshake > 0)
+                .map(|l| (now as u64).saturating_sub(l.latest_handshake));
+            let verdict = match handshake_age {
+                None => "never",
+                Some(age) if age > args.stale => "stale handshake",
+                Some(_) => "ok",
+            };
+            peers.push(PeerStatus {
+                peer: p.name.clone(),
+                public_key: p.public_key.clone(),
+                in_fleet: true,
+                endpoint: l.and_then(|l| l.endpoint.clone()),
+                handshake_age,
+                rx_bytes: l.map_or(0, |l| l.rx_bytes),
+                tx_bytes: l.map_or(0, |l| l.tx_bytes),
+                expires: p.expires.map(format_rfc3339),
+                verdict,
+            });
+        }
+        for (key, l) in live
+            .peers
+            .iter()
+            .filter(|(k, _)| !plan.peers.iter().any(|p| &p.public_key == *k))
+        {
+            peers.push(PeerStatus {
+                peer: "(unknown)".into(),
+                public_key: key.clone(),
+                in_fleet: false,
+                endpoint: l.endpoint.clone(),
+                handshake_age: (l.latest_handshake > 0)
+                    .then(|| (now as u64).saturating_sub(l.latest_handshake)),
+                rx_bytes: l.rx_bytes,
+                tx_bytes: l.tx_bytes,
+                expires: None,
+                verdict: "unknown peer",
+            });
+        }
+        networks.push(NetworkStatus {
+            network: plan.network.clone(),
+            unit,
+            active_state: state.active_state,
+            enabled: state.enabled,
+            peers,
+        });
+    }
+    if let Some(path) = &args.prometheus {
+        write_atomic(path, prometheus(&host, &networks).as_bytes(), 0o644).map_err(|source| {
+            Error::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    if args.json {
+        write_out(
+            out,
+            &format!("{:#}\n", json!({"host": host, "networks": networks})),
+        )?;
+    } else {
+        write_out(out, &human(&networks))?;
+    }
+    Ok(0)
+}
+
+fn human(networks: &[NetworkStatus]) -> String {
+    let mut text = String::new();
+    for n in networks {
+        let enabled = if n.enabled { "enabled" } else { "not enabled" };
+        text.push_str(&format!(
+            "{} ({}: {}, {enabled})\n",
+            n.network, n.unit, n.active_state
+        ));
+        for p in &n.peers {
+            let age = p
+                .handshake_age
+                .map_or_else(|| "never".to_owned(), |a| format!("{a}s ago"));
+            let endpoint = p.endpoint.as_deref().unwrap_or("-");
+            let expires = p
+                .expires
+                .as_deref()
+                .map(|e| format!(", expires {e}"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "  {:<20} {:<8} handshake {age}, endpoint {endpoint}, rx {} B, tx {} B{expires}\n",
+                p.peer, p.verdict, p.rx_bytes, p.tx_bytes
+            ));
+        }
+    }
+    text
+}
+
+/// A peer metric: name, type, help text, and its value for one peer (`None`: absent).
+type Metric = (&'static str, &'static str, &'static str, fn(&PeerStatus) -> Option<u64>);
+
+/// The node-exporter textfile format; label values are names the fleet validated (no quotes).
+fn prometheus(host: &str, networks: &[NetworkStatus]) -> String {
+    let mut m = String::from(
+        "# HELP wgfleet_unit_active Whether wg-quick@<network> is active.\n# TYPE wgfleet_unit_active gauge\n",
+    );
+    for n in networks {
+        m.push_str(&format!(
+            "wgfleet_unit_active{{host=\"{host}\",network=\"{}\"}} {}\n",
+            n.network,
+            u8::from(n.active_state == "active")
+        ));
+    }
+    let metrics: [Metric; 4] = [
+        (
+            "wgfleet_peer_handshake_age_seconds",
+            "gauge",
+            "Seconds since the peer's latest handshake (absent: never).",
+            |p| p.handshake_age,
+        ),
+        (
+            "wgfleet_peer_receive_bytes_total",
+            "counter",
+            "Bytes received from the peer.",
+            |p| Some(p.rx_bytes),
+        ),
+        (
+            "wgfleet_peer_transmit_bytes_total",
+            "counter",
+            "Bytes sent to the peer.",
+            |p| Some(p.tx_bytes),
+        ),
+        (
+            "wgfleet_peer_in_fleet",
+            "gauge",
+            "1 if the live peer is in the fleet, 0 if not (drift).",
+            |p| Some(u64::from(p.in_fleet)),
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        m.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for n in networks {
+            for p in &n.peers {
+                if let Some(v) = value(p) {
+                    m.push_str(&format!(
+                        "{name}{{host=\"{host}\",network=\"{}\",peer=\"{}\",public_key=\"{}\"}} {v}\n",
+                        n.network, p.peer, p.public_key
+                    ));
+                }
+            }
+        }
+    }
+    m
+}
