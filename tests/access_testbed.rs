@@ -154,10 +154,12 @@ fn a_contractor_reaches_what_flows_allow_until_expiry() {
     laptop
         .sh_ok("install -m 0600 /x/wg0.conf /etc/wireguard/wg0.conf && wg-quick up wg0")
         .unwrap();
-    cp.spawn("/usr/bin/python3 -m http.server 8081 --bind 10.50.0.1")
-        .unwrap();
-    w1.spawn("/usr/bin/python3 -m http.server 2222 --bind 10.50.0.2")
-        .unwrap();
+    let mut servers = [
+        cp.spawn("/usr/bin/python3 -m http.server 8081 --bind 10.50.0.1")
+            .unwrap(),
+        w1.spawn("/usr/bin/python3 -m http.server 2222 --bind 10.50.0.2")
+            .unwrap(),
+    ];
 
     // What a flow allows answers; what none allows does not, though it listens.
     assert!(
@@ -228,4 +230,8 @@ fn a_contractor_reaches_what_flows_allow_until_expiry() {
         interval["until"].is_string(),
         "the interval is closed: {audit:#}"
     );
+    for server in &mut servers {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
 }
