@@ -97,6 +97,20 @@ pub fn intervals(mut records: Vec<Record>) -> Vec<Interval> {
     done
 }
 
+pub fn append(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
+    ensure_private_dir(dir)?;
+    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+    line.push('\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join("audit.jsonl"))?;
+    // One write of a whole line with O_APPEND: concurrent writers never interleave inside a line.
+    file.write_all(line.as_bytes())?;
+    file.sync_data()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,16 +154,3 @@ mod tests {
     }
 }
 
-pub fn append(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
-    ensure_private_dir(dir)?;
-    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
-    line.push('\n');
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(dir.join("audit.jsonl"))?;
-    // One write of a whole line with O_APPEND: concurrent writers never interleave inside a line.
-    file.write_all(line.as_bytes())?;
-    file.sync_data()
-}
