@@ -67,6 +67,8 @@ invalid! {
     bad_endpoint => "bad-endpoint",
     reach_in_mesh => "reach-in-mesh",
     many_errors_at_once => "many-errors-at-once",
+    // Found by the fuzzer: an id whose address overflowed IPv6 arithmetic.
+    v6_id_overflow => "v6-id-overflow",
 }
 
 #[test]

@@ -430,8 +430,9 @@ impl NetworkCheck<'_> {
                 Ok(a) => self.inside_v6(&path.key("address6"), a, subnet),
             },
             (None, Some(subnet)) => id.and_then(|id| {
+                // id+1 must stay inside the subnet's host bits (a /0 holds every id).
                 let host_bits = 128 - u32::from(subnet.prefix_len());
-                let fits = host_bits >= 64 || u128::from(id) + 1 < (1u128 << host_bits);
+                let fits = host_bits == 128 || u128::from(id) + 1 < (1u128 << host_bits);
                 if fits {
                     Some(Ipv6Addr::from(
                         u128::from(subnet.network()) + u128::from(id) + 1,
