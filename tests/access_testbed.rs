@@ -159,6 +159,8 @@ fn a_contractor_reaches_what_flows_allow_until_expiry() {
             .unwrap(),
         w1.spawn("/usr/bin/python3 -m http.server 2222 --bind 10.50.0.2")
             .unwrap(),
+        cp.spawn("/usr/bin/python3 -m http.server 8082 --bind 10.50.0.1")
+            .unwrap(),
     ];
 
     // What a flow allows answers; what none allows does not, though it listens.
@@ -175,6 +177,13 @@ fn a_contractor_reaches_what_flows_allow_until_expiry() {
         connects(w1, "10.50.0.2", 2222),
         "worker-1's own service is up"
     );
+    // cp's firewall accepts from the tunnel only what a flow addresses to it.
+    assert!(
+        !connects(laptop, "10.50.0.1", 8082),
+        "cp:8082 listens, but no flow allows it"
+    );
+    let fw = cp.sh_ok("iptables-save").unwrap();
+    assert!(fw.contains("-A WGFLEET-INPUT -i wg0 -j DROP"), "{fw}");
 
     let status = cp
         .sh_ok("/x/wgfleet status --fleet /x/fleet.json --host cp --json")
