@@ -156,7 +156,12 @@ fn human(networks: &[NetworkStatus]) -> String {
 }
 
 /// A peer metric: name, type, help text, and its value for one peer (`None`: absent).
-type Metric = (&'static str, &'static str, &'static str, fn(&PeerStatus) -> Option<u64>);
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PeerStatus) -> Option<u64>,
+);
 
 /// The node-exporter textfile format; label values are names the fleet validated (no quotes).
 fn prometheus(host: &str, networks: &[NetworkStatus]) -> String {
