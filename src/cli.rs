@@ -154,6 +154,58 @@ Example:
     )]
     CheckSecrets(CheckSecretsArgs),
 
+    /// Adopt an existing setup: read hosts' wg-quick files, write the fleet that renders them back
+    #[command(
+        after_help = "Reads each host's wg-quick file (HOST=PATH, the interface being the file name, or
+--dir DIR holding HOST/wgN.conf) and writes a fleet (schema v1 JSON) that renders the same
+configs: same sections, keys and values; comments and order may differ. Hub-and-spoke and mesh
+shapes are recognised; host public keys come from each host's own PrivateKey. Private and
+preshared keys are encrypted on the spot to -r/-R recipients into --secrets-dir, never written in
+plain text; without recipients they are left out, with what to add. Everything not imported
+(PostUp, DNS, …) and every inconsistency between the files (unknown peers, mismatched AllowedIPs
+or ports, duplicate addresses, keys nobody knows) is reported with its file and line, on stderr
+(or in --json). Exit 0 when imported (with notes), 1 on error.
+
+Examples:
+  wgfleet import cp=/srv/cp/wg0.conf worker-1=/srv/worker-1/wg0.conf -R secrets/recipients.txt -o fleet.json
+  wgfleet import --dir collected/ -r age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p > fleet.json
+  wgfleet import --dir collected/ --json | jq '.findings[] | select(.severity == \"warning\")'
+  wgfleet import vps:wg0=vps.conf homelab:wg0=homelab.conf     # files not named after the interface"
+    )]
+    Import(ImportArgs),
+
+    /// Draw the fleet: hosts, hubs, clients, their tunnels, routed prefixes and flows (DOT or SVG)
+    #[command(
+        after_help = "Tunnels are the [Peer] entries each host really gets (hub-and-spoke: a star; mesh: a
+clique); prefixes routed behind members hang below them; declared flows are dashed arrows
+labelled with their ports. DOT is for Graphviz; SVG is laid out by wgfleet itself (hubs on
+top, spokes and clients below, a small mesh on a circle), no external program needed.
+
+Examples:
+  wgfleet graph --fleet fleet.json | dot -Tpng > fleet.png
+  wgfleet graph --fleet fleet.json --format svg > fleet.svg
+  wgfleet graph --fleet fleet.json --network wg1 --format svg > wg1.svg
+  wgfleet graph --fleet fleet.json --json | jq '.networks[].links[] | [.a, .b]'"
+    )]
+    Graph(GraphArgs),
+
+    /// Write a self-contained HTML report for an auditor: diagram, access, expiry, tests, audit
+    #[command(
+        after_help = "One HTML page with inline CSS and SVG, no script and no external resource (it can
+be mailed, archived or printed): the topology, the access matrix (who reaches what, ports, via
+which hub, until when, whether it works), clients expiring within 30 days or expired, the
+fleet's policy tests re-evaluated, the fleet digest and the generation time (SOURCE_DATE_EPOCH
+when set). With --log, each owner's access intervals from the hosts' audit logs. --json prints
+the same data.
+
+Examples:
+  wgfleet report --fleet fleet.json --html report.html
+  wgfleet report --fleet fleet.json --html report.html --log cp.jsonl --log nl-1.jsonl
+  wgfleet report --fleet fleet.json --now 2027-01-01T00:00:00Z --html january.html
+  wgfleet report --fleet fleet.json --json | jq '.expiring'"
+    )]
+    Report(ReportArgs),
+
     /// Restore wgfleet's saved firewall chains (run by the wg-quick@ drop-in at interface start)
     #[command(hide = true)]
     FirewallRestore {
@@ -414,6 +466,78 @@ pub struct AuditArgs {
     pub client: Option<String>,
 
     /// Print the intervals as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A host's wg-quick file: HOST=PATH (interface = file name, wg0.conf → wg0) or
+    /// HOST:IFACE=PATH; repeatable
+    #[arg(value_name = "HOST=PATH")]
+    pub configs: Vec<String>,
+
+    /// A directory holding HOST/IFACE.conf for every host (e.g. cp/wg0.conf)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Write the fleet here instead of stdout (age file paths in it are relative to this file)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Replace an existing --out file and age files
+    #[arg(long)]
+    pub force: bool,
+
+    /// Encrypt the keys found to this recipient: age1…, "ssh-ed25519 …" or "ssh-rsa …"; repeatable
+    #[arg(long = "recipient", short = 'r', value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// A recipients file: operator lines, and `HOST RECIPIENT` lines for each host's own key
+    #[arg(long, short = 'R', value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+
+    /// Where the encrypted keys go (HOST.age, IFACE-A-B.psk.age, …)
+    #[arg(long, value_name = "DIR", default_value = "secrets")]
+    pub secrets_dir: PathBuf,
+
+    /// Print the whole result (fleet, findings, files written) as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Only this network (default: the whole fleet, one cluster per network)
+    #[arg(long, value_name = "IFACE")]
+    pub network: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = crate::graph::GraphFormat::Dot)]
+    pub format: crate::graph::GraphFormat,
+
+    /// Print the graph's data (nodes, tunnels with AllowedIPs, prefixes, flows) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// Write the HTML report to this file
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Audit logs to read access intervals from (one per host); repeatable
+    #[arg(long = "log", value_name = "AUDIT.jsonl")]
+    pub logs: Vec<PathBuf>,
+
+    /// Print the report's data as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }

@@ -195,6 +195,23 @@ pub fn parse_save(save: &str) -> Observed {
     seen
 }
 
+/// Rules in built-in chains (not ours, not our jumps) that accept UDP to one of `ports`: what a
+/// hand-made setup (`iptables -A INPUT -p udp --dport 51821 -j ACCEPT`) leaves behind.
+pub fn foreign_port_rules(save: &str, ports: &[u16]) -> Vec<String> {
+    save.lines()
+        .filter(|l| {
+            l.starts_with("-A ") && !l.starts_with("-A WGFLEET-") && !l.contains("-j WGFLEET-")
+        })
+        .filter(|l| l.contains("-p udp") && l.contains("-j ACCEPT"))
+        .filter(|l| {
+            ports.iter().any(|p| {
+                l.contains(&format!("--dport {p} ")) || l.ends_with(&format!("--dport {p}"))
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What to do for one family.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -332,6 +349,15 @@ mod tests {
         ];
         let d = diff(&want, &parse_save(save));
         assert!(d.is_empty(), "{d:?} {:?}", parse_save(save));
+    }
+
+    #[test]
+    fn hand_made_port_rules_are_found() {
+        let save = "-A INPUT -p udp -m udp --dport 51821 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 51821 -j ACCEPT\n-A WGFLEET-INPUT -p udp -m udp --dport 51821 -j ACCEPT\n-A INPUT -p udp -m udp --dport 518210 -j ACCEPT\n";
+        assert_eq!(
+            foreign_port_rules(save, &[51821]),
+            vec!["-A INPUT -p udp -m udp --dport 51821 -j ACCEPT".to_owned()]
+        );
     }
 
     #[test]

@@ -12,8 +12,11 @@ pub mod error;
 pub mod firewall;
 pub mod fleet;
 pub mod fsutil;
+pub mod graph;
+pub mod import;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod secrets;
 pub mod wgconf;
 

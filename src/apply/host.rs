@@ -26,6 +26,9 @@ pub struct HostDiff {
     #[serde(skip)]
     pub files: Vec<(std::path::PathBuf, Option<String>)>,
     pub files_changed: Vec<String>,
+    /// Rules outside wgfleet's chains that also open a listen port of this host (left by a
+    /// hand-made setup): reported, never touched, since they may be another tool's.
+    pub foreign_rules: Vec<String>,
 }
 
 impl HostDiff {
@@ -105,10 +108,17 @@ fn dropin(exe: &Path, root: Option<&Path>) -> String {
 
 pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> Result<HostDiff> {
     let mut d = HostDiff::default();
+    let ports: Vec<u16> = plans.iter().map(|p| p.listen_port).collect();
     for family in FAMILIES {
         let want = firewall::desired(plans, family);
+        let save = run(family.save_cmd(), &[], None)?;
+        d.foreign_rules.extend(
+            firewall::foreign_port_rules(&save, &ports)
+                .into_iter()
+                .map(|r| format!("{}: {r}", family.cmd())),
+        );
         d.firewall
-            .push((family, firewall::diff(&want, &observe_family(family)?)));
+            .push((family, firewall::diff(&want, &firewall::parse_save(&save))));
         let content = (!want.is_empty()).then(|| firewall::restore_input(&want));
         d.files.push((paths.rules(family), content));
     }
@@ -241,10 +251,17 @@ pub fn restore_saved(paths: &Paths) -> Result<()> {
 
 /// Human lines for `plan` and `apply`.
 pub fn describe(d: &HostDiff) -> String {
-    if d.is_empty() {
-        return "firewall and sysctls: nothing to do\n".into();
-    }
     let mut out = String::new();
+    for rule in &d.foreign_rules {
+        out.push_str(&format!(
+            "note: a rule outside wgfleet's chains opens the WireGuard port too ({rule}); \
+             wgfleet's WGFLEET-INPUT does that where peers dial in: remove it when you are ready\n"
+        ));
+    }
+    if d.is_empty() {
+        out.push_str("firewall and sysctls: nothing to do\n");
+        return out;
+    }
     for (family, fw) in d.firewall.iter().filter(|(_, f)| !f.is_empty()) {
         out.push_str(&format!(
             "firewall ({}): {}\n",

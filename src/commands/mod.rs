@@ -10,6 +10,8 @@ mod access;
 mod apply;
 mod audit;
 mod client;
+mod graph;
+mod import;
 mod secrets;
 mod status;
 
@@ -35,6 +37,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Keygen(args) => secrets::cmd_keygen(&args, out, err),
         Command::Rekey(args) => secrets::cmd_rekey(&args, out, err),
         Command::CheckSecrets(args) => secrets::cmd_check_secrets(&args, out, err),
+        Command::Graph(args) => graph::cmd_graph(&args, out, err),
+        Command::Report(args) => graph::cmd_report(&args, out, err),
+        Command::Import(args) => import::cmd_import(&args, out, err),
         Command::FirewallRestore { root } => apply::cmd_firewall_restore(root.as_deref()),
         Command::Schema => {
             write_out(out, &schema_json())?;
