@@ -77,6 +77,11 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 /// Parses schema v1 JSON; the error names the field (`networks.wg0.mtu`) and its line.
 pub fn parse_json(path: &Path, text: &str) -> Result<Fleet> {
+    // The common case, a file that parses, does not pay for path tracking; only a failure is
+    // parsed again to name the field.
+    if let Ok(fleet) = serde_json::from_str(text) {
+        return Ok(fleet);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: Result<Fleet, _> = serde_path_to_error::deserialize(&mut de);
     let fleet = parsed.map_err(|e| {
