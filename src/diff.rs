@@ -254,7 +254,7 @@ fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
             }
         };
         changes.push(Change::InterfaceChanged {
-            key: display_key(key),
+            key: crate::wgconf::canonical_key(key),
             from: show(a),
             to: show(b),
         });
@@ -369,27 +369,6 @@ fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> V
         });
     }
     found
-}
-
-fn display_key(lower: &str) -> String {
-    const KNOWN: &[&str] = &[
-        "Address",
-        "ListenPort",
-        "PrivateKey",
-        "MTU",
-        "DNS",
-        "Table",
-        "FwMark",
-        "PreUp",
-        "PostUp",
-        "PreDown",
-        "PostDown",
-        "SaveConfig",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(lower))
-        .map_or_else(|| lower.to_owned(), |k| (*k).to_owned())
 }
 
 fn join(set: &BTreeSet<String>) -> String {

@@ -1433,7 +1433,7 @@ impl<'f> NetImport<'f, '_> {
                 }
             }
             for (key, kvs) in by_key {
-                let shown = canonical_key(key);
+                let shown = crate::wgconf::canonical_key(key);
                 let places = file.places(kvs.iter().map(|kv| kv.no));
                 let (reason, extra) = match key {
                     "preup" | "postup" | "predown" | "postdown" => {
@@ -1697,7 +1697,7 @@ impl<'f> NetImport<'f, '_> {
                         "not-imported",
                         format!(
                             "not imported: {} of client `{name}` on {h} — not a key wgfleet writes",
-                            canonical_key(&kv.key)
+                            crate::wgconf::canonical_key(&kv.key)
                         ),
                         vec![f.place(kv.no)],
                     );
@@ -2324,7 +2324,7 @@ impl<'f> NetImport<'f, '_> {
                     "not-imported",
                     format!(
                         "not imported: {} in {from}'s entry for {to} — not a key wgfleet writes",
-                        canonical_key(&kv.key)
+                        crate::wgconf::canonical_key(&kv.key)
                     ),
                     vec![e.file.place(kv.no)],
                 );
@@ -2584,32 +2584,6 @@ fn sanitize_name(text: &str) -> String {
     } else {
         out
     }
-}
-
-fn canonical_key(key: &str) -> String {
-    const KNOWN: &[&str] = &[
-        "Address",
-        "ListenPort",
-        "PrivateKey",
-        "MTU",
-        "DNS",
-        "Table",
-        "FwMark",
-        "PreUp",
-        "PostUp",
-        "PreDown",
-        "PostDown",
-        "SaveConfig",
-        "PublicKey",
-        "PresharedKey",
-        "AllowedIPs",
-        "Endpoint",
-        "PersistentKeepalive",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .map_or_else(|| key.to_owned(), |k| (*k).to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3087,7 +3061,7 @@ pub fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>)
             normalized_values(new.interface.get(k)),
         );
         if a != b {
-            let key = canonical_key(k);
+            let key = crate::wgconf::canonical_key(k);
             if k == "privatekey" {
                 out.push(format!(
                     "{key} {}",
@@ -3151,7 +3125,7 @@ pub fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>)
                         .other
                         .keys()
                         .filter(|k| b.other.get(*k) != a.other.get(*k))
-                        .map(|k| canonical_key(k))
+                        .map(|k| crate::wgconf::canonical_key(k))
                         .collect();
                     fields.push(format!("{} removed", gone.join(", ")));
                 }

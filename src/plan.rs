@@ -100,17 +100,7 @@ pub fn plan_interface(
     chosen.sort_by_key(|p| (p.address.is_none(), p.address, p.address6, &p.name));
     let peers = chosen.into_iter().map(|p| peer_plan(net, me, p)).collect();
 
-    let addresses = me
-        .address
-        .zip(net.subnet)
-        .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()))
-        .into_iter()
-        .chain(
-            me.address6
-                .zip(net.subnet6)
-                .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len())),
-        )
-        .collect();
+    let addresses = interface_addresses(net, me);
     let host_model = fleet.hosts.get(host);
     Some(InterfacePlan {
         network: net.name.clone(),
@@ -233,17 +223,7 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
             expires: None,
         })
         .collect();
-    let addresses = me
-        .address
-        .zip(net.subnet)
-        .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()))
-        .into_iter()
-        .chain(
-            me.address6
-                .zip(net.subnet6)
-                .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len())),
-        )
-        .collect();
+    let addresses = interface_addresses(net, me);
     Some(ClientPlan {
         network: net.name.clone(),
         client: client.to_owned(),
@@ -300,4 +280,17 @@ fn policy(net: &NetworkModel, me: &Peer) -> Option<Policy> {
         }
     }
     Some(policy)
+}
+
+/// A peer's tunnel addresses with their subnet's prefix length (`10.50.0.1/24`).
+fn interface_addresses(net: &NetworkModel, me: &Peer) -> Vec<IpNet> {
+    let v4 = me
+        .address
+        .zip(net.subnet)
+        .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()));
+    let v6 = me
+        .address6
+        .zip(net.subnet6)
+        .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()));
+    v4.into_iter().chain(v6).collect()
 }

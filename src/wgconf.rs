@@ -83,6 +83,33 @@ pub fn parse(text: &str) -> WgConf {
     conf
 }
 
+/// A wg-quick key as wg-quick's documentation spells it (`listenport` → `ListenPort`).
+pub fn canonical_key(key: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "Address",
+        "ListenPort",
+        "PrivateKey",
+        "MTU",
+        "DNS",
+        "Table",
+        "FwMark",
+        "PreUp",
+        "PostUp",
+        "PreDown",
+        "PostDown",
+        "SaveConfig",
+        "PublicKey",
+        "PresharedKey",
+        "AllowedIPs",
+        "Endpoint",
+        "PersistentKeepalive",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .map_or_else(|| key.to_owned(), |k| (*k).to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
