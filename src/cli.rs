@@ -206,6 +206,23 @@ Examples:
     )]
     Report(ReportArgs),
 
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  wgfleet completions bash > /etc/bash_completion.d/wgfleet
+  wgfleet completions zsh > \"${fpath[1]}/_wgfleet\"")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write man pages, wgfleet(1) and one per command, into a directory
+    #[command(after_help = "Example:
+  wgfleet man --dir /usr/local/share/man/man1 && man wgfleet-apply")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+
     /// Restore wgfleet's saved firewall chains (run by the wg-quick@ drop-in at interface start)
     #[command(hide = true)]
     FirewallRestore {

@@ -40,6 +40,24 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Graph(args) => graph::cmd_graph(&args, out, err),
         Command::Report(args) => graph::cmd_report(&args, out, err),
         Command::Import(args) => import::cmd_import(&args, out, err),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "wgfleet", out);
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir).map_err(
+                |source| Error::Write {
+                    path: dir.clone(),
+                    source,
+                },
+            )?;
+            Ok(0)
+        }
         Command::FirewallRestore { root } => apply::cmd_firewall_restore(root.as_deref()),
         Command::Schema => {
             write_out(out, &schema_json())?;
