@@ -161,7 +161,7 @@ pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> R
 }
 
 /// Returns whether the `wg-quick@` drop-in changed (systemd must then reload its units).
-pub fn act(d: &HostDiff) -> Result<bool> {
+pub fn act(d: &HostDiff, paths: &Paths) -> Result<bool> {
     for (path, content) in &d.files {
         match content {
             Some(text) => {
@@ -196,9 +196,7 @@ pub fn act(d: &HostDiff) -> Result<bool> {
     for (family, fw) in &d.firewall {
         act_family(*family, fw)?;
     }
-    Ok(d.files.iter().any(|(p, _)| {
-        p.extension().is_some_and(|e| e == "conf") && p.to_string_lossy().contains("wg-quick@")
-    }))
+    Ok(d.files.iter().any(|(p, _)| *p == paths.dropin()))
 }
 
 fn act_family(family: Family, d: &FirewallDiff) -> Result<()> {

@@ -264,7 +264,7 @@ pub fn act(
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     if !host_diff.is_empty() {
-        let result = host::act(host_diff).and_then(|dropin_changed| {
+        let result = host::act(host_diff, paths).and_then(|dropin_changed| {
             if dropin_changed {
                 systemd.daemon_reload().map_err(|e| sys_err("(host)", e))?;
             }
