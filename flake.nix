@@ -99,7 +99,7 @@
                 networking.hostName = "cp";
                 services.wgfleet = {
                   enable = true;
-                  fleet = import ./tests/nix/seed-000-lib.nix;
+                  fleet = import ./examples/seed-000/fleet-lib.nix;
                 };
               }
             ];

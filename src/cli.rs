@@ -514,9 +514,10 @@ pub struct ImportArgs {
     #[arg(long, short = 'R', value_name = "FILE")]
     pub recipients_file: Option<PathBuf>,
 
-    /// Where the encrypted keys go (HOST.age, IFACE-A-B.psk.age, …)
-    #[arg(long, value_name = "DIR", default_value = "secrets")]
-    pub secrets_dir: PathBuf,
+    /// Where the encrypted keys go (HOST.age, IFACE-A-B.psk.age, …) [default: secrets/ beside
+    /// the --out file]
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
 
     /// Print the whole result (fleet, findings, files written) as JSON on stdout
     #[arg(long)]

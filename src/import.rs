@@ -2394,7 +2394,7 @@ impl<'f> NetImport<'f, '_> {
         self.f.note(
             "firewall",
             format!(
-                "once applied, wgfleet opens UDP {port} on {} in its own chain (WGFLEET-INPUT) and never touches other rules: a rule that opened it by hand (`iptables -A INPUT -p udp --dport {port} -j ACCEPT`) stays, and `wgfleet apply` does not report it; remove it by hand after the first apply (`iptables -D INPUT -p udp --dport {port} -j ACCEPT`)",
+                "once applied, wgfleet opens UDP {port} on {} in its own chain (WGFLEET-INPUT) and never touches other rules: a rule that opened it by hand stays, and `wgfleet plan` and `apply` point it out until you remove it (`iptables -D INPUT -p udp --dport {port} -j ACCEPT`)",
                 dialled.join(", ")
             ),
             vec![],

@@ -226,7 +226,10 @@ fn service_applies_the_fleet_for_the_host_with_its_ssh_host_keys() {
 
 #[test]
 fn fleet_as_a_nix_attrset_gives_the_example_json() {
-    for fleet in ["examples/seed-000/fleet.nix", "tests/nix/seed-000-lib.nix"] {
+    for fleet in [
+        "examples/seed-000/fleet.nix",
+        "examples/seed-000/fleet-lib.nix",
+    ] {
         let r = eval(&format!(
             "{{ networking.hostName = \"cp\"; services.wgfleet = {{ enable = true; fleet = import {}; }}; }}",
             repo_file(fleet)
@@ -256,6 +259,22 @@ fn timer_runs_it_at_boot_and_every_interval() {
 
     let hourly = eval(&cp_config("{ services.wgfleet.interval = \"1h\"; }"));
     assert_eq!(hourly["timer"]["timerConfig"]["OnUnitActiveSec"], "1h");
+}
+
+/// The configuration docs/nixos.md shows: it evaluates, applies seed 000's fleet on cp, and
+/// the fleet it writes is the example's.
+#[test]
+fn the_guides_host_configuration() {
+    let r = eval(&format!("import {}", repo_file("examples/nixos/cp.nix")));
+    assert_eq!(r["failedAssertions"], serde_json::json!([]), "{r:#}");
+    assert!(
+        exec_start(&r).contains(" apply --fleet /nix/store/"),
+        "{r:#}"
+    );
+    assert!(exec_start(&r).contains(" --host cp "), "{r:#}");
+    assert_eq!(r["timer"]["timerConfig"]["OnUnitActiveSec"], "2min");
+    let fleet: Value = serde_json::from_str(r["fleetJson"].as_str().unwrap()).unwrap();
+    assert_eq!(fleet, example_fleet());
 }
 
 #[test]
@@ -525,7 +544,7 @@ fn relative_key_paths_in_a_store_fleet_are_warned_about() {
     );
     let r = eval(&format!(
         "{{ networking.hostName = \"node-a\"; services.wgfleet = {{ enable = true; fleet = import {}; }}; }}",
-        repo_file("tests/nix/seed-004-lib.nix")
+        repo_file("examples/seed-004/fleet-lib.nix")
     ));
     assert!(
         strings(&r["warnings"])[0]
@@ -574,8 +593,14 @@ fn disabled_module_defines_nothing() {
 #[test]
 fn library_examples_equal_the_json_examples() {
     for (nix, json) in [
-        ("tests/nix/seed-000-lib.nix", "examples/seed-000/fleet.json"),
-        ("tests/nix/seed-004-lib.nix", "examples/seed-004/fleet.json"),
+        (
+            "examples/seed-000/fleet-lib.nix",
+            "examples/seed-000/fleet.json",
+        ),
+        (
+            "examples/seed-004/fleet-lib.nix",
+            "examples/seed-004/fleet.json",
+        ),
     ] {
         let out = nix_instantiate(&["--eval", "--strict", "--json", nix]);
         assert!(

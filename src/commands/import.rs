@@ -60,6 +60,11 @@ pub fn cmd_import(args: &ImportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
+    let secrets_dir = match &args.secrets_dir {
+        Some(dir) => dir.clone(),
+        None if fleet_dir == Path::new(".") => PathBuf::from("secrets"),
+        None => fleet_dir.join("secrets"),
+    };
     let fleet_name = args
         .out
         .as_ref()
@@ -71,7 +76,7 @@ pub fn cmd_import(args: &ImportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let opts = Options {
         recipients: &args.recipients,
         recipients_file: recipients_file.as_ref(),
-        secrets_dir: &args.secrets_dir,
+        secrets_dir: &secrets_dir,
         fleet_dir: &fleet_dir,
         fleet_name: &fleet_name,
         now,
@@ -91,8 +96,8 @@ pub fn cmd_import(args: &ImportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         });
     }
     if !imported.secrets.is_empty() {
-        ensure_private_dir(&args.secrets_dir).map_err(|source| Error::Write {
-            path: args.secrets_dir.clone(),
+        ensure_private_dir(&secrets_dir).map_err(|source| Error::Write {
+            path: secrets_dir.clone(),
             source,
         })?;
     }

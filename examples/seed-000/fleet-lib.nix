@@ -1,6 +1,5 @@
 # Seed 000's fleet (examples/seed-000/fleet.json) written with nix/lib.nix. tests/nixos_module.rs
-# checks that it evaluates to exactly the same JSON. Key paths are relative to this file, which
-# sits as deep in the repository as examples/seed-000/, so they are the same strings.
+# checks that it evaluates to exactly the same JSON (key paths are relative to this directory).
 let
   wg = import ../../nix/lib.nix;
   workers = wg.numbered "worker-" [ 1 2 ];
