@@ -4,7 +4,7 @@
   networking.hostName = "cp"; # its name in the fleet (or services.wgfleet.host)
   services.wgfleet = {
     enable = true;
-    fleet = import ../seed-000/fleet-lib.nix; # the fleet as a Nix attribute set
+    fleet = import ./fleet-lib.nix; # the fleet as a Nix attribute set
     interval = "2min";
   };
 }
