@@ -13,6 +13,8 @@ use crate::wgconf::{self, RELOADABLE_INTERFACE_KEYS, WgConf};
 pub enum Action {
     /// Nothing differs: no write, no D-Bus job.
     Nothing,
+    /// Host-wide state only (wgfleet's chains, sysctls, boot files): no tunnel is touched.
+    HostState,
     /// Only the file differs, not its meaning (comments, order): rewrite it, touch nothing live.
     WriteFile,
     /// Peers, keys or listen port: `ReloadUnit` (wg syncconf); live sessions survive.
@@ -29,6 +31,7 @@ impl Action {
     pub fn describe(self) -> &'static str {
         match self {
             Action::Nothing => "nothing to do",
+            Action::HostState => "update the firewall, sysctls and boot files (no tunnel touched)",
             Action::WriteFile => "rewrite the file only (same meaning; nothing live changes)",
             Action::Reload => "reload (wg syncconf: live sessions survive)",
             Action::Restart => "restart the interface (interface-level change)",
@@ -278,34 +281,7 @@ fn peer_changes(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) ->
                 allowed_ips: p.allowed_ips.iter().cloned().collect(),
             }),
             Some(o) if o != p => {
-                let mut fields = Vec::new();
-                if o.allowed_ips != p.allowed_ips {
-                    fields.push(format!(
-                        "AllowedIPs {} → {}",
-                        join(&o.allowed_ips),
-                        join(&p.allowed_ips)
-                    ));
-                }
-                if o.endpoint != p.endpoint {
-                    fields.push(format!(
-                        "Endpoint {} → {}",
-                        opt(&o.endpoint),
-                        opt(&p.endpoint)
-                    ));
-                }
-                if o.keepalive != p.keepalive {
-                    fields.push(format!(
-                        "PersistentKeepalive {} → {}",
-                        opt(&o.keepalive),
-                        opt(&p.keepalive)
-                    ));
-                }
-                if o.preshared_key != p.preshared_key {
-                    fields.push("PresharedKey".into());
-                }
-                if o.other != p.other {
-                    fields.push("other keys".into());
-                }
+                let fields = p.changes_from(o);
                 changes.push(Change::PeerChanged {
                     peer: name(key),
                     public_key: key.clone(),

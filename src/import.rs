@@ -3087,48 +3087,7 @@ pub fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>)
                 p.allowed_ips.iter().cloned().collect::<Vec<_>>().join(", ")
             )),
             (Some(a), Some(b)) if a != b => {
-                let mut fields = Vec::new();
-                if a.allowed_ips != b.allowed_ips {
-                    fields.push(format!(
-                        "AllowedIPs: {} → {}",
-                        show(&a.allowed_ips),
-                        show(&b.allowed_ips)
-                    ));
-                }
-                let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".to_owned());
-                if a.endpoint != b.endpoint {
-                    fields.push(format!(
-                        "Endpoint: {} → {}",
-                        opt(&a.endpoint),
-                        opt(&b.endpoint)
-                    ));
-                }
-                if a.keepalive != b.keepalive {
-                    fields.push(format!(
-                        "PersistentKeepalive: {} → {}",
-                        opt(&a.keepalive),
-                        opt(&b.keepalive)
-                    ));
-                }
-                if a.preshared_key != b.preshared_key {
-                    fields.push(format!(
-                        "PresharedKey {}",
-                        if b.preshared_key.is_some() {
-                            "added"
-                        } else {
-                            "removed"
-                        }
-                    ));
-                }
-                if a.other != b.other {
-                    let gone: Vec<String> = a
-                        .other
-                        .keys()
-                        .filter(|k| b.other.get(*k) != a.other.get(*k))
-                        .map(|k| crate::wgconf::canonical_key(k))
-                        .collect();
-                    fields.push(format!("{} removed", gone.join(", ")));
-                }
+                let fields = b.changes_from(a);
                 out.push(format!("~ peer {}: {}", name(k), fields.join("; ")));
             }
             _ => {}

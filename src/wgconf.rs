@@ -22,6 +22,50 @@ pub struct PeerConf {
     pub other: BTreeMap<String, String>,
 }
 
+impl PeerConf {
+    /// What differs from `old` to `self`, one phrase a field; key material is never shown.
+    pub fn changes_from(&self, old: &PeerConf) -> Vec<String> {
+        let set = |s: &BTreeSet<String>| {
+            if s.is_empty() {
+                "(none)".to_owned()
+            } else {
+                s.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".to_owned());
+        let mut fields = Vec::new();
+        if old.allowed_ips != self.allowed_ips {
+            let (a, b) = (set(&old.allowed_ips), set(&self.allowed_ips));
+            fields.push(format!("AllowedIPs {a} → {b}"));
+        }
+        if old.endpoint != self.endpoint {
+            let (a, b) = (opt(&old.endpoint), opt(&self.endpoint));
+            fields.push(format!("Endpoint {a} → {b}"));
+        }
+        if old.keepalive != self.keepalive {
+            let (a, b) = (opt(&old.keepalive), opt(&self.keepalive));
+            fields.push(format!("PersistentKeepalive {a} → {b}"));
+        }
+        match (&old.preshared_key, &self.preshared_key) {
+            (a, b) if a == b => {}
+            (None, Some(_)) => fields.push("PresharedKey added".into()),
+            (Some(_), None) => fields.push("PresharedKey removed".into()),
+            _ => fields.push("PresharedKey changed".into()),
+        }
+        let other: BTreeSet<String> = old
+            .other
+            .keys()
+            .chain(self.other.keys())
+            .filter(|k| old.other.get(*k) != self.other.get(*k))
+            .map(|k| canonical_key(k))
+            .collect();
+        if !other.is_empty() {
+            fields.push(format!("{} changed", set(&other)));
+        }
+        fields
+    }
+}
+
 /// Interface keys `wg syncconf` applies to a running interface; any other change needs the
 /// interface rebuilt (wg-quick applies Address, MTU, DNS, Table and hooks only on `up`).
 pub const RELOADABLE_INTERFACE_KEYS: &[&str] = &["privatekey", "listenport", "fwmark"];
@@ -113,6 +157,34 @@ pub fn canonical_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_changes_name_fields_and_hide_keys() {
+        let old = PeerConf {
+            allowed_ips: ["10.0.0.2/32".to_owned()].into(),
+            preshared_key: Some("secret-a".into()),
+            other: [("mtu".to_owned(), "1400".to_owned())].into(),
+            ..PeerConf::default()
+        };
+        let new = PeerConf {
+            allowed_ips: ["10.0.0.2/32".to_owned(), "10.0.1.0/24".to_owned()].into(),
+            endpoint: Some("192.0.2.1:51820".into()),
+            preshared_key: Some("secret-b".into()),
+            ..PeerConf::default()
+        };
+        let changes = new.changes_from(&old);
+        assert_eq!(
+            changes,
+            [
+                "AllowedIPs 10.0.0.2/32 → 10.0.0.2/32, 10.0.1.0/24",
+                "Endpoint (none) → 192.0.2.1:51820",
+                "PresharedKey changed",
+                "MTU changed",
+            ]
+        );
+        assert!(!changes.concat().contains("secret"));
+        assert!(new.changes_from(&new).is_empty());
+    }
 
     #[test]
     fn reads_like_wg_quick() {

@@ -5,16 +5,14 @@
 
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use testbed::{Host, Testbed};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use wgfleet_on::{CP_IP, apply, provision, root};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -46,7 +44,7 @@ fn fleet(expires: &str) -> Value {
     for (name, host) in doc["hosts"].as_object_mut().unwrap() {
         host["privateKeyFile"] = json!(format!("secrets/{name}.age"));
     }
-    doc["hosts"]["cp"]["endpoint"] = json!("192.0.2.10");
+    doc["hosts"]["cp"]["endpoint"] = json!(CP_IP);
     doc["groups"]["workers"] = json!(["worker-1"]);
     let net = &mut doc["networks"]["wg0"];
     net["clients"]["alice-laptop"]["expires"] = json!(expires);
@@ -57,31 +55,6 @@ fn fleet(expires: &str) -> Value {
     net["tests"] =
         json!([{"from": "alice-laptop", "to": "worker-1", "port": "2222/tcp", "expect": "deny"}]);
     doc
-}
-
-fn provision(host: &Host, fleet_file: &Path) {
-    let dir = host.dir();
-    std::fs::create_dir_all(dir.join("secrets")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_wgfleet"), dir.join("wgfleet")).unwrap();
-    for name in ["cp", "worker-1"] {
-        let from = root().join(format!("secrets/examples/seed-000/{name}.age"));
-        std::fs::copy(from, dir.join(format!("secrets/{name}.age"))).unwrap();
-    }
-    std::fs::copy(
-        root().join("secrets/test-identity.txt"),
-        dir.join("identity.txt"),
-    )
-    .unwrap();
-    std::fs::copy(fleet_file, dir.join("fleet.json")).unwrap();
-}
-
-fn apply(host: &Host) -> String {
-    let cmd = format!(
-        "/x/wgfleet apply --fleet /x/fleet.json --host {} -i /x/identity.txt",
-        host.name()
-    );
-    host.sh_ok(&cmd)
-        .unwrap_or_else(|e| panic!("apply on {}: {e}", host.name()))
 }
 
 /// Whether a TCP connection to `addr:port` opens within 3 s.
@@ -148,7 +121,8 @@ fn a_contractor_reaches_what_flows_allow_until_expiry() {
     );
 
     for h in [cp, w1] {
-        provision(h, &fleet_file);
+        provision(h, &["cp", "worker-1"]);
+        std::fs::copy(&fleet_file, h.dir().join("fleet.json")).unwrap();
         apply(h);
     }
     laptop

@@ -4,93 +4,16 @@
 
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
-use std::path::Path;
-
-use serde_json::{Value, json};
+use serde_json::json;
 use testbed::{Host, Testbed};
+use wgfleet_on::{
+    CP_IP, apply, file_id, firewall, provision, seed000_fleet, set_fleet, wg_go_pid, wgfleet,
+};
 
-const CP_IP: &str = "192.0.2.10";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Seed 000's fleet with the control plane at its testbed address, workers as given.
-fn fleet(workers: &[u32]) -> Value {
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/seed-000/fleet.json")).unwrap(),
-    )
-    .unwrap();
-    for (name, host) in doc["hosts"].as_object_mut().unwrap() {
-        host["privateKeyFile"] = json!(format!("secrets/{name}.age"));
-        host.as_object_mut().unwrap().remove("endpoint");
-    }
-    doc["hosts"]["cp"]["endpoint"] = json!(CP_IP);
-    let members = doc["networks"]["wg0"]["members"].as_object_mut().unwrap();
-    for n in [1, 2] {
-        if !workers.contains(&n) {
-            members.remove(&format!("worker-{n}"));
-        }
-    }
-    doc["groups"]["workers"] = json!(
-        workers
-            .iter()
-            .map(|n| format!("worker-{n}"))
-            .collect::<Vec<_>>()
-    );
-    doc
-}
-
-/// Copies the binary, keys and identity into a host's /x.
-fn provision(host: &Host) {
-    let dir = host.dir();
-    std::fs::create_dir_all(dir.join("secrets")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_wgfleet"), dir.join("wgfleet")).unwrap();
-    for name in ["cp", "worker-1", "worker-2", "proxy"] {
-        std::fs::copy(
-            root().join(format!("secrets/examples/seed-000/{name}.age")),
-            dir.join(format!("secrets/{name}.age")),
-        )
-        .unwrap();
-    }
-    std::fs::copy(
-        root().join("secrets/test-identity.txt"),
-        dir.join("identity.txt"),
-    )
-    .unwrap();
-}
-
-fn set_fleet(host: &Host, doc: &Value) {
-    std::fs::write(
-        host.dir().join("fleet.json"),
-        serde_json::to_string_pretty(doc).unwrap(),
-    )
-    .unwrap();
-}
-
-fn wgfleet(host: &Host, args: &str) -> std::process::Output {
-    let cmd = format!(
-        "/x/wgfleet {args} --fleet /x/fleet.json --host {} -i /x/identity.txt",
-        host.name()
-    );
-    host.sh(&cmd).unwrap()
-}
-
-fn apply(host: &Host) -> String {
-    let out = wgfleet(host, "apply");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "apply on {} failed:\n{text}",
-        host.name()
-    );
-    text
-}
+const HOSTS: [&str; 4] = ["cp", "worker-1", "worker-2", "proxy"];
 
 fn apply_fails(host: &Host, why: &str) -> String {
     let out = wgfleet(host, "apply");
@@ -112,30 +35,11 @@ fn plan_exit(host: &Host) -> Option<i32> {
     wgfleet(host, "plan --detailed-exitcode").status.code()
 }
 
-fn wg_go_pid(host: &Host) -> String {
-    host.sh_ok("pgrep -f '^wireguard-go wg0'")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-/// The config file's inode and mtime: equal means not written.
-fn file_id(host: &Host) -> String {
-    host.sh_ok("stat -c '%i %Y.%y' /etc/wireguard/wg0.conf")
-        .unwrap()
-}
-
 /// Reachable within 30 s: enough for a spoke to notice a lost session and handshake again
 /// (WireGuard retries after 15 s without a reply).
 fn ping(from: &Host, to: &str) {
     from.sh_ok(&format!("ping -c 1 -i 0.5 -w 30 {to}"))
         .unwrap_or_else(|e| panic!("{} cannot ping {to}: {e}", from.name()));
-}
-
-/// iptables and ip6tables state without counters and timestamps.
-fn firewall(host: &Host) -> String {
-    host.sh_ok("{ iptables-save; ip6tables-save; } | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'")
-        .unwrap()
 }
 
 fn audit_lines(host: &Host) -> usize {
@@ -159,8 +63,8 @@ fn apply_reconciles_real_hosts() {
         .expect("hosts");
     let [cp, w1, w2, proxy] = [&hosts[0], &hosts[1], &hosts[2], &hosts[3]];
     for h in &hosts {
-        provision(h);
-        set_fleet(h, &fleet(&[1]));
+        provision(h, &HOSTS);
+        set_fleet(h, &seed000_fleet(&["worker-1", "proxy"]));
     }
 
     eprintln!("scenario 1");
@@ -248,7 +152,7 @@ fn apply_reconciles_real_hosts() {
     // 3. A worker joins: cp reloads with its wireguard-go and its sessions intact.
     let pid = wg_go_pid(cp);
     for h in &hosts {
-        set_fleet(h, &fleet(&[1, 2]));
+        set_fleet(h, &seed000_fleet(&HOSTS));
     }
     assert_eq!(plan_exit(cp), Some(2));
     let pinger = w1.spawn("ping -c 40 -i 0.1 -W 1 10.50.0.1").unwrap();
@@ -273,7 +177,7 @@ fn apply_reconciles_real_hosts() {
 
     eprintln!("scenario 4");
     // 4. An interface-level change (MTU) restarts the unit, and the tunnel comes back.
-    let mut mtu = fleet(&[1, 2]);
+    let mut mtu = seed000_fleet(&HOSTS);
     mtu["networks"]["wg0"]["mtu"] = json!(1380);
     set_fleet(w1, &mtu);
     let pid = wg_go_pid(w1);

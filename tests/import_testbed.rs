@@ -7,13 +7,15 @@
 
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
 use std::path::Path;
 use std::process::Command;
 
 use testbed::{Host, Testbed};
+use wgfleet_on::{CP_IP, apply, file_id, firewall, wg_go_pid, wgfleet};
 
-const CP_IP: &str = "192.0.2.10";
 const HAND_RULE: &str = "-A INPUT -p udp -m udp --dport 51821 -j ACCEPT";
 
 /// Seed 000's script, by hand: a key pair (kept if it exists), the file (mode 0600, keys in an order of its own,
@@ -49,42 +51,6 @@ fn public_key(host: &Host, role: &str) -> String {
         .unwrap()
         .trim()
         .to_owned()
-}
-
-fn wg_go_pid(host: &Host) -> String {
-    host.sh_ok("pgrep -f '^wireguard-go wg0'")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn file_id(host: &Host) -> String {
-    host.sh_ok("stat -c '%i %Y.%y' /etc/wireguard/wg0.conf")
-        .unwrap()
-}
-
-fn firewall(host: &Host) -> String {
-    host.sh_ok("iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'")
-        .unwrap()
-}
-
-fn wgfleet(host: &Host, args: &str) -> std::process::Output {
-    host.sh(&format!(
-        "/x/wgfleet {args} --fleet /x/fleet.json --host {} -i /x/identity.txt",
-        host.name()
-    ))
-    .unwrap()
-}
-
-fn apply(host: &Host) -> String {
-    let out = wgfleet(host, "apply");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "apply on {}:\n{text}", host.name());
-    text
 }
 
 fn ok(dir: &Path, program: &str, args: &[&str]) -> String {

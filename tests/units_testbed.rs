@@ -10,51 +10,21 @@
 
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use testbed::{Host, Testbed};
+use wgfleet_on::{CP_IP, provision, root, seed000_fleet, wg_go_pid};
 
-const CP_IP: &str = "192.0.2.10";
 /// A few timer periods (5 s) plus a run; generous for a loaded machine.
 const TIMER_DEADLINE: Duration = Duration::from_secs(60);
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Seed 000's fleet with keys in `secrets/` beside it and cp dialled at its testbed address.
-fn fleet(workers: &[u32]) -> Value {
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/seed-000/fleet.json")).unwrap(),
-    )
-    .unwrap();
-    for (name, host) in doc["hosts"].as_object_mut().unwrap() {
-        host["privateKeyFile"] = json!(format!("secrets/{name}.age"));
-        host.as_object_mut().unwrap().remove("endpoint");
-    }
-    doc["hosts"]["cp"]["endpoint"] = json!(CP_IP);
-    let members = doc["networks"]["wg0"]["members"].as_object_mut().unwrap();
-    members.remove("proxy");
-    for n in [1, 2] {
-        if !workers.contains(&n) {
-            members.remove(&format!("worker-{n}"));
-        }
-    }
-    doc["groups"]["workers"] = json!(
-        workers
-            .iter()
-            .map(|n| format!("worker-{n}"))
-            .collect::<Vec<_>>()
-    );
-    doc
-}
-
 fn public_key(name: &str) -> String {
-    fleet(&[1, 2])["hosts"][name]["publicKey"]
+    seed000_fleet(&["worker-1", "worker-2"])["hosts"][name]["publicKey"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -75,29 +45,12 @@ fn set_fleet(host: &Host, doc: &Value) {
 /// install command. Only the identity (not the SSH host key) and the timer's pace are test
 /// specific.
 fn install(host: &Host) {
-    let dir = host.dir();
-    std::fs::create_dir_all(dir.join("secrets")).unwrap();
-    std::fs::create_dir_all(dir.join("systemd")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_wgfleet"), dir.join("wgfleet")).unwrap();
+    provision(host, &["cp", "worker-1", "worker-2"]);
+    let dir = host.dir().join("systemd");
+    std::fs::create_dir_all(&dir).unwrap();
     for file in ["wgfleet.service", "wgfleet.timer", "install.sh"] {
-        std::fs::copy(
-            root().join("systemd").join(file),
-            dir.join("systemd").join(file),
-        )
-        .unwrap();
+        std::fs::copy(root().join("systemd").join(file), dir.join(file)).unwrap();
     }
-    for name in ["cp", "worker-1", "worker-2"] {
-        std::fs::copy(
-            root().join(format!("secrets/examples/seed-000/{name}.age")),
-            dir.join(format!("secrets/{name}.age")),
-        )
-        .unwrap();
-    }
-    std::fs::copy(
-        root().join("secrets/test-identity.txt"),
-        dir.join("identity.txt"),
-    )
-    .unwrap();
     host.sh_ok(
         "install -d -m 0700 /etc/wgfleet /etc/wgfleet/secrets \
          && cp /x/secrets/*.age /etc/wgfleet/secrets/ \
@@ -108,7 +61,7 @@ fn install(host: &Host) {
               > /etc/systemd/system/wgfleet.timer.d/fast.conf",
     )
     .unwrap();
-    set_fleet(host, &fleet(&[1]));
+    set_fleet(host, &seed000_fleet(&["worker-1"]));
     // /usr (hence /usr/local) is the machine's, read-only in the host: install under /opt.
     let out = host
         .sh_ok("sh /x/systemd/install.sh --binary /x/wgfleet --prefix /opt/wgfleet 2>&1")
@@ -167,13 +120,6 @@ fn runs(host: &Host) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn wg_go_pid(host: &Host) -> String {
-    host.sh_ok("pgrep -f '^wireguard-go wg0'")
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[test]
@@ -241,7 +187,7 @@ fn timer_keeps_hosts_in_line_with_the_fleet() {
     eprintln!("2. a changed fleet file is applied by the next run, by a reload");
     let worker2 = public_key("worker-2");
     assert!(!peers(cp).contains(&worker2));
-    set_fleet(cp, &fleet(&[1, 2]));
+    set_fleet(cp, &seed000_fleet(&["worker-1", "worker-2"]));
     wait_for("cp has worker-2's peer", &[cp], || {
         peers(cp).contains(&worker2)
     });

@@ -278,7 +278,7 @@ pub fn act(
             host,
             fleet_digest: digest,
             network: "host",
-            action: Action::Reload,
+            action: Action::HostState,
             changes: serde_json::to_value(host_diff).unwrap_or_default(),
             result: text.clone(),
             peers: None,
@@ -289,7 +289,7 @@ pub fn act(
         })?;
         outcomes.push(Outcome {
             network: "host".into(),
-            action: Action::Reload,
+            action: Action::HostState,
             ok: result.is_ok(),
             result: text,
         });
@@ -378,7 +378,7 @@ fn act_one(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<()> {
         systemd.enable(&unit, paths.runtime_units).map_err(sys)?;
     }
     let job = match step.diff.action {
-        Action::Nothing | Action::WriteFile | Action::Remove => return Ok(()),
+        Action::Nothing | Action::HostState | Action::WriteFile | Action::Remove => return Ok(()),
         Action::Reload => Job::Reload,
         Action::Restart => Job::Restart,
         Action::Start => Job::Start,

@@ -295,9 +295,33 @@ pub fn output_lines(output: &str) -> Vec<&str> {
     lines
 }
 
+/// Checks every block of `doc`, in order: `file=` blocks against the repository, the others not
+/// skipped by running their steps with `run`. Returns the failures; with DOCS_BLESS=1, writes
+/// the actual output of mismatching commands into the document first.
+pub fn check_doc(doc: &Doc, mut run: impl FnMut(&Block, &[&Step]) -> Vec<Ran>) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut edits = Vec::new();
+    for block in &doc.blocks {
+        if let Kind::File(file) = &block.kind {
+            check_file(doc, block, file, &mut failures);
+            continue;
+        }
+        if block.skip.is_some() {
+            continue;
+        }
+        let steps = block.steps();
+        let ran = run(block, &steps);
+        check_block(doc, block, &steps, &ran, &mut failures, &mut edits);
+    }
+    if bless(doc, edits) {
+        failures.push(format!("{}: blessed with the actual output", doc.name()));
+    }
+    failures
+}
+
 /// Checks the results of one block's steps; returns the failures and, for blessing, the
 /// replacement output of each mismatching step.
-pub fn check_block(
+fn check_block(
     doc: &Doc,
     block: &Block,
     steps: &[&Step],
@@ -343,7 +367,7 @@ pub fn check_block(
 }
 
 /// Checks a `file=` block against the repository's file.
-pub fn check_file(doc: &Doc, block: &Block, rel: &str, failures: &mut Vec<String>) {
+fn check_file(doc: &Doc, block: &Block, rel: &str, failures: &mut Vec<String>) {
     let body: Vec<&str> = doc
         .text
         .lines()
@@ -362,7 +386,7 @@ pub fn check_file(doc: &Doc, block: &Block, rel: &str, failures: &mut Vec<String
 }
 
 /// With DOCS_BLESS=1, replaces the expected output of mismatching steps by what they printed.
-pub fn bless(doc: &Doc, mut edits: Vec<((usize, usize), Vec<String>)>) -> bool {
+fn bless(doc: &Doc, mut edits: Vec<((usize, usize), Vec<String>)>) -> bool {
     if std::env::var_os("DOCS_BLESS").is_none() || edits.is_empty() {
         return false;
     }
