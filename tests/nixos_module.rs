@@ -265,7 +265,10 @@ fn timer_runs_it_at_boot_and_every_interval() {
 /// the fleet it writes is the example's.
 #[test]
 fn the_guides_host_configuration() {
-    let r = eval(&format!("import {}", repo_file("examples/seed-000/nixos-host-cp.nix")));
+    let r = eval(&format!(
+        "import {}",
+        repo_file("examples/seed-000/nixos-host-cp.nix")
+    ));
     assert_eq!(r["failedAssertions"], serde_json::json!([]), "{r:#}");
     assert!(
         exec_start(&r).contains(" apply --fleet /nix/store/"),
