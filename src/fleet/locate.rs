@@ -119,7 +119,7 @@ impl Scanner<'_> {
                     let line = self.line;
                     let key = self.string()?;
                     self.expect(b':')?;
-                    if &key == want {
+                    if *key == **want {
                         *best = line;
                         return self.descend(rest, best);
                     }

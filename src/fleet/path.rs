@@ -1,10 +1,13 @@
 //! JSON paths (`networks.wg0.members["worker 1"].address`) that name the field an error is about.
 
 use std::fmt;
+use std::sync::Arc;
 
+/// Keys are shared, so that extending a path (once per member of a large fleet) copies
+/// pointers, not strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
-    Key(String),
+    Key(Arc<str>),
     Index(usize),
 }
 
@@ -20,7 +23,7 @@ impl JsonPath {
     /// This path extended by an object key.
     pub fn key(&self, key: &str) -> Self {
         let mut segs = self.0.clone();
-        segs.push(Seg::Key(key.to_owned()));
+        segs.push(Seg::Key(key.into()));
         JsonPath(segs)
     }
 
@@ -33,7 +36,7 @@ impl JsonPath {
 
     /// Shorthand for a chain of keys: `JsonPath::keys(&["networks", "wg0"])`.
     pub fn keys(keys: &[&str]) -> Self {
-        JsonPath(keys.iter().map(|k| Seg::Key((*k).to_owned())).collect())
+        JsonPath(keys.iter().map(|k| Seg::Key((*k).into())).collect())
     }
 }
 
@@ -59,7 +62,7 @@ impl fmt::Display for JsonPath {
                     }
                     f.write_str(k)?;
                 }
-                Seg::Key(k) => write!(f, "[{}]", serde_json::Value::String(k.clone()))?,
+                Seg::Key(k) => write!(f, "[{}]", serde_json::Value::String(k.to_string()))?,
                 Seg::Index(n) => write!(f, "[{n}]")?,
             }
         }

@@ -9,6 +9,36 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Reads a JSON object into a map built in bulk (one sort) instead of one ordered insert per
+/// key: the maps of hosts, members and clients hold thousands of entries in large fleets. A key
+/// given twice keeps its last value, as serde's own map does.
+fn bulk_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = Vec<(String, V)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    Ok(d.deserialize_map(Entries(std::marker::PhantomData))?
+        .into_iter()
+        .collect())
+}
+
 /// The schema versions this build reads.
 pub const SUPPORTED_VERSIONS: &[u64] = &[1];
 
@@ -21,7 +51,7 @@ pub struct Fleet {
     #[schemars(extend("enum" = [1]))]
     pub version: u64,
     /// Machines that run wgfleet, by name (the name `--host` selects).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bulk_map")]
     #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub hosts: BTreeMap<String, Host>,
     /// Named sets of hosts and clients, referenced as `group:NAME` in flows and tests.
@@ -83,11 +113,15 @@ pub struct Network {
     /// Who peers with whom.
     pub topology: Topology,
     /// Hosts in this network, by host name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bulk_map")]
     #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub members: BTreeMap<String, Member>,
     /// Agentless peers (a phone, a contractor's laptop), by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "bulk_map"
+    )]
     #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"}))]
     pub clients: BTreeMap<String, Client>,
     /// Preshared keys between pairs of members (clients name theirs in `presharedKeyFile`).

@@ -156,8 +156,59 @@ fn join(list: &[ipnet::IpNet]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(list.len() * 20);
     for (i, net) in list.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(out, "{sep}{net}");
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match net {
+            // By hand: the formatter's IPv4 path costs a tenth of rendering a 10,000-peer hub.
+            ipnet::IpNet::V4(n) => {
+                for (j, octet) in n.addr().octets().into_iter().enumerate() {
+                    if j > 0 {
+                        out.push('.');
+                    }
+                    push_decimal(&mut out, octet);
+                }
+                out.push('/');
+                push_decimal(&mut out, n.prefix_len());
+            }
+            ipnet::IpNet::V6(n) => {
+                let _ = write!(out, "{n}");
+            }
+        }
     }
     out
+}
+
+fn push_decimal(out: &mut String, v: u8) {
+    if v >= 100 {
+        out.push(char::from(b'0' + v / 100));
+    }
+    if v >= 10 {
+        out.push(char::from(b'0' + v / 10 % 10));
+    }
+    out.push(char::from(b'0' + v % 10));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_writes_prefixes_as_their_display_does() {
+        let nets: Vec<ipnet::IpNet> = [
+            "0.0.0.0/0",
+            "10.0.0.2/32",
+            "192.168.100.0/24",
+            "255.255.255.255/32",
+            "9.99.199.0/8",
+            "fd10::15/128",
+            "::/0",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let display: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(join(&nets), display.join(", "));
+        assert_eq!(join(&[]), "");
+    }
 }
