@@ -1,554 +1,8 @@
-//! `wgfleet import`: adopting an existing WireGuard setup. Reads the wg-quick files of several
-//! hosts and derives the fleet (schema v1) that renders them back: same sections, keys and values,
-//! comments and order aside. Everything it cannot carry over, and every inconsistency between the
-//! files, becomes a finding that names the hosts and the lines involved.
-//!
-//! How the files are read:
-//! - A host's public key is derived from the PrivateKey in its own file; the private key itself is
-//!   only ever held in zeroizing memory and written age-encrypted (or not at all).
-//! - Shape: a host every other host peers with, where the others peer only with it (or them), is a
-//!   hub (`hubAndSpoke`); when everyone peers with everyone it is a `mesh`. Two hosts where one
-//!   dials the other: the dialled one is the hub.
-//! - Addresses become `id`s where the address is the subnet's network + id + 1 and lies in the run
-//!   of low addresses the members share (10.50.0.1, .2, .3); an address far above the others (a
-//!   fixed 10.50.0.30) stays an explicit `address`.
-//! - What others route to a member beyond its own address becomes its `routes`; what a spoke sends
-//!   to its hub beyond the hub's prefixes becomes the spoke's `reach`; anything else is kept as an
-//!   explicit `allowedIPs`.
-//! - Peers whose key no host owns become `clients` (named after their comment, or `unknown-N`).
-//!
-//! Pure apart from randomness in encryption: the command reads the files and writes the results.
+//! One network: its shape, members, addresses and what each file says of the others.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Component, Path, PathBuf};
+use super::*;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::Serialize;
-use zeroize::Zeroizing;
-
-use crate::fleet::diag::{Located, Severity as DiagSeverity};
-use crate::fleet::model::{NetworkModel, fold_prefixes};
-use crate::fleet::schema::{self, Fleet, HubAndSpoke, Topology};
-use crate::fleet::syntax::{self, Endpoint};
-use crate::fleet::validate::{self, DEFAULT_LISTEN_PORT};
-use crate::secrets::age::{encrypt, parse_recipient};
-use crate::secrets::keys::SecretKey;
-use crate::secrets::recipients::RecipientsFile;
-use crate::wgconf::{self, WgConf};
-
-// ---------------------------------------------------------------------------------------------
-// Sources: which file belongs to which host and interface.
-
-/// One wg-quick file of one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub host: String,
-    /// The interface (network) name: the file name without `.conf`, as wg-quick takes it.
-    pub network: String,
-    pub path: PathBuf,
-    /// How reports name the file: as given on the command line.
-    pub display: String,
-}
-
-/// Parses `HOST=PATH` or `HOST:IFACE=PATH`.
-pub fn source_from_arg(arg: &str) -> Result<Source, String> {
-    let (name, path) = arg
-        .split_once('=')
-        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
-        .ok_or_else(|| {
-            format!("{arg:?}: name each file as HOST=PATH, e.g. cp=/etc/wireguard/wg0.conf")
-        })?;
-    let (host, iface) = match name.split_once(':') {
-        Some((h, i)) => (h, Some(i.to_owned())),
-        None => (name, None),
-    };
-    syntax::check_name(host).map_err(|e| format!("{arg:?}: host {e}"))?;
-    let path = PathBuf::from(path);
-    let network = match iface {
-        Some(i) => i,
-        None => path
-            .file_name()
-            .map(|f| f.to_string_lossy().trim_end_matches(".conf").to_owned())
-            .unwrap_or_default(),
-    };
-    syntax::check_interface(&network).map_err(|e| {
-        format!("{arg:?}: {e} (the interface is the file name without .conf; name it with HOST:IFACE=PATH)")
-    })?;
-    Ok(Source {
-        host: host.to_owned(),
-        network,
-        display: display_path(&path),
-        path,
-    })
-}
-
-/// Every `DIR/HOST/IFACE.conf`.
-pub fn sources_in_dir(dir: &Path) -> Result<Vec<Source>, String> {
-    let read = |d: &Path| {
-        let mut names: Vec<(String, PathBuf)> = std::fs::read_dir(d)
-            .map_err(|e| format!("{}: cannot read the directory: {e}", d.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-            .filter(|(n, _)| !n.starts_with('.'))
-            .collect();
-        names.sort();
-        Ok::<_, String>(names)
-    };
-    let mut out = Vec::new();
-    for (host, path) in read(dir)? {
-        if !path.is_dir() {
-            continue;
-        }
-        syntax::check_name(&host).map_err(|e| format!("{}: host directory {e}", path.display()))?;
-        for (file, file_path) in read(&path)? {
-            let Some(network) = file.strip_suffix(".conf") else {
-                continue;
-            };
-            if !file_path.is_file() || syntax::check_interface(network).is_err() {
-                continue;
-            }
-            out.push(Source {
-                host: host.clone(),
-                network: network.to_owned(),
-                display: display_path(&file_path),
-                path: file_path,
-            });
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "{}: no HOST/IFACE.conf files (e.g. cp/wg0.conf) in this directory",
-            dir.display()
-        ));
-    }
-    Ok(out)
-}
-
-fn display_path(p: &Path) -> String {
-    let s = p.display().to_string();
-    s.strip_prefix("./").map(str::to_owned).unwrap_or(s)
-}
-
-/// A file's text, held in zeroizing memory (it holds a private key).
-pub struct Input {
-    pub source: Source,
-    pub text: Zeroizing<String>,
-}
-
-/// Reads one file into zeroizing memory.
-pub fn read_input(source: Source) -> Result<Input, String> {
-    let mut bytes = Zeroizing::new(
-        std::fs::read(&source.path)
-            .map_err(|e| format!("{}: cannot read this wg-quick file: {e}", source.display))?,
-    );
-    match String::from_utf8(std::mem::take(&mut *bytes)) {
-        Ok(text) => Ok(Input {
-            source,
-            text: Zeroizing::new(text),
-        }),
-        Err(e) => {
-            drop(Zeroizing::new(e.into_bytes()));
-            Err(format!("{}: not a text file (not UTF-8)", source.display))
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Results.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Note,
-}
-
-/// A line of an input file, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Place {
-    pub file: String,
-    pub line: usize,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// A stable identifier of the kind of finding (`unknown-peer`, `not-imported`, …).
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    pub message: String,
-    pub lines: Vec<Place>,
-}
-
-/// An age file to write: never the plain key.
-pub struct SecretFile {
-    /// Where to write it (under the secrets directory).
-    pub path: PathBuf,
-    /// How the fleet names it (relative to the fleet file).
-    pub reference: String,
-    pub what: String,
-    pub recipients: usize,
-    pub sealed: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NetworkSummary {
-    pub network: String,
-    pub topology: String,
-    pub hubs: Vec<String>,
-    pub members: Vec<String>,
-    pub clients: Vec<String>,
-    pub subnet: Option<String>,
-    pub subnet6: Option<String>,
-    pub listen_port: u16,
-}
-
-pub struct Imported {
-    pub fleet: Fleet,
-    pub findings: Vec<Finding>,
-    pub secrets: Vec<SecretFile>,
-    /// The fleet passes `validate`.
-    pub valid: bool,
-    pub networks: Vec<NetworkSummary>,
-}
-
-impl Imported {
-    pub fn fleet_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.fleet).unwrap_or_default();
-        text.push('\n');
-        text
-    }
-
-    pub fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .count()
-    }
-}
-
-/// What the import needs besides the files.
-pub struct Options<'a> {
-    /// `-r` recipients (already checked with `parse_recipient`).
-    pub recipients: &'a [String],
-    /// `-R` recipients file: operators and `HOST RECIPIENT` lines.
-    pub recipients_file: Option<&'a RecipientsFile>,
-    /// Where the age files go.
-    pub secrets_dir: &'a Path,
-    /// The directory of the fleet file (age file references are relative to it).
-    pub fleet_dir: &'a Path,
-    /// How reports name the fleet file.
-    pub fleet_name: &'a str,
-    /// Unix seconds (validation).
-    pub now: i64,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading a file with its line numbers.
-
-struct Kv {
-    no: usize,
-    key: String,
-    value: String,
-}
-
-#[derive(Default)]
-struct PeerSec {
-    header: usize,
-    label: Option<String>,
-    public_key: Option<(String, usize)>,
-    allowed_ips: Vec<(String, usize)>,
-    endpoint: Option<(String, usize)>,
-    keepalive: Option<(String, usize)>,
-    psk: Option<(SecretKey, usize)>,
-    bad_psk: Option<usize>,
-    other: Vec<Kv>,
-}
-
-impl PeerSec {
-    fn key(&self) -> Option<&str> {
-        self.public_key.as_ref().map(|(k, _)| k.as_str())
-    }
-
-    fn allowed_lines(&self) -> Vec<usize> {
-        let mut lines: Vec<usize> = self.allowed_ips.iter().map(|(_, l)| *l).collect();
-        lines.dedup();
-        lines
-    }
-
-    /// The keepalive in seconds; 0 when absent or off.
-    fn keepalive_secs(&self) -> u64 {
-        self.keepalive
-            .as_ref()
-            .and_then(|(v, _)| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-struct ConfFile {
-    src: Source,
-    /// Every line, trimmed, secret values replaced.
-    lines: Vec<String>,
-    interface_line: Option<usize>,
-    interface: Vec<Kv>,
-    private_key: Option<(SecretKey, usize)>,
-    bad_private_key: Option<usize>,
-    peers: Vec<PeerSec>,
-    /// Sections other than [Interface] and [Peer].
-    unknown_sections: Vec<usize>,
-    /// The meaning of the file with secret values replaced by a marker (for the round trip).
-    meaning: WgConf,
-}
-
-impl ConfFile {
-    fn place(&self, no: usize) -> Place {
-        Place {
-            file: self.src.display.clone(),
-            line: no,
-            text: self.lines.get(no - 1).cloned().unwrap_or_default(),
-        }
-    }
-
-    fn places(&self, lines: impl IntoIterator<Item = usize>) -> Vec<Place> {
-        lines.into_iter().map(|l| self.place(l)).collect()
-    }
-
-    fn values(&self, key: &str) -> impl Iterator<Item = &Kv> {
-        self.interface.iter().filter(move |kv| kv.key == key)
-    }
-}
-
-const SECRET_MARK: &str = "<secret>";
-const SHOWN_SECRET: &str = "(secret, not shown)";
-
-/// Words that mark a comment as describing a setting rather than naming the peer
-/// ("# The VPS's public key").
-const NOT_A_LABEL: &[&str] = &[
-    "key",
-    "allowedips",
-    "allowed ips",
-    "endpoint",
-    "keepalive",
-    "listenport",
-    "[peer]",
-    "[interface]",
-];
-
-fn usable_label(text: &str) -> Option<String> {
-    let t = text.trim();
-    let lower = t.to_ascii_lowercase();
-    let ok = !t.is_empty()
-        && t.chars().count() <= 200
-        && !t.chars().any(char::is_control)
-        && !NOT_A_LABEL.iter().any(|w| lower.contains(w));
-    ok.then(|| t.to_owned())
-}
-
-fn parse_file(input: &Input) -> ConfFile {
-    let mut f = ConfFile {
-        src: input.source.clone(),
-        lines: Vec::new(),
-        interface_line: None,
-        interface: Vec::new(),
-        private_key: None,
-        bad_private_key: None,
-        peers: Vec::new(),
-        unknown_sections: Vec::new(),
-        meaning: WgConf::default(),
-    };
-    let mut redacted = String::with_capacity(input.text.len());
-    let mut section = "";
-    let mut pending: Vec<String> = Vec::new();
-    let mut peer: Option<PeerSec> = None;
-    let mut peer_has_key_line = false;
-    for (i, raw) in input.text.lines().enumerate() {
-        let no = i + 1;
-        let (body, comment) = match raw.split_once('#') {
-            Some((b, c)) => (b.trim(), Some(c.trim())),
-            None => (raw.trim(), None),
-        };
-        if body.is_empty() {
-            if let Some(c) = comment.filter(|c| !c.is_empty()) {
-                pending.push(c.to_owned());
-            }
-            f.lines.push(raw.trim().to_owned());
-            redacted.push_str(raw);
-            redacted.push('\n');
-            continue;
-        }
-        if body.starts_with('[') {
-            if let Some(p) = peer.take() {
-                f.peers.push(p);
-            }
-            if body.eq_ignore_ascii_case("[peer]") {
-                section = "peer";
-                let label = comment
-                    .and_then(usable_label)
-                    .or_else(|| pending.iter().rev().find_map(|c| usable_label(c)));
-                peer = Some(PeerSec {
-                    header: no,
-                    label,
-                    ..PeerSec::default()
-                });
-                peer_has_key_line = false;
-            } else if body.eq_ignore_ascii_case("[interface]") {
-                section = "interface";
-                f.interface_line.get_or_insert(no);
-            } else {
-                section = "";
-                f.unknown_sections.push(no);
-            }
-            pending.clear();
-            f.lines.push(raw.trim().to_owned());
-            redacted.push_str(raw);
-            redacted.push('\n');
-            continue;
-        }
-        let Some((name, value)) = body.split_once('=') else {
-            f.lines.push(raw.trim().to_owned());
-            redacted.push_str(raw);
-            redacted.push('\n');
-            continue;
-        };
-        let (name, value) = (name.trim(), value.trim());
-        let key = name.to_ascii_lowercase();
-        let secret = matches!(key.as_str(), "privatekey" | "presharedkey");
-        if secret {
-            f.lines.push(format!("{name} = {SHOWN_SECRET}"));
-            redacted.push_str(&format!("{name} = {SECRET_MARK}\n"));
-        } else {
-            f.lines.push(raw.trim().to_owned());
-            redacted.push_str(raw);
-            redacted.push('\n');
-        }
-        match (section, peer.as_mut()) {
-            ("interface", _) if key == "privatekey" => {
-                match SecretKey::from_base64(value.as_bytes()) {
-                    Some(k) => {
-                        f.private_key = Some((k, no));
-                        f.bad_private_key = None;
-                    }
-                    None => f.bad_private_key = Some(no),
-                }
-            }
-            ("interface", _) => f.interface.push(Kv {
-                no,
-                key,
-                value: value.to_owned(),
-            }),
-            ("peer", Some(p)) => {
-                if !peer_has_key_line && p.label.is_none() {
-                    p.label = pending.iter().find_map(|c| usable_label(c));
-                }
-                peer_has_key_line = true;
-                match key.as_str() {
-                    "publickey" => p.public_key = Some((value.to_owned(), no)),
-                    "allowedips" => p.allowed_ips.extend(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(|s| (s.to_owned(), no)),
-                    ),
-                    "endpoint" => p.endpoint = Some((value.to_owned(), no)),
-                    "persistentkeepalive" => {
-                        let v = if value.eq_ignore_ascii_case("off") {
-                            "0"
-                        } else {
-                            value
-                        };
-                        p.keepalive = Some((v.to_owned(), no));
-                    }
-                    "presharedkey" => match SecretKey::from_base64(value.as_bytes()) {
-                        Some(k) => p.psk = Some((k, no)),
-                        None => p.bad_psk = Some(no),
-                    },
-                    _ => p.other.push(Kv {
-                        no,
-                        key,
-                        value: value.to_owned(),
-                    }),
-                }
-            }
-            _ => {}
-        }
-        pending.clear();
-    }
-    if let Some(p) = peer.take() {
-        f.peers.push(p);
-    }
-    f.meaning = wgconf::parse(&redacted);
-    f
-}
-
-// ---------------------------------------------------------------------------------------------
-// Findings.
-
-struct Findings {
-    list: Vec<Finding>,
-    network: Option<String>,
-}
-
-impl Findings {
-    fn push(&mut self, severity: Severity, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.list.push(Finding {
-            severity,
-            kind,
-            network: self.network.clone(),
-            message,
-            lines,
-        });
-    }
-
-    fn warn(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.push(Severity::Warning, kind, message, lines);
-    }
-
-    fn note(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.push(Severity::Note, kind, message, lines);
-    }
-}
-
-fn join_prefixes(list: &[IpNet]) -> String {
-    list.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn parse_prefix(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-fn host_prefix(a: IpAddr) -> IpNet {
-    IpNet::from(a)
-}
-
-fn is_host_prefix(p: &IpNet) -> bool {
-    p.prefix_len() == p.max_prefix_len()
-}
-
-/// The most common item; ties go to the smallest.
-fn most_common<T: Ord + Clone>(items: impl IntoIterator<Item = T>) -> Option<T> {
-    let mut counts: BTreeMap<T, usize> = BTreeMap::new();
-    for i in items {
-        *counts.entry(i).or_default() += 1;
-    }
-    let best = counts.values().copied().max()?;
-    counts.into_iter().find(|(_, c)| *c == best).map(|(t, _)| t)
-}
-
-// ---------------------------------------------------------------------------------------------
-// One network.
-
-struct Member<'f> {
+pub(super) struct Member<'f> {
     file: &'f ConfFile,
     key: String,
     /// The key was taken from the others' files (no PrivateKey in its own).
@@ -601,7 +55,7 @@ impl Member<'_> {
     }
 }
 
-struct Entry<'f> {
+pub(super) struct Entry<'f> {
     file: &'f ConfFile,
     sec: &'f PeerSec,
     /// Matched to its member by address or endpoint, not by key.
@@ -620,7 +74,7 @@ impl Entry<'_> {
     }
 }
 
-struct ClientOut<'f> {
+pub(super) struct ClientOut<'f> {
     name: String,
     key: String,
     addr4: Option<Ipv4Addr>,
@@ -633,63 +87,63 @@ struct ClientOut<'f> {
 }
 
 /// A secret the fleet needs, before encryption.
-struct PlannedSecret<'f> {
-    file_name: String,
+pub(super) struct PlannedSecret<'f> {
+    pub(super) file_name: String,
     /// The file and line the key was read from.
-    source: Option<(String, usize)>,
-    what: String,
-    needed_by: Vec<String>,
-    key: &'f SecretKey,
-    target: Target,
+    pub(super) source: Option<(String, usize)>,
+    pub(super) what: String,
+    pub(super) needed_by: Vec<String>,
+    pub(super) key: &'f SecretKey,
+    pub(super) target: Target,
 }
 
-enum Target {
+pub(super) enum Target {
     Host(String),
     Member(String, String),
     Pair(String, String, String),
     Client(String, String),
 }
 
-struct NetOut<'f> {
-    network: schema::Network,
+pub(super) struct NetOut<'f> {
+    pub(super) network: schema::Network,
     /// Per member: key, the private key, endpoint, description, wan interface.
-    hosts: BTreeMap<String, HostFacts<'f>>,
-    psk_pairs: Vec<(String, String, &'f SecretKey, (String, usize))>,
-    client_psks: Vec<(String, &'f SecretKey, (String, usize))>,
-    summary: NetworkSummary,
+    pub(super) hosts: BTreeMap<String, HostFacts<'f>>,
+    pub(super) psk_pairs: Vec<(String, String, &'f SecretKey, (String, usize))>,
+    pub(super) client_psks: Vec<(String, &'f SecretKey, (String, usize))>,
+    pub(super) summary: NetworkSummary,
     /// The files of the members, for the round trip.
-    files: BTreeMap<String, &'f ConfFile>,
-    names: BTreeMap<String, String>,
+    pub(super) files: BTreeMap<String, &'f ConfFile>,
+    pub(super) names: BTreeMap<String, String>,
 }
 
-struct HostFacts<'f> {
-    public_key: String,
-    private_key: Option<&'f SecretKey>,
-    key_source: Option<(String, usize)>,
-    endpoint: Option<Endpoint>,
-    description: Option<String>,
-    wan: Option<String>,
+pub(super) struct HostFacts<'f> {
+    pub(super) public_key: String,
+    pub(super) private_key: Option<&'f SecretKey>,
+    pub(super) key_source: Option<(String, usize)>,
+    pub(super) endpoint: Option<Endpoint>,
+    pub(super) description: Option<String>,
+    pub(super) wan: Option<String>,
 }
 
-struct NetImport<'f, 'c> {
-    name: String,
-    f: &'c mut Findings,
+pub(super) struct NetImport<'f, 'c> {
+    pub(super) name: String,
+    pub(super) f: &'c mut Findings,
     /// Every host's public key (from its files, any network) → host.
-    key_owners: &'c BTreeMap<String, String>,
+    pub(super) key_owners: &'c BTreeMap<String, String>,
     /// Hosts that have a file for this network (imported or not).
-    file_hosts: BTreeSet<String>,
-    members: BTreeMap<String, Member<'f>>,
+    pub(super) file_hosts: BTreeSet<String>,
+    pub(super) members: BTreeMap<String, Member<'f>>,
     /// (from, to) → the entry `from` has for `to`.
-    entries: BTreeMap<(String, String), Entry<'f>>,
-    foreign: Vec<(String, &'f ConfFile, &'f PeerSec, Vec<IpNet>)>,
-    subnet4: Option<Ipv4Net>,
-    subnet6: Option<Ipv6Net>,
-    hubs: Vec<String>,
-    listen_port: u16,
-    listen_port_set: Option<u16>,
-    mtu: Option<u64>,
-    keepalive: Option<u64>,
-    clients: Vec<ClientOut<'f>>,
+    pub(super) entries: BTreeMap<(String, String), Entry<'f>>,
+    pub(super) foreign: Vec<(String, &'f ConfFile, &'f PeerSec, Vec<IpNet>)>,
+    pub(super) subnet4: Option<Ipv4Net>,
+    pub(super) subnet6: Option<Ipv6Net>,
+    pub(super) hubs: Vec<String>,
+    pub(super) listen_port: u16,
+    pub(super) listen_port_set: Option<u16>,
+    pub(super) mtu: Option<u64>,
+    pub(super) keepalive: Option<u64>,
+    pub(super) clients: Vec<ClientOut<'f>>,
 }
 
 fn hook_reason(value: &str) -> (&'static str, bool, bool, Option<String>) {
@@ -798,7 +252,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- members ------------------------------------------------------------------------------
 
-    fn read_members(&mut self, files: &[&'f ConfFile]) {
+    pub(super) fn read_members(&mut self, files: &[&'f ConfFile]) {
         let mut keyless: Vec<&'f ConfFile> = Vec::new();
         for &file in files {
             let host = &file.src.host;
@@ -974,7 +428,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- subnets ------------------------------------------------------------------------------
 
-    fn choose_subnets(&mut self) {
+    pub(super) fn choose_subnets(&mut self) {
         let v4: Vec<(String, Ipv4Addr, u8, usize)> = self
             .members
             .iter()
@@ -1078,7 +532,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- who peers with whom --------------------------------------------------------------------
 
-    fn classify_entries(&mut self) {
+    pub(super) fn classify_entries(&mut self) {
         let owner: BTreeMap<String, String> = self
             .members
             .iter()
@@ -1190,7 +644,7 @@ impl<'f> NetImport<'f, '_> {
         }
     }
 
-    fn report_keys(&mut self) {
+    pub(super) fn report_keys(&mut self) {
         if self.members.len() < 2 {
             return;
         }
@@ -1255,7 +709,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- shape --------------------------------------------------------------------------------
 
-    fn choose_topology(&mut self) {
+    pub(super) fn choose_topology(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         let adjacent = |a: &str, b: &str| {
             self.entries.contains_key(&(a.to_owned(), b.to_owned()))
@@ -1357,7 +811,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- interface values -----------------------------------------------------------------------
 
-    fn interface_values(&mut self) {
+    pub(super) fn interface_values(&mut self) {
         let ports: Vec<u16> = self
             .members
             .values()
@@ -1422,7 +876,7 @@ impl<'f> NetImport<'f, '_> {
 
     /// Keys wgfleet does not write: reported, never silently dropped. Hooks that forward or
     /// masquerade set `forwarding` / `nat`.
-    fn unsupported_interface_keys(&mut self) {
+    pub(super) fn unsupported_interface_keys(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         for name in names {
             let file = self.member_file(&name);
@@ -1490,7 +944,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- clients: peers no host owns ----------------------------------------------------------
 
-    fn clients(&mut self, used_names: &mut BTreeSet<String>, unknown: &mut usize) {
+    pub(super) fn clients(&mut self, used_names: &mut BTreeSet<String>, unknown: &mut usize) {
         let mut by_key: BTreeMap<String, Vec<(String, &'f ConfFile, &'f PeerSec)>> =
             BTreeMap::new();
         let mut parsed: BTreeMap<(String, usize), Vec<IpNet>> = BTreeMap::new();
@@ -1743,7 +1197,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- duplicate addresses ------------------------------------------------------------------
 
-    fn duplicates(&mut self) {
+    pub(super) fn duplicates(&mut self) {
         let mut used: BTreeMap<IpAddr, (String, Vec<Place>)> = BTreeMap::new();
         let members: Vec<String> = self.members.keys().cloned().collect();
         let mut moved: Vec<(bool, String, IpAddr, Vec<Place>)> = Vec::new();
@@ -1847,7 +1301,7 @@ impl<'f> NetImport<'f, '_> {
     // -- AllowedIPs ---------------------------------------------------------------------------
 
     /// Every entry for a member must cover that member's own address.
-    fn check_coverage(&mut self) {
+    pub(super) fn check_coverage(&mut self) {
         let keys: Vec<(String, String)> = self.entries.keys().cloned().collect();
         for (from, to) in keys {
             let e = &self.entries[&(from.clone(), to.clone())];
@@ -1883,7 +1337,7 @@ impl<'f> NetImport<'f, '_> {
 
     /// Splits what others route to each member into its address, `routes`, an `allowedIPs`
     /// override, and the spokes' `reach`.
-    fn advertised(&mut self) {
+    pub(super) fn advertised(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         for x in &names {
             let sources: Vec<String> = self
@@ -2082,7 +1536,7 @@ impl<'f> NetImport<'f, '_> {
 
     // -- endpoints and keepalive ----------------------------------------------------------------
 
-    fn endpoints(&mut self) {
+    pub(super) fn endpoints(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         for x in &names {
             let mut dialers: Vec<(String, Endpoint, String, Place)> = Vec::new();
@@ -2209,7 +1663,7 @@ impl<'f> NetImport<'f, '_> {
         }
     }
 
-    fn keepalives(&mut self) {
+    pub(super) fn keepalives(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         let mut per_member: BTreeMap<String, u64> = BTreeMap::new();
         for from in &names {
@@ -2317,7 +1771,7 @@ impl<'f> NetImport<'f, '_> {
         out
     }
 
-    fn peer_leftovers(&mut self) {
+    pub(super) fn peer_leftovers(&mut self) {
         for ((from, to), e) in &self.entries {
             for kv in &e.sec.other {
                 self.f.note(
@@ -2332,7 +1786,7 @@ impl<'f> NetImport<'f, '_> {
         }
     }
 
-    fn descriptions(&mut self) {
+    pub(super) fn descriptions(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         for x in &names {
             let labels = self
@@ -2346,7 +1800,7 @@ impl<'f> NetImport<'f, '_> {
     }
 
     /// Suggests forwarding on a hub that spokes reach other members through.
-    fn forwarding_hint(&mut self) {
+    pub(super) fn forwarding_hint(&mut self) {
         let Some(primary) = self.hubs.first().cloned() else {
             return;
         };
@@ -2380,7 +1834,7 @@ impl<'f> NetImport<'f, '_> {
 
     /// wgfleet opens the listen port on the hosts peers dial, in its own chain; a rule that
     /// opened it by hand stays, unreported by `apply`.
-    fn firewall_hint(&mut self) {
+    pub(super) fn firewall_hint(&mut self) {
         let dialled: Vec<String> = self
             .members
             .iter()
@@ -2433,7 +1887,7 @@ impl<'f> NetImport<'f, '_> {
         out
     }
 
-    fn build(mut self) -> NetOut<'f> {
+    pub(super) fn build(mut self) -> NetOut<'f> {
         // Members whose address is network + id + 1, in the run of low ids.
         let mut ids: Vec<u64> = self
             .members
@@ -2567,7 +2021,7 @@ fn id_of6(s: Ipv6Net, a: Ipv6Addr) -> Option<u64> {
 }
 
 /// A comment as a client name: lowercase, runs of other characters as '-'.
-fn sanitize_name(text: &str) -> String {
+pub(super) fn sanitize_name(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
@@ -2583,675 +2037,5 @@ fn sanitize_name(text: &str) -> String {
         out[..63].trim_end_matches(['-', '.', '_']).to_owned()
     } else {
         out
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The whole import.
-
-/// Imports the files; `Err` when nothing is importable.
-pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> {
-    let files: Vec<ConfFile> = inputs.iter().map(parse_file).collect();
-    let mut seen = BTreeSet::new();
-    for f in &files {
-        if !seen.insert((f.src.host.clone(), f.src.network.clone())) {
-            return Err(format!(
-                "{}: {} has two files for {}",
-                f.src.display, f.src.host, f.src.network
-            ));
-        }
-    }
-    let mut by_net: BTreeMap<String, Vec<&ConfFile>> = BTreeMap::new();
-    for f in &files {
-        by_net.entry(f.src.network.clone()).or_default().push(f);
-    }
-    let multi = by_net.len() > 1;
-    let key_owners: BTreeMap<String, String> = files
-        .iter()
-        .filter_map(|f| {
-            f.private_key
-                .as_ref()
-                .map(|(k, _)| (k.public_key(), f.src.host.clone()))
-        })
-        .collect();
-    let mut findings = Vec::new();
-    let mut used_names: BTreeSet<String> = files.iter().map(|f| f.src.host.clone()).collect();
-    let mut unknown = 0usize;
-    let mut nets: Vec<(String, NetOut<'_>)> = Vec::new();
-    for (name, list) in &by_net {
-        let mut f = Findings {
-            list: Vec::new(),
-            network: multi.then(|| name.clone()),
-        };
-        let mut n = NetImport {
-            name: name.clone(),
-            f: &mut f,
-            key_owners: &key_owners,
-            file_hosts: BTreeSet::new(),
-            members: BTreeMap::new(),
-            entries: BTreeMap::new(),
-            foreign: Vec::new(),
-            subnet4: None,
-            subnet6: None,
-            hubs: Vec::new(),
-            listen_port: DEFAULT_LISTEN_PORT,
-            listen_port_set: None,
-            mtu: None,
-            keepalive: None,
-            clients: Vec::new(),
-        };
-        n.read_members(list);
-        if n.members.is_empty() {
-            drop(n);
-            findings.append(&mut f.list);
-            continue;
-        }
-        n.choose_subnets();
-        n.classify_entries();
-        n.report_keys();
-        n.choose_topology();
-        n.interface_values();
-        n.unsupported_interface_keys();
-        n.clients(&mut used_names, &mut unknown);
-        n.duplicates();
-        n.check_coverage();
-        n.advertised();
-        n.endpoints();
-        n.keepalives();
-        n.peer_leftovers();
-        n.descriptions();
-        n.forwarding_hint();
-        n.firewall_hint();
-        let out = n.build();
-        findings.append(&mut f.list);
-        nets.push((name.clone(), out));
-    }
-    if nets.is_empty() {
-        let why: Vec<String> = findings
-            .iter()
-            .map(|f| format!("  {}", f.message))
-            .collect();
-        return Err(format!("nothing importable:\n{}", why.join("\n")));
-    }
-
-    // Hosts: the key and endpoint of their first network; others override per member.
-    let mut fleet = Fleet {
-        version: 1,
-        ..Fleet::default()
-    };
-    let mut planned: Vec<PlannedSecret<'_>> = Vec::new();
-    let mut general = Findings {
-        list: Vec::new(),
-        network: None,
-    };
-    for (net_name, out) in &mut nets {
-        for (host, facts) in &out.hosts {
-            let listen_port = out.summary.listen_port;
-            match fleet.hosts.get(host) {
-                None => {
-                    fleet.hosts.insert(
-                        host.clone(),
-                        schema::Host {
-                            public_key: facts.public_key.clone(),
-                            private_key_file: None,
-                            endpoint: facts
-                                .endpoint
-                                .as_ref()
-                                .map(|e| endpoint_text(e, listen_port)),
-                            wan_interface: facts.wan.clone(),
-                            description: facts.description.clone(),
-                        },
-                    );
-                    if let Some(k) = facts.private_key {
-                        planned.push(PlannedSecret {
-                            file_name: format!("{host}.age"),
-                            source: facts.key_source.clone(),
-                            what: format!("the private key of {host}"),
-                            needed_by: vec![host.clone()],
-                            key: k,
-                            target: Target::Host(host.clone()),
-                        });
-                    }
-                }
-                Some(h) => {
-                    let h = h.clone();
-                    let m = out.network.members.get_mut(host).expect("member");
-                    if h.public_key != facts.public_key {
-                        m.public_key = Some(facts.public_key.clone());
-                        if let Some(k) = facts.private_key {
-                            planned.push(PlannedSecret {
-                                file_name: format!("{host}-{net_name}.age"),
-                                source: facts.key_source.clone(),
-                                what: format!("the private key of {host} in {net_name}"),
-                                needed_by: vec![host.clone()],
-                                key: k,
-                                target: Target::Member(net_name.clone(), host.clone()),
-                            });
-                        }
-                    }
-                    let host_ep = h
-                        .endpoint
-                        .as_deref()
-                        .and_then(|e| syntax::parse_endpoint(e).ok())
-                        .map(|e| e.render(listen_port));
-                    let here = facts.endpoint.as_ref().map(|e| e.render(listen_port));
-                    if here.is_some() && here != host_ep {
-                        if h.endpoint.is_none() {
-                            let entry = fleet.hosts.get_mut(host).expect("host");
-                            entry.endpoint = facts
-                                .endpoint
-                                .as_ref()
-                                .map(|e| endpoint_text(e, listen_port));
-                        } else {
-                            m.endpoint = facts
-                                .endpoint
-                                .as_ref()
-                                .map(|e| endpoint_text(e, listen_port));
-                        }
-                    }
-                    let entry = fleet.hosts.get_mut(host).expect("host");
-                    if entry.description.is_none() {
-                        entry.description = facts.description.clone();
-                    }
-                    if entry.wan_interface.is_none() {
-                        entry.wan_interface = facts.wan.clone();
-                    }
-                }
-            }
-        }
-        for (a, b, k, source) in &out.psk_pairs {
-            planned.push(PlannedSecret {
-                file_name: format!("{net_name}-{a}-{b}.psk.age"),
-                source: Some(source.clone()),
-                what: format!("the preshared key of {a} and {b} in {net_name}"),
-                needed_by: vec![a.clone(), b.clone()],
-                key: k,
-                target: Target::Pair(net_name.clone(), a.clone(), b.clone()),
-            });
-        }
-        for (client, k, source) in &out.client_psks {
-            let needed_by: Vec<String> = out.network.clients[client]
-                .hubs
-                .clone()
-                .unwrap_or_else(|| out.summary.hubs_or_members());
-            planned.push(PlannedSecret {
-                file_name: format!("{net_name}-{client}.psk.age"),
-                source: Some(source.clone()),
-                what: format!("the preshared key of client {client} in {net_name}"),
-                needed_by,
-                key: k,
-                target: Target::Client(net_name.clone(), client.clone()),
-            });
-        }
-    }
-    for (name, out) in &nets {
-        fleet.networks.insert(name.clone(), out.network.clone());
-    }
-
-    // Secrets: encrypted on the spot, or left out with what to do.
-    let secrets = seal(&mut fleet, &planned, opts, &mut general)?;
-
-    // Validate, then render every imported file back and compare.
-    let json = {
-        let mut t = serde_json::to_string_pretty(&fleet).unwrap_or_default();
-        t.push('\n');
-        t
-    };
-    let (valid, diags) = validate::validate(
-        &fleet,
-        validate::Options {
-            now: opts.now,
-            expiry_warning: 0,
-        },
-    );
-    for d in diags.0.iter().filter(|d| d.severity == DiagSeverity::Error) {
-        let located = Located::new(Path::new(opts.fleet_name), Some(&json), d);
-        general.push(
-            Severity::Error,
-            "invalid-fleet",
-            format!("the imported fleet does not validate: {located}"),
-            vec![],
-        );
-    }
-    if let Some(valid) = &valid {
-        round_trip(valid, &nets, opts.now, &mut general);
-    }
-    findings.append(&mut general.list);
-    findings.sort_by_key(|f| f.severity);
-    Ok(Imported {
-        networks: nets.iter().map(|(_, o)| o.summary.clone()).collect(),
-        fleet,
-        findings,
-        secrets,
-        valid: valid.is_some(),
-    })
-}
-
-impl NetworkSummary {
-    fn hubs_or_members(&self) -> Vec<String> {
-        if self.hubs.is_empty() {
-            self.members.clone()
-        } else {
-            self.hubs.clone()
-        }
-    }
-}
-
-/// A host's `endpoint` as the fleet writes it: the port only when it is not the network's.
-fn endpoint_text(ep: &Endpoint, listen_port: u16) -> String {
-    match ep.port {
-        Some(p) if p != listen_port => ep.render(p),
-        _ => ep.host.clone(),
-    }
-}
-
-fn seal(
-    fleet: &mut Fleet,
-    planned: &[PlannedSecret<'_>],
-    opts: &Options<'_>,
-    f: &mut Findings,
-) -> Result<Vec<SecretFile>, String> {
-    let mut out = Vec::new();
-    let mut left_out: Vec<&PlannedSecret<'_>> = Vec::new();
-    let mut operators_only: Vec<&str> = Vec::new();
-    for p in planned {
-        let mut texts: Vec<&str> = opts.recipients.iter().map(String::as_str).collect();
-        if let Some(rf) = opts.recipients_file {
-            texts.extend(rf.for_hosts(p.needed_by.iter().map(String::as_str)));
-            if matches!(p.target, Target::Host(_))
-                && p.needed_by.iter().any(|h| !rf.hosts.contains_key(h))
-            {
-                operators_only.extend(p.needed_by.iter().map(String::as_str));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        texts.retain(|t| seen.insert(*t));
-        if texts.is_empty() {
-            left_out.push(p);
-            continue;
-        }
-        let recipients = texts
-            .iter()
-            .map(|t| parse_recipient(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let mut plain = p.key.to_base64();
-        plain.push('\n');
-        let sealed = encrypt(plain.as_bytes(), &recipients).map_err(|e| e.to_string())?;
-        let path = opts.secrets_dir.join(&p.file_name);
-        let reference = relative_path(&path, opts.fleet_dir);
-        match &p.target {
-            Target::Host(h) => {
-                if let Some(host) = fleet.hosts.get_mut(h) {
-                    host.private_key_file = Some(reference.clone());
-                }
-            }
-            Target::Member(n, h) => {
-                if let Some(m) = fleet.networks.get_mut(n).and_then(|n| n.members.get_mut(h)) {
-                    m.private_key_file = Some(reference.clone());
-                }
-            }
-            Target::Pair(n, a, b) => {
-                if let Some(net) = fleet.networks.get_mut(n) {
-                    net.preshared_keys.push(schema::PresharedKeyPair {
-                        peers: vec![a.clone(), b.clone()],
-                        file: reference.clone(),
-                    });
-                }
-            }
-            Target::Client(n, c) => {
-                if let Some(cl) = fleet.networks.get_mut(n).and_then(|n| n.clients.get_mut(c)) {
-                    cl.preshared_key_file = Some(reference.clone());
-                }
-            }
-        }
-        out.push(SecretFile {
-            path,
-            reference,
-            what: p.what.clone(),
-            recipients: recipients.len(),
-            sealed,
-        });
-    }
-    if !out.is_empty() {
-        let files: Vec<&str> = out.iter().map(|s| s.reference.as_str()).collect();
-        let counts: BTreeSet<usize> = out.iter().map(|s| s.recipients).collect();
-        let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
-        f.note(
-            "secrets",
-            format!(
-                "the keys found in the files were encrypted on the spot (to {} recipient(s)), never written in plain text: {}",
-                counts.join("/"),
-                files.join(", ")
-            ),
-            vec![],
-        );
-    }
-    if !operators_only.is_empty() {
-        operators_only.sort();
-        operators_only.dedup();
-        f.note(
-            "secrets",
-            format!(
-                "the recipients file has no line for {}: their keys are encrypted to the operators only, so these hosts cannot decrypt them yet; add `HOST ssh-ed25519 …` lines (their /etc/ssh/ssh_host_ed25519_key.pub) and run `wgfleet rekey`",
-                operators_only.join(", ")
-            ),
-            vec![],
-        );
-    }
-    if !left_out.is_empty() {
-        let lines: Vec<String> = left_out
-            .iter()
-            .map(|p| {
-                let path = opts.secrets_dir.join(&p.file_name);
-                let field = match &p.target {
-                    Target::Host(h) => format!("hosts.{h}.privateKeyFile"),
-                    Target::Member(n, h) => format!("networks.{n}.members.{h}.privateKeyFile"),
-                    Target::Pair(n, ..) => format!("networks.{n}.presharedKeys[].file"),
-                    Target::Client(n, c) => format!("networks.{n}.clients.{c}.presharedKeyFile"),
-                };
-                let from = p
-                    .source
-                    .as_ref()
-                    .map(|(file, line)| format!(", from {file}:{line}"))
-                    .unwrap_or_default();
-                format!(
-                    "\n    {field} = \"{}\" ({}{from})",
-                    relative_path(&path, opts.fleet_dir),
-                    p.what
-                )
-            })
-            .collect();
-        let example = left_out
-            .iter()
-            .find_map(|p| {
-                let (file, _) = p.source.as_ref()?;
-                let key = if matches!(p.target, Target::Pair(..) | Target::Client(..)) {
-                    "PresharedKey"
-                } else {
-                    "PrivateKey"
-                };
-                Some(format!(
-                    "sed -n 's/^[[:space:]]*{key}[[:space:]]*=[[:space:]]*//Ip' {file} | age -a -r RECIPIENT -o {}",
-                    display_path(&opts.secrets_dir.join(&p.file_name))
-                ))
-            })
-            .unwrap_or_default();
-        f.note(
-            "secrets",
-            format!(
-                "no recipients (-r/-R): the keys found in the files were left out of the fleet, and none was written. Import again with -r RECIPIENT or -R recipients.txt, or encrypt each key from its file by hand (e.g. `{example}`) and add:{}\n  A new key instead (`wgfleet keygen -o secrets/HOST.age -R recipients.txt --host HOST`) changes the host's publicKey; every peer learns it on the next apply",
-                lines.concat()
-            ),
-            vec![],
-        );
-    }
-    Ok(out)
-}
-
-/// `target` relative to `base`, lexically, with '/' separators.
-pub fn relative_path(target: &Path, base: &Path) -> String {
-    let abs = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
-    let (t, b) = (abs(target), abs(base));
-    let tc: Vec<Component<'_>> = t.components().collect();
-    let bc: Vec<Component<'_>> = b.components().collect();
-    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
-    let mut parts: Vec<String> = vec!["..".to_owned(); bc.len() - common];
-    parts.extend(
-        tc[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Round trip: render every imported file from the fleet and compare meanings.
-
-fn redact(mut conf: WgConf) -> WgConf {
-    if let Some(v) = conf.interface.get_mut("privatekey") {
-        *v = vec![SECRET_MARK.to_owned()];
-    }
-    for p in conf.peers.values_mut() {
-        if p.preshared_key.is_some() {
-            p.preshared_key = Some(SECRET_MARK.to_owned());
-        }
-    }
-    conf
-}
-
-fn normalized_values(values: Option<&Vec<String>>) -> BTreeSet<String> {
-    values
-        .into_iter()
-        .flatten()
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// The differences between two meanings, as `key: old → new` lines (secrets never shown).
-pub fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) -> Vec<String> {
-    let (old, new) = (redact(old.clone()), redact(new.clone()));
-    let mut out = Vec::new();
-    let keys: BTreeSet<&String> = old.interface.keys().chain(new.interface.keys()).collect();
-    let show = |s: &BTreeSet<String>| {
-        if s.is_empty() {
-            "(none)".to_owned()
-        } else {
-            s.iter().cloned().collect::<Vec<_>>().join(", ")
-        }
-    };
-    for k in keys {
-        let (a, b) = (
-            normalized_values(old.interface.get(k)),
-            normalized_values(new.interface.get(k)),
-        );
-        if a != b {
-            let key = crate::wgconf::canonical_key(k);
-            if k == "privatekey" {
-                out.push(format!(
-                    "{key} {}",
-                    if b.is_empty() { "removed" } else { "added" }
-                ));
-            } else {
-                out.push(format!("{key}: {} → {}", show(&a), show(&b)));
-            }
-        }
-    }
-    let name = |k: &str| {
-        names
-            .get(k)
-            .map_or_else(|| k.to_owned(), |n| format!("{n} ({k})"))
-    };
-    let peers: BTreeSet<&String> = old.peers.keys().chain(new.peers.keys()).collect();
-    for k in peers {
-        match (old.peers.get(k), new.peers.get(k)) {
-            (Some(_), None) => out.push(format!("- peer {}", name(k))),
-            (None, Some(p)) => out.push(format!(
-                "+ peer {} {}",
-                name(k),
-                p.allowed_ips.iter().cloned().collect::<Vec<_>>().join(", ")
-            )),
-            (Some(a), Some(b)) if a != b => {
-                let fields = b.changes_from(a);
-                out.push(format!("~ peer {}: {}", name(k), fields.join("; ")));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn round_trip(
-    valid: &crate::fleet::ValidFleet,
-    nets: &[(String, NetOut<'_>)],
-    now: i64,
-    f: &mut Findings,
-) {
-    let mut same = Vec::new();
-    for (name, out) in nets {
-        let Some(model): Option<&NetworkModel> = valid.networks.get(name) else {
-            continue;
-        };
-        for (host, file) in &out.files {
-            let Some(plan) = crate::plan::plan_interface(valid, model, host, now) else {
-                continue;
-            };
-            let Ok(text) = crate::render::render_config(&plan) else {
-                continue;
-            };
-            let diffs = differences(&file.meaning, &wgconf::parse(&text), &out.names);
-            if diffs.is_empty() {
-                same.push(file.src.display.clone());
-            } else {
-                let old = &file.meaning;
-                let new = wgconf::parse(&text);
-                let keys: BTreeSet<&String> =
-                    old.interface.keys().chain(new.interface.keys()).collect();
-                let restart = keys.into_iter().any(|k| {
-                    !wgconf::RELOADABLE_INTERFACE_KEYS.contains(&k.as_str())
-                        && normalized_values(old.interface.get(k))
-                            != normalized_values(new.interface.get(k))
-                });
-                let action = if restart {
-                    "a restart of the interface"
-                } else {
-                    "a reload (wg syncconf: live sessions survive)"
-                };
-                f.note(
-                    "will-change",
-                    format!(
-                        "what `wgfleet apply` will change on {host} ({name}), compared with {}, by {action}: {}",
-                        file.src.display,
-                        diffs.join("; ")
-                    ),
-                    vec![],
-                );
-            }
-        }
-    }
-    if !same.is_empty() {
-        f.note(
-            "round-trip",
-            format!(
-                "the fleet renders back the same sections, keys and values (comments and order aside) for {}",
-                same.join(", ")
-            ),
-            vec![],
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reports.
-
-/// The findings for a person: `severity: message`, then the lines involved.
-pub fn report_text(imported: &Imported) -> String {
-    let mut out = String::new();
-    for f in &imported.findings {
-        let sev = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        };
-        let net = f
-            .network
-            .as_ref()
-            .map(|n| format!("{n}: "))
-            .unwrap_or_default();
-        out.push_str(&format!("{sev}: {net}{}\n", f.message));
-        for p in &f.lines {
-            out.push_str(&format!("  {}:{}: {}\n", p.file, p.line, p.text));
-        }
-    }
-    out.push_str(&summary_text(imported));
-    out
-}
-
-pub fn summary_text(imported: &Imported) -> String {
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    let mut out = format!(
-        "imported {} and {}:\n",
-        plural(imported.fleet.hosts.len(), "host"),
-        plural(imported.networks.len(), "network")
-    );
-    for n in &imported.networks {
-        let shape = if n.hubs.is_empty() {
-            "mesh".to_owned()
-        } else {
-            format!("hub-and-spoke, hubs {}", n.hubs.join(", "))
-        };
-        let subnets: Vec<&str> = [n.subnet.as_deref(), n.subnet6.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        out.push_str(&format!(
-            "  {}: {shape}; {} {}; {}; subnet {}, port {}\n",
-            n.network,
-            plural(n.members.len(), "member"),
-            n.members.join(", "),
-            plural(n.clients.len(), "client"),
-            subnets.join(", "),
-            n.listen_port
-        ));
-    }
-    out.push_str(&format!(
-        "{}, {}, {}\n",
-        plural(imported.count(Severity::Error), "error"),
-        plural(imported.count(Severity::Warning), "warning"),
-        plural(imported.count(Severity::Note), "note"),
-    ));
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_from_arguments() {
-        let s = source_from_arg("cp=/etc/wireguard/wg0.conf").unwrap();
-        assert_eq!((s.host.as_str(), s.network.as_str()), ("cp", "wg0"));
-        let s = source_from_arg("cp:wg1=./cp.conf").unwrap();
-        assert_eq!((s.network.as_str(), s.display.as_str()), ("wg1", "cp.conf"));
-        assert!(source_from_arg("cp").is_err());
-        assert!(source_from_arg("bad name=wg0.conf").is_err());
-    }
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(
-            relative_path(Path::new("secrets/cp.age"), Path::new(".")),
-            "secrets/cp.age"
-        );
-        assert_eq!(
-            relative_path(Path::new("/a/secrets/cp.age"), Path::new("/a/fleet")),
-            "../secrets/cp.age"
-        );
-    }
-
-    #[test]
-    fn labels_and_names() {
-        assert_eq!(usable_label("worker-1").as_deref(), Some("worker-1"));
-        assert_eq!(usable_label("The VPS's public key"), None);
-        assert_eq!(sanitize_name("Alice's Phone"), "alice-s-phone");
-        assert_eq!(
-            sanitize_name("proxy server (192.99.14.173)"),
-            "proxy-server-192.99.14.173"
-        );
     }
 }

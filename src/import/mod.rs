@@ -1,0 +1,679 @@
+//! `wgfleet import`: adopting an existing WireGuard setup. Reads the wg-quick files of several
+//! hosts and derives the fleet (schema v1) that renders them back: same sections, keys and values,
+//! comments and order aside. Everything it cannot carry over, and every inconsistency between the
+//! files, becomes a finding that names the hosts and the lines involved.
+//!
+//! How the files are read:
+//! - A host's public key is derived from the PrivateKey in its own file; the private key itself is
+//!   only ever held in zeroizing memory and written age-encrypted (or not at all).
+//! - Shape: a host every other host peers with, where the others peer only with it (or them), is a
+//!   hub (`hubAndSpoke`); when everyone peers with everyone it is a `mesh`. Two hosts where one
+//!   dials the other: the dialled one is the hub.
+//! - Addresses become `id`s where the address is the subnet's network + id + 1 and lies in the run
+//!   of low addresses the members share (10.50.0.1, .2, .3); an address far above the others (a
+//!   fixed 10.50.0.30) stays an explicit `address`.
+//! - What others route to a member beyond its own address becomes its `routes`; what a spoke sends
+//!   to its hub beyond the hub's prefixes becomes the spoke's `reach`; anything else is kept as an
+//!   explicit `allowedIPs`.
+//! - Peers whose key no host owns become `clients` (named after their comment, or `unknown-N`).
+//!
+//! Pure apart from randomness in encryption: the command reads the files and writes the results.
+//!
+//! Modules: `source` (which file is whose), `conf` (a file read with its line numbers),
+//! `network` (one network's shape, members and addresses), `round_trip` (the fleet rendered back
+//! and compared), `report` (the text); here, the results and the whole import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Component, Path, PathBuf};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::fleet::diag::{Located, Severity as DiagSeverity};
+use crate::fleet::model::{NetworkModel, fold_prefixes};
+use crate::fleet::schema::{self, Fleet, HubAndSpoke, Topology};
+use crate::fleet::syntax::{self, Endpoint};
+use crate::fleet::validate::{self, DEFAULT_LISTEN_PORT};
+use crate::secrets::age::{encrypt, parse_recipient};
+use crate::secrets::keys::SecretKey;
+use crate::secrets::recipients::RecipientsFile;
+use crate::wgconf::{self, WgConf};
+
+mod conf;
+mod network;
+mod report;
+mod round_trip;
+mod source;
+
+use conf::*;
+use network::*;
+pub use report::{report_text, summary_text};
+use round_trip::*;
+use source::display_path;
+pub use source::{Input, Source, read_input, source_from_arg, sources_in_dir};
+
+// ---------------------------------------------------------------------------------------------
+// Results.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+/// A line of an input file, secrets redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// A stable identifier of the kind of finding (`unknown-peer`, `not-imported`, …).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    pub message: String,
+    pub lines: Vec<Place>,
+}
+
+/// An age file to write: never the plain key.
+pub struct SecretFile {
+    /// Where to write it (under the secrets directory).
+    pub path: PathBuf,
+    /// How the fleet names it (relative to the fleet file).
+    pub reference: String,
+    pub what: String,
+    pub recipients: usize,
+    pub sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSummary {
+    pub network: String,
+    pub topology: String,
+    pub hubs: Vec<String>,
+    pub members: Vec<String>,
+    pub clients: Vec<String>,
+    pub subnet: Option<String>,
+    pub subnet6: Option<String>,
+    pub listen_port: u16,
+}
+
+pub struct Imported {
+    pub fleet: Fleet,
+    pub findings: Vec<Finding>,
+    pub secrets: Vec<SecretFile>,
+    /// The fleet passes `validate`.
+    pub valid: bool,
+    pub networks: Vec<NetworkSummary>,
+}
+
+impl Imported {
+    pub fn fleet_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.fleet).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// What the import needs besides the files.
+pub struct Options<'a> {
+    /// `-r` recipients (already checked with `parse_recipient`).
+    pub recipients: &'a [String],
+    /// `-R` recipients file: operators and `HOST RECIPIENT` lines.
+    pub recipients_file: Option<&'a RecipientsFile>,
+    /// Where the age files go.
+    pub secrets_dir: &'a Path,
+    /// The directory of the fleet file (age file references are relative to it).
+    pub fleet_dir: &'a Path,
+    /// How reports name the fleet file.
+    pub fleet_name: &'a str,
+    /// Unix seconds (validation).
+    pub now: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings.
+
+struct Findings {
+    list: Vec<Finding>,
+    network: Option<String>,
+}
+
+impl Findings {
+    fn push(&mut self, severity: Severity, kind: &'static str, message: String, lines: Vec<Place>) {
+        self.list.push(Finding {
+            severity,
+            kind,
+            network: self.network.clone(),
+            message,
+            lines,
+        });
+    }
+
+    fn warn(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
+        self.push(Severity::Warning, kind, message, lines);
+    }
+
+    fn note(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
+        self.push(Severity::Note, kind, message, lines);
+    }
+}
+
+fn join_prefixes(list: &[IpNet]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_prefix(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn host_prefix(a: IpAddr) -> IpNet {
+    IpNet::from(a)
+}
+
+fn is_host_prefix(p: &IpNet) -> bool {
+    p.prefix_len() == p.max_prefix_len()
+}
+
+/// The most common item; ties go to the smallest.
+fn most_common<T: Ord + Clone>(items: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut counts: BTreeMap<T, usize> = BTreeMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    let best = counts.values().copied().max()?;
+    counts.into_iter().find(|(_, c)| *c == best).map(|(t, _)| t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole import.
+
+/// Imports the files; `Err` when nothing is importable.
+pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> {
+    let files: Vec<ConfFile> = inputs.iter().map(parse_file).collect();
+    let mut seen = BTreeSet::new();
+    for f in &files {
+        if !seen.insert((f.src.host.clone(), f.src.network.clone())) {
+            return Err(format!(
+                "{}: {} has two files for {}",
+                f.src.display, f.src.host, f.src.network
+            ));
+        }
+    }
+    let mut by_net: BTreeMap<String, Vec<&ConfFile>> = BTreeMap::new();
+    for f in &files {
+        by_net.entry(f.src.network.clone()).or_default().push(f);
+    }
+    let multi = by_net.len() > 1;
+    let key_owners: BTreeMap<String, String> = files
+        .iter()
+        .filter_map(|f| {
+            f.private_key
+                .as_ref()
+                .map(|(k, _)| (k.public_key(), f.src.host.clone()))
+        })
+        .collect();
+    let mut findings = Vec::new();
+    let mut used_names: BTreeSet<String> = files.iter().map(|f| f.src.host.clone()).collect();
+    let mut unknown = 0usize;
+    let mut nets: Vec<(String, NetOut<'_>)> = Vec::new();
+    for (name, list) in &by_net {
+        let mut f = Findings {
+            list: Vec::new(),
+            network: multi.then(|| name.clone()),
+        };
+        let mut n = NetImport {
+            name: name.clone(),
+            f: &mut f,
+            key_owners: &key_owners,
+            file_hosts: BTreeSet::new(),
+            members: BTreeMap::new(),
+            entries: BTreeMap::new(),
+            foreign: Vec::new(),
+            subnet4: None,
+            subnet6: None,
+            hubs: Vec::new(),
+            listen_port: DEFAULT_LISTEN_PORT,
+            listen_port_set: None,
+            mtu: None,
+            keepalive: None,
+            clients: Vec::new(),
+        };
+        n.read_members(list);
+        if n.members.is_empty() {
+            drop(n);
+            findings.append(&mut f.list);
+            continue;
+        }
+        n.choose_subnets();
+        n.classify_entries();
+        n.report_keys();
+        n.choose_topology();
+        n.interface_values();
+        n.unsupported_interface_keys();
+        n.clients(&mut used_names, &mut unknown);
+        n.duplicates();
+        n.check_coverage();
+        n.advertised();
+        n.endpoints();
+        n.keepalives();
+        n.peer_leftovers();
+        n.descriptions();
+        n.forwarding_hint();
+        n.firewall_hint();
+        let out = n.build();
+        findings.append(&mut f.list);
+        nets.push((name.clone(), out));
+    }
+    if nets.is_empty() {
+        let why: Vec<String> = findings
+            .iter()
+            .map(|f| format!("  {}", f.message))
+            .collect();
+        return Err(format!("nothing importable:\n{}", why.join("\n")));
+    }
+
+    // Hosts: the key and endpoint of their first network; others override per member.
+    let mut fleet = Fleet {
+        version: 1,
+        ..Fleet::default()
+    };
+    let mut planned: Vec<PlannedSecret<'_>> = Vec::new();
+    let mut general = Findings {
+        list: Vec::new(),
+        network: None,
+    };
+    for (net_name, out) in &mut nets {
+        for (host, facts) in &out.hosts {
+            let listen_port = out.summary.listen_port;
+            match fleet.hosts.get(host) {
+                None => {
+                    fleet.hosts.insert(
+                        host.clone(),
+                        schema::Host {
+                            public_key: facts.public_key.clone(),
+                            private_key_file: None,
+                            endpoint: facts
+                                .endpoint
+                                .as_ref()
+                                .map(|e| endpoint_text(e, listen_port)),
+                            wan_interface: facts.wan.clone(),
+                            description: facts.description.clone(),
+                        },
+                    );
+                    if let Some(k) = facts.private_key {
+                        planned.push(PlannedSecret {
+                            file_name: format!("{host}.age"),
+                            source: facts.key_source.clone(),
+                            what: format!("the private key of {host}"),
+                            needed_by: vec![host.clone()],
+                            key: k,
+                            target: Target::Host(host.clone()),
+                        });
+                    }
+                }
+                Some(h) => {
+                    let h = h.clone();
+                    let m = out.network.members.get_mut(host).expect("member");
+                    if h.public_key != facts.public_key {
+                        m.public_key = Some(facts.public_key.clone());
+                        if let Some(k) = facts.private_key {
+                            planned.push(PlannedSecret {
+                                file_name: format!("{host}-{net_name}.age"),
+                                source: facts.key_source.clone(),
+                                what: format!("the private key of {host} in {net_name}"),
+                                needed_by: vec![host.clone()],
+                                key: k,
+                                target: Target::Member(net_name.clone(), host.clone()),
+                            });
+                        }
+                    }
+                    let host_ep = h
+                        .endpoint
+                        .as_deref()
+                        .and_then(|e| syntax::parse_endpoint(e).ok())
+                        .map(|e| e.render(listen_port));
+                    let here = facts.endpoint.as_ref().map(|e| e.render(listen_port));
+                    if here.is_some() && here != host_ep {
+                        if h.endpoint.is_none() {
+                            let entry = fleet.hosts.get_mut(host).expect("host");
+                            entry.endpoint = facts
+                                .endpoint
+                                .as_ref()
+                                .map(|e| endpoint_text(e, listen_port));
+                        } else {
+                            m.endpoint = facts
+                                .endpoint
+                                .as_ref()
+                                .map(|e| endpoint_text(e, listen_port));
+                        }
+                    }
+                    let entry = fleet.hosts.get_mut(host).expect("host");
+                    if entry.description.is_none() {
+                        entry.description = facts.description.clone();
+                    }
+                    if entry.wan_interface.is_none() {
+                        entry.wan_interface = facts.wan.clone();
+                    }
+                }
+            }
+        }
+        for (a, b, k, source) in &out.psk_pairs {
+            planned.push(PlannedSecret {
+                file_name: format!("{net_name}-{a}-{b}.psk.age"),
+                source: Some(source.clone()),
+                what: format!("the preshared key of {a} and {b} in {net_name}"),
+                needed_by: vec![a.clone(), b.clone()],
+                key: k,
+                target: Target::Pair(net_name.clone(), a.clone(), b.clone()),
+            });
+        }
+        for (client, k, source) in &out.client_psks {
+            let needed_by: Vec<String> = out.network.clients[client]
+                .hubs
+                .clone()
+                .unwrap_or_else(|| out.summary.hubs_or_members());
+            planned.push(PlannedSecret {
+                file_name: format!("{net_name}-{client}.psk.age"),
+                source: Some(source.clone()),
+                what: format!("the preshared key of client {client} in {net_name}"),
+                needed_by,
+                key: k,
+                target: Target::Client(net_name.clone(), client.clone()),
+            });
+        }
+    }
+    for (name, out) in &nets {
+        fleet.networks.insert(name.clone(), out.network.clone());
+    }
+
+    // Secrets: encrypted on the spot, or left out with what to do.
+    let secrets = seal(&mut fleet, &planned, opts, &mut general)?;
+
+    // Validate, then render every imported file back and compare.
+    let json = {
+        let mut t = serde_json::to_string_pretty(&fleet).unwrap_or_default();
+        t.push('\n');
+        t
+    };
+    let (valid, diags) = validate::validate(
+        &fleet,
+        validate::Options {
+            now: opts.now,
+            expiry_warning: 0,
+        },
+    );
+    for d in diags.0.iter().filter(|d| d.severity == DiagSeverity::Error) {
+        let located = Located::new(Path::new(opts.fleet_name), Some(&json), d);
+        general.push(
+            Severity::Error,
+            "invalid-fleet",
+            format!("the imported fleet does not validate: {located}"),
+            vec![],
+        );
+    }
+    if let Some(valid) = &valid {
+        round_trip(valid, &nets, opts.now, &mut general);
+    }
+    findings.append(&mut general.list);
+    findings.sort_by_key(|f| f.severity);
+    Ok(Imported {
+        networks: nets.iter().map(|(_, o)| o.summary.clone()).collect(),
+        fleet,
+        findings,
+        secrets,
+        valid: valid.is_some(),
+    })
+}
+
+impl NetworkSummary {
+    fn hubs_or_members(&self) -> Vec<String> {
+        if self.hubs.is_empty() {
+            self.members.clone()
+        } else {
+            self.hubs.clone()
+        }
+    }
+}
+
+/// A host's `endpoint` as the fleet writes it: the port only when it is not the network's.
+fn endpoint_text(ep: &Endpoint, listen_port: u16) -> String {
+    match ep.port {
+        Some(p) if p != listen_port => ep.render(p),
+        _ => ep.host.clone(),
+    }
+}
+
+fn seal(
+    fleet: &mut Fleet,
+    planned: &[PlannedSecret<'_>],
+    opts: &Options<'_>,
+    f: &mut Findings,
+) -> Result<Vec<SecretFile>, String> {
+    let mut out = Vec::new();
+    let mut left_out: Vec<&PlannedSecret<'_>> = Vec::new();
+    let mut operators_only: Vec<&str> = Vec::new();
+    for p in planned {
+        let mut texts: Vec<&str> = opts.recipients.iter().map(String::as_str).collect();
+        if let Some(rf) = opts.recipients_file {
+            texts.extend(rf.for_hosts(p.needed_by.iter().map(String::as_str)));
+            if matches!(p.target, Target::Host(_))
+                && p.needed_by.iter().any(|h| !rf.hosts.contains_key(h))
+            {
+                operators_only.extend(p.needed_by.iter().map(String::as_str));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        texts.retain(|t| seen.insert(*t));
+        if texts.is_empty() {
+            left_out.push(p);
+            continue;
+        }
+        let recipients = texts
+            .iter()
+            .map(|t| parse_recipient(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let mut plain = p.key.to_base64();
+        plain.push('\n');
+        let sealed = encrypt(plain.as_bytes(), &recipients).map_err(|e| e.to_string())?;
+        let path = opts.secrets_dir.join(&p.file_name);
+        let reference = relative_path(&path, opts.fleet_dir);
+        match &p.target {
+            Target::Host(h) => {
+                if let Some(host) = fleet.hosts.get_mut(h) {
+                    host.private_key_file = Some(reference.clone());
+                }
+            }
+            Target::Member(n, h) => {
+                if let Some(m) = fleet.networks.get_mut(n).and_then(|n| n.members.get_mut(h)) {
+                    m.private_key_file = Some(reference.clone());
+                }
+            }
+            Target::Pair(n, a, b) => {
+                if let Some(net) = fleet.networks.get_mut(n) {
+                    net.preshared_keys.push(schema::PresharedKeyPair {
+                        peers: vec![a.clone(), b.clone()],
+                        file: reference.clone(),
+                    });
+                }
+            }
+            Target::Client(n, c) => {
+                if let Some(cl) = fleet.networks.get_mut(n).and_then(|n| n.clients.get_mut(c)) {
+                    cl.preshared_key_file = Some(reference.clone());
+                }
+            }
+        }
+        out.push(SecretFile {
+            path,
+            reference,
+            what: p.what.clone(),
+            recipients: recipients.len(),
+            sealed,
+        });
+    }
+    if !out.is_empty() {
+        let files: Vec<&str> = out.iter().map(|s| s.reference.as_str()).collect();
+        let counts: BTreeSet<usize> = out.iter().map(|s| s.recipients).collect();
+        let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        f.note(
+            "secrets",
+            format!(
+                "the keys found in the files were encrypted on the spot (to {} recipient(s)), never written in plain text: {}",
+                counts.join("/"),
+                files.join(", ")
+            ),
+            vec![],
+        );
+    }
+    if !operators_only.is_empty() {
+        operators_only.sort();
+        operators_only.dedup();
+        f.note(
+            "secrets",
+            format!(
+                "the recipients file has no line for {}: their keys are encrypted to the operators only, so these hosts cannot decrypt them yet; add `HOST ssh-ed25519 …` lines (their /etc/ssh/ssh_host_ed25519_key.pub) and run `wgfleet rekey`",
+                operators_only.join(", ")
+            ),
+            vec![],
+        );
+    }
+    if !left_out.is_empty() {
+        let lines: Vec<String> = left_out
+            .iter()
+            .map(|p| {
+                let path = opts.secrets_dir.join(&p.file_name);
+                let field = match &p.target {
+                    Target::Host(h) => format!("hosts.{h}.privateKeyFile"),
+                    Target::Member(n, h) => format!("networks.{n}.members.{h}.privateKeyFile"),
+                    Target::Pair(n, ..) => format!("networks.{n}.presharedKeys[].file"),
+                    Target::Client(n, c) => format!("networks.{n}.clients.{c}.presharedKeyFile"),
+                };
+                let from = p
+                    .source
+                    .as_ref()
+                    .map(|(file, line)| format!(", from {file}:{line}"))
+                    .unwrap_or_default();
+                format!(
+                    "\n    {field} = \"{}\" ({}{from})",
+                    relative_path(&path, opts.fleet_dir),
+                    p.what
+                )
+            })
+            .collect();
+        let example = left_out
+            .iter()
+            .find_map(|p| {
+                let (file, _) = p.source.as_ref()?;
+                let key = if matches!(p.target, Target::Pair(..) | Target::Client(..)) {
+                    "PresharedKey"
+                } else {
+                    "PrivateKey"
+                };
+                Some(format!(
+                    "sed -n 's/^[[:space:]]*{key}[[:space:]]*=[[:space:]]*//Ip' {file} | age -a -r RECIPIENT -o {}",
+                    display_path(&opts.secrets_dir.join(&p.file_name))
+                ))
+            })
+            .unwrap_or_default();
+        f.note(
+            "secrets",
+            format!(
+                "no recipients (-r/-R): the keys found in the files were left out of the fleet, and none was written. Import again with -r RECIPIENT or -R recipients.txt, or encrypt each key from its file by hand (e.g. `{example}`) and add:{}\n  A new key instead (`wgfleet keygen -o secrets/HOST.age -R recipients.txt --host HOST`) changes the host's publicKey; every peer learns it on the next apply",
+                lines.concat()
+            ),
+            vec![],
+        );
+    }
+    Ok(out)
+}
+
+/// `target` relative to `base`, lexically, with '/' separators.
+pub fn relative_path(target: &Path, base: &Path) -> String {
+    let abs = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
+    let (t, b) = (abs(target), abs(base));
+    let tc: Vec<Component<'_>> = t.components().collect();
+    let bc: Vec<Component<'_>> = b.components().collect();
+    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); bc.len() - common];
+    parts.extend(
+        tc[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_from_arguments() {
+        let s = source_from_arg("cp=/etc/wireguard/wg0.conf").unwrap();
+        assert_eq!((s.host.as_str(), s.network.as_str()), ("cp", "wg0"));
+        let s = source_from_arg("cp:wg1=./cp.conf").unwrap();
+        assert_eq!((s.network.as_str(), s.display.as_str()), ("wg1", "cp.conf"));
+        assert!(source_from_arg("cp").is_err());
+        assert!(source_from_arg("bad name=wg0.conf").is_err());
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("secrets/cp.age"), Path::new(".")),
+            "secrets/cp.age"
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/secrets/cp.age"), Path::new("/a/fleet")),
+            "../secrets/cp.age"
+        );
+    }
+
+    #[test]
+    fn labels_and_names() {
+        assert_eq!(usable_label("worker-1").as_deref(), Some("worker-1"));
+        assert_eq!(usable_label("The VPS's public key"), None);
+        assert_eq!(sanitize_name("Alice's Phone"), "alice-s-phone");
+        assert_eq!(
+            sanitize_name("proxy server (192.99.14.173)"),
+            "proxy-server-192.99.14.173"
+        );
+    }
+}
