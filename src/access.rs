@@ -354,16 +354,6 @@ pub struct Row {
     pub dropped: Option<String>,
 }
 
-fn describe_port(p: &PortSpec) -> String {
-    match p {
-        PortSpec::Tcp(a, b) if a == b => format!("{a}/tcp"),
-        PortSpec::Tcp(a, b) => format!("{a}-{b}/tcp"),
-        PortSpec::Udp(a, b) if a == b => format!("{a}/udp"),
-        PortSpec::Udp(a, b) => format!("{a}-{b}/udp"),
-        PortSpec::Icmp => "icmp".into(),
-    }
-}
-
 /// The access state of one network: every declared flow pair, or (without flows) every pair of
 /// peers where the sender routes the other into the tunnel, each checked end to end.
 pub fn matrix(fleet: &ValidFleet, net: &NetworkModel, now: i64) -> Vec<Row> {
@@ -417,7 +407,7 @@ pub fn matrix(fleet: &ValidFleet, net: &NetworkModel, now: i64) -> Vec<Row> {
                 from,
                 owner,
                 to: to_name,
-                ports: ports.iter().map(describe_port).collect(),
+                ports: ports.iter().map(ToString::to_string).collect(),
                 via,
                 until,
                 works,

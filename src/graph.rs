@@ -16,7 +16,6 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::fleet::model::{NetworkModel, Party, PeerKind, ValidFleet};
-use crate::fleet::syntax::PortSpec;
 use crate::fleet::time::format_rfc3339;
 use crate::plan;
 
@@ -143,16 +142,6 @@ pub struct FlowEdge {
     pub flows: Vec<usize>,
     /// One end is an expired client: the flow has no effect.
     pub expired: bool,
-}
-
-pub fn describe_port(p: &PortSpec) -> String {
-    match p {
-        PortSpec::Tcp(a, b) if a == b => format!("{a}/tcp"),
-        PortSpec::Tcp(a, b) => format!("{a}-{b}/tcp"),
-        PortSpec::Udp(a, b) if a == b => format!("{a}/udp"),
-        PortSpec::Udp(a, b) => format!("{a}-{b}/udp"),
-        PortSpec::Icmp => "icmp".into(),
-    }
 }
 
 /// The graph of one network (`only`), or of the whole fleet.
@@ -335,7 +324,7 @@ fn network(fleet: &ValidFleet, net: &NetworkModel, now: i64) -> NetGraph {
         if any_port[i] {
             edge.ports.clear();
         } else {
-            for port in pair.ports.iter().map(describe_port) {
+            for port in pair.ports.iter().map(ToString::to_string) {
                 if !edge.ports.contains(&port) {
                     edge.ports.push(port);
                 }

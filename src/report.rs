@@ -14,7 +14,7 @@ use crate::fleet::Loaded;
 use crate::fleet::model::{Party, PeerKind, ValidFleet};
 use crate::fleet::schema::Expect;
 use crate::fleet::time::format_rfc3339;
-use crate::graph::{self, Graph, describe_port, xml_escape};
+use crate::graph::{self, Graph, xml_escape};
 
 /// Clients expiring within this many days are listed.
 pub const EXPIRY_WINDOW_DAYS: i64 = 30;
@@ -309,7 +309,7 @@ fn policy_tests(loaded: &Loaded, valid: &ValidFleet, now: i64) -> Vec<TestResult
                 to: source.map_or_else(|| join(&test.to), |s| s.to.clone()),
                 port: source
                     .and_then(|s| s.port.clone())
-                    .or_else(|| test.port.as_ref().map(describe_port)),
+                    .or_else(|| test.port.as_ref().map(ToString::to_string)),
                 expect: match source.map(|s| s.expect) {
                     Some(Expect::Deny) => "deny",
                     Some(Expect::Allow) => "allow",

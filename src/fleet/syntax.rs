@@ -172,6 +172,19 @@ pub enum PortSpec {
     Icmp,
 }
 
+/// Written as the fleet writes it, so that `parse_port_spec` reads it back.
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortSpec::Tcp(a, b) if a == b => write!(f, "{a}/tcp"),
+            PortSpec::Tcp(a, b) => write!(f, "{a}-{b}/tcp"),
+            PortSpec::Udp(a, b) if a == b => write!(f, "{a}/udp"),
+            PortSpec::Udp(a, b) => write!(f, "{a}-{b}/udp"),
+            PortSpec::Icmp => f.write_str("icmp"),
+        }
+    }
+}
+
 pub fn parse_port_spec(text: &str) -> Result<PortSpec, String> {
     if text == "icmp" {
         return Ok(PortSpec::Icmp);
@@ -201,6 +214,14 @@ pub fn parse_port_spec(text: &str) -> Result<PortSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_specs_are_written_as_they_are_read() {
+        for text in ["8080/tcp", "1-65535/udp", "53/udp", "icmp"] {
+            let spec = parse_port_spec(text).unwrap();
+            assert_eq!(spec.to_string(), text);
+        }
+    }
 
     #[test]
     fn names() {
