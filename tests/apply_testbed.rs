@@ -10,18 +10,15 @@ mod wgfleet_on;
 use serde_json::json;
 use testbed::{Host, Testbed};
 use wgfleet_on::{
-    CP_IP, apply, file_id, firewall, provision, seed000_fleet, set_fleet, wg_go_pid, wgfleet,
+    CP_IP, apply, file_id, firewall, printed, provision, seed000_fleet, set_fleet, wg_go_pid,
+    wgfleet,
 };
 
 const HOSTS: [&str; 4] = ["cp", "worker-1", "worker-2", "proxy"];
 
 fn apply_fails(host: &Host, why: &str) -> String {
     let out = wgfleet(host, "apply");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = printed(&out);
     assert_eq!(
         out.status.code(),
         Some(1),

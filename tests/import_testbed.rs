@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use testbed::{Host, Testbed};
-use wgfleet_on::{CP_IP, apply, file_id, firewall, wg_go_pid, wgfleet};
+use wgfleet_on::{CP_IP, apply, file_id, firewall, printed, wg_go_pid, wgfleet};
 
 const HAND_RULE: &str = "-A INPUT -p udp -m udp --dport 51821 -j ACCEPT";
 
@@ -59,17 +59,9 @@ fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let text = printed(&out);
+    assert!(out.status.success(), "{program} {args:?}: {text}");
+    text
 }
 
 #[test]

@@ -54,7 +54,11 @@ pub fn root() -> &'static Path {
 pub enum Kind {
     Console(Vec<Step>),
     Script(Step),
-    File(String),
+    /// The repository file the block shows, and the block's text.
+    File {
+        path: String,
+        body: String,
+    },
 }
 
 #[derive(Debug)]
@@ -148,7 +152,10 @@ fn parse(rel: &str, text: &str) -> Result<Vec<Block>, String> {
             .collect();
         let at = |what: &str| format!("{rel}:{}: {what}", open + 1);
         let kind = if let Some(file) = attrs.get("file") {
-            Kind::File(file.to_string())
+            Kind::File {
+                path: file.to_string(),
+                body: body.join("\n"),
+            }
         } else if lang == "console" {
             Kind::Console(console_steps(body, open + 1).map_err(|e| at(&e))?)
         } else if matches!(lang, "sh" | "bash") {
@@ -302,8 +309,8 @@ pub fn check_doc(doc: &Doc, mut run: impl FnMut(&Block, &[&Step]) -> Vec<Ran>) -
     let mut failures = Vec::new();
     let mut edits = Vec::new();
     for block in &doc.blocks {
-        if let Kind::File(file) = &block.kind {
-            check_file(doc, block, file, &mut failures);
+        if let Kind::File { path, body } = &block.kind {
+            check_file(doc, block, path, body, &mut failures);
             continue;
         }
         if block.skip.is_some() {
@@ -367,15 +374,9 @@ fn check_block(
 }
 
 /// Checks a `file=` block against the repository's file.
-fn check_file(doc: &Doc, block: &Block, rel: &str, failures: &mut Vec<String>) {
-    let body: Vec<&str> = doc
-        .text
-        .lines()
-        .skip(block.line)
-        .take_while(|l| l.trim_end() != "```")
-        .collect();
+fn check_file(doc: &Doc, block: &Block, rel: &str, body: &str, failures: &mut Vec<String>) {
     match fs::read_to_string(root().join(rel)) {
-        Ok(file) if output_lines(&file) == output_lines(&body.join("\n")) => {}
+        Ok(file) if output_lines(&file) == output_lines(body) => {}
         Ok(_) => failures.push(format!(
             "{}:{}: the block differs from {rel}; copy the file into the document",
             doc.name(),
@@ -478,7 +479,7 @@ impl Block {
         match &self.kind {
             Kind::Console(steps) => steps.iter().collect(),
             Kind::Script(step) => vec![step],
-            Kind::File(_) => Vec::new(),
+            Kind::File { .. } => Vec::new(),
         }
     }
 }

@@ -84,17 +84,22 @@ pub fn wgfleet(host: &Host, args: &str) -> Output {
 /// `wgfleet apply`, which must succeed; returns what it printed.
 pub fn apply(host: &Host) -> String {
     let out = wgfleet(host, "apply");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = printed(&out);
     assert!(
         out.status.success(),
         "apply on {} failed:\n{text}",
         host.name()
     );
     text
+}
+
+/// What a command printed: stdout, then stderr.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The PID of the host's `wireguard-go wg0`: unchanged means not restarted.
