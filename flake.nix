@@ -22,6 +22,26 @@
             }
           )
         );
+
+      # Host cp of seed 000 (examples/seed-000/nixos-host-cp.nix) as a NixOS system.
+      moduleSystem =
+        pkgs: nftables:
+        (nixpkgs.lib.nixosSystem {
+          inherit (pkgs.stdenv.hostPlatform) system;
+          modules = [
+            self.nixosModules.default
+            ./examples/seed-000/nixos-host-cp.nix
+            {
+              boot.loader.grub.enable = false;
+              fileSystems."/" = {
+                device = "none";
+                fsType = "tmpfs";
+              };
+              system.stateVersion = "25.05";
+              networking.nftables.enable = nftables;
+            }
+          ];
+        }).config.system.build.toplevel;
     in
     {
       overlays.default = final: _prev: { wgfleet = final.callPackage ./nix/package.nix { }; };
@@ -83,32 +103,20 @@
         '';
 
         # The module in a real (minimal) NixOS system: its options against NixOS's own types,
-        # the units rendered by NixOS. No KVM needed.
-        module =
-          (nixpkgs.lib.nixosSystem {
-            inherit (pkgs.stdenv.hostPlatform) system;
-            modules = [
-              self.nixosModules.default
-              {
-                boot.loader.grub.enable = false;
-                fileSystems."/" = {
-                  device = "none";
-                  fsType = "tmpfs";
-                };
-                system.stateVersion = "25.05";
-                networking.hostName = "cp";
-                services.wgfleet = {
-                  enable = true;
-                  fleet = import ./examples/seed-000/fleet-lib.nix;
-                };
-              }
-            ];
-          }).config.system.build.toplevel;
+        # the units and the firewall rendered by NixOS, with the iptables and the nftables
+        # firewall. No KVM needed.
+        module = moduleSystem pkgs false;
+        module-nftables = moduleSystem pkgs true;
 
         # Two VMs, a tunnel, a switch that adds a peer (nix/vm-test.nix). Needs KVM.
         vm = import ./nix/vm-test.nix {
           inherit pkgs;
           module = self.nixosModules.default;
+        };
+        vm-nftables = import ./nix/vm-test.nix {
+          inherit pkgs;
+          module = self.nixosModules.default;
+          nftables = true;
         };
       });
 

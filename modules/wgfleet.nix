@@ -9,10 +9,18 @@
 # command line as a restart trigger. When the fleet, the host, the identities or the package
 # change, switch restarts the timer; a restarted timer whose OnBootSec is in the past elapses at
 # once, so apply runs exactly once, with the new unit. Nothing changed: nothing runs.
+#
+# When Nix can see the fleet (`fleet`, or `fleetFile` as a Nix path or a store path), the module
+# also gives NixOS what this host needs: the UDP ports peers dial it on, the tunnel interfaces as
+# units started at boot (so other units can order after them), forwarding sysctls, and loose
+# reverse-path filtering where the tunnel carries a default route. The computation is plain Nix
+# in ./core.nix, tested without nixpkgs.
 { config, lib, pkgs, ... }:
 
 let
-  inherit (lib) mkEnableOption mkOption mkIf mkMerge types literalExpression;
+  inherit (lib) mkEnableOption mkOption mkIf mkMerge mkDefault types literalExpression;
+
+  core = import ./core.nix;
 
   cfg = config.services.wgfleet;
 
@@ -25,52 +33,29 @@ let
     description = "absolute path on the host (a string, never copied to the Nix store)";
   };
 
-  # systemd's own quoting for one Exec argument: plain when safe, else "…" with \ " escaped and
-  # % $ doubled (specifiers and environment expansion).
-  systemdArg = arg:
-    let s = toString arg; in
-    if builtins.match "[A-Za-z0-9_./:@+,=-]+" s != null then s
-    else "\"" + lib.replaceStrings [ "\\" "\"" "%" "$" ] [ "\\\\" "\\\"" "%%" "$$" ] s + "\"";
-
   fleetGiven = cfg.fleet != null || cfg.fleetFile != null;
 
-  # A fleet written in Nix is evaluated by wgfleet itself (nix-instantiate) at run time.
-  nixFleet = cfg.fleet == null && cfg.fleetFile != null && lib.hasSuffix ".nix" (toString cfg.fleetFile);
+  source = core.fleetSource { inherit (cfg) fleet fleetFile; };
 
-  generatedFleet = pkgs.writeText "wgfleet-fleet.json" (builtins.toJSON cfg.fleet);
+  # The fleet as Nix sees it, or null for a file on the host.
+  visible = if fleetGiven then source.fleet else null;
+  needs = core.hostNeeds visible cfg.host;
 
-  args = [ "apply" "--fleet" cfg.fleetPath "--host" cfg.host ]
-    ++ lib.concatMap (i: [ "--identity" i ]) cfg.identityFiles
-    ++ cfg.extraArgs;
+  exe = "${cfg.package}/bin/wgfleet";
 
-  execStart = lib.concatMapStringsSep " " systemdArg ([ "${cfg.package}/bin/wgfleet" ] ++ args);
+  execStart = core.execLine (core.applyArgv {
+    inherit exe;
+    inherit (cfg) host identityFiles extraArgs;
+    fleet = cfg.fleetPath;
+  });
 
-  # Hosts of the fleet, when Nix can see them: `fleet`, or a JSON fleetFile given as a Nix path.
-  knownHosts =
-    if cfg.fleet != null then builtins.attrNames (cfg.fleet.hosts or { })
-    else if builtins.isPath cfg.fleetFile && lib.hasSuffix ".json" (toString cfg.fleetFile)
-    then builtins.attrNames ((builtins.fromJSON (builtins.readFile cfg.fleetFile)).hosts or { })
-    else null;
+  # Only a .nix file read at run time needs Nix on the service's PATH.
+  nixAtRunTime = source.file != null && lib.hasSuffix ".nix" source.file;
 
-  # Key files given as relative strings in `fleet`: relative to the fleet file, which is in the
-  # store, where they do not exist.
-  relativeKeyFiles =
-    let
-      fleet = if cfg.fleet == null then { } else cfg.fleet;
-      entries = where: set: field: lib.concatLists (lib.mapAttrsToList
-        (name: v: lib.optional
-          (builtins.isAttrs v && builtins.isString (v.${field} or null) && !lib.hasPrefix "/" v.${field})
-          "${where}.${name}.${field} = \"${v.${field}}\"")
-        set);
-    in
-    entries "hosts" (fleet.hosts or { }) "privateKeyFile"
-    ++ lib.concatLists (lib.mapAttrsToList
-      (net: n:
-        entries "networks.${net}.members" (n.members or { }) "privateKeyFile"
-        ++ entries "networks.${net}.clients" (n.clients or { }) "presharedKeyFile"
-        ++ entries "networks.${net}.presharedKeys" (lib.listToAttrs (lib.imap0
-          (i: v: { name = toString i; value = v; }) (n.presharedKeys or [ ]))) "file")
-      (fleet.networks or { }));
+  unresolvedKeyFiles = if fleetGiven then core.unresolvedKeyFiles source else [ ];
+
+  firewallOn = config.networking.firewall.enable;
+  strictReversePath = builtins.elem config.networking.firewall.checkReversePath [ true "strict" ];
 
   # Hardening shared with systemd/wgfleet.service (keep them in step).
   hardening = {
@@ -148,7 +133,8 @@ in
 
         Give key files as Nix paths (`privateKeyFile = ./secrets/cp.age;`): the encrypted file is
         copied to the store and referenced by its absolute store path. A relative string would
-        be looked up next to the generated JSON in the store, where it does not exist.
+        be looked up next to the generated JSON in the store, where it does not exist; for a
+        fleet written with relative paths, use `fleetFile = ./fleet.nix;` instead.
 
         Definitions in several modules are merged, so a module can add a host or a client.
         Exactly one of `fleet` and `fleetFile` must be set.
@@ -158,32 +144,64 @@ in
     fleetFile = mkOption {
       type = types.nullOr types.path;
       default = null;
-      example = literalExpression ''"''${./wireguard}/fleet.json"'';
+      example = literalExpression "./wireguard/fleet.json";
       description = ''
-        A fleet file (`.json`, or `.nix` evaluated by wgfleet with `nix-instantiate`), instead
-        of `fleet`. Relative key paths in it are relative to the file, so keep the fleet and its
-        encrypted keys together:
+        A fleet file (`.json`, or `.nix`), instead of `fleet`. Relative key paths in it are
+        relative to the file:
 
-        - `"''${./wireguard}/fleet.json"` copies the whole directory (fleet and `secrets/*.age`)
-          to the store; the service re-runs on switch when any of it changed.
-        - `"/etc/wgfleet/fleet.json"` (a string) uses a file on the host, for example a git
-          checkout updated outside Nix; the timer applies its changes within `interval`.
-
-        A Nix path to the file alone (`./fleet.json`) copies only that file: use it only when
-        the fleet's key paths are absolute.
+        - `./wireguard/fleet.json` or `./wireguard/fleet.nix` (a Nix path): read at evaluation
+          time; the fleet and the key files it names are copied to the store, and the service
+          re-runs on switch when any of them changed. The module sees the fleet, so it opens
+          the firewall and declares the interfaces for this host.
+        - `"''${./wireguard}/fleet.json"` (a store path): the whole directory is copied; the
+          module reads the fleet from the store copy.
+        - `"/etc/wgfleet/fleet.json"` (a string): a file on the host, for example a git checkout
+          updated outside Nix; the timer applies its changes within `interval`. Nix cannot see
+          it, so open the listen port yourself (a warning says which option).
       '';
     };
 
     fleetPath = mkOption {
       type = types.path;
       readOnly = true;
-      default = if cfg.fleet != null then generatedFleet else cfg.fleetFile;
+      default = core.serviceFleet pkgs.writeText source;
       defaultText = literalExpression ''
-        if fleet != null then pkgs.writeText "wgfleet-fleet.json" (builtins.toJSON fleet) else fleetFile
+        the fleet JSON in the store for `fleet` or a fleetFile given as a Nix path; else fleetFile
       '';
       description = ''
-        The fleet file the service applies (read-only): the JSON generated from `fleet`, or
-        `fleetFile`. Handy for checks, e.g. `wgfleet validate --fleet ''${config.services.wgfleet.fleetPath}`.
+        The fleet file the service applies (read-only). For `fleet`, and for a `fleetFile` given
+        as a Nix path (`./fleet.json`, `./fleet.nix`), it is the fleet as JSON in the Nix store,
+        with the key files it names (relative to the fleet file, or as Nix paths) copied to the
+        store and named by their store paths. A store path (`"''${./wireguard}/fleet.json"`) or
+        a file on the host (`"/etc/wgfleet/fleet.json"`) is used as it is. Handy for checks,
+        e.g. `wgfleet validate --fleet ''${config.services.wgfleet.fleetPath}`.
+      '';
+    };
+
+    interfaces = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      default = needs.interfaces;
+      defaultText = literalExpression "the networks of the fleet that this host is a member of";
+      example = [ "wg0" ];
+      description = ''
+        This host's WireGuard interfaces (read-only), when Nix can see the fleet; empty for a
+        fleet file on the host. Each `wg-quick@<interface>` is started at boot, so a service
+        that needs the tunnel can say
+        `after = [ "wg-quick@wg0.service" ]; wants = [ "wg-quick@wg0.service" ];`.
+      '';
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Open what this host needs in NixOS's firewall (iptables or nftables), when Nix can see
+        the fleet: the UDP listen port of each network in which peers dial this host (a hub, or
+        a mesh member, with an endpoint), and, for networks with `flows`, the tunnel interface
+        as trusted, because wgfleet's own WGFLEET-INPUT chain already lets in exactly what the
+        flows allow and drops the rest. Without flows the tunnel is an interface like any other:
+        open services on it with `networking.firewall.interfaces.<interface>.allowedTCPPorts`.
       '';
     };
 
@@ -250,19 +268,33 @@ in
             + "`fleet` for a fleet written in Nix, `fleetFile` for a fleet.json or fleet.nix file.";
         }
         {
-          assertion = knownHosts == null || builtins.elem cfg.host knownHosts;
+          assertion = visible == null || builtins.elem cfg.host (core.hostNames visible);
           message = "services.wgfleet.host is \"${cfg.host}\", which is not a host of the fleet "
-            + "(its hosts: ${lib.concatStringsSep ", " (if knownHosts == null then [ ] else knownHosts)}). "
+            + "(its hosts: ${lib.concatStringsSep ", " (if visible == null then [ ] else core.hostNames visible)}). "
             + "Set services.wgfleet.host to this machine's name in the fleet (it defaults to "
             + "networking.hostName), or add \"${cfg.host}\" to the fleet's hosts.";
         }
       ];
 
-      warnings = lib.optional (relativeKeyFiles != [ ]) (
-        "services.wgfleet.fleet has relative key paths (${lib.concatStringsSep ", " relativeKeyFiles}). "
-        + "They are resolved next to the generated fleet JSON in the Nix store, where they do not exist. "
+      warnings = lib.optional (unresolvedKeyFiles != [ ]) (
+        "services.wgfleet: key paths that will not be found at run time (${lib.concatStringsSep ", " unresolvedKeyFiles}). "
+        + "Relative paths in `fleet` are resolved next to the generated fleet JSON in the Nix store, where they do not exist, "
+        + "and relative paths in a fleetFile given as a Nix path must name existing files. "
         + "Give them as Nix paths (privateKeyFile = ./secrets/cp.age;) or absolute paths on the host, "
-        + "or use services.wgfleet.fleetFile = \"\${./dir}/fleet.json\" to keep the fleet and its keys together."
+        + "or use services.wgfleet.fleetFile = ./fleet.nix; (or ./fleet.json) so that they are relative to the fleet file."
+      )
+      ++ lib.optional (fleetGiven && visible == null && cfg.openFirewall && firewallOn) (
+        "services.wgfleet.fleetFile is a file on the host (${toString cfg.fleetFile}), which Nix cannot read, "
+        + "so NixOS's firewall stays closed to the fleet: where peers dial this host, open its listen port "
+        + "(networking.firewall.allowedUDPPorts = [ 51820 ];), and start the tunnels at boot yourself if other "
+        + "units need them. Give the fleet as a Nix path (fleetFile = ./fleet.json;) to have it done, or set "
+        + "services.wgfleet.openFirewall = false; to silence this."
+      )
+      ++ lib.optional (cfg.openFirewall && firewallOn && strictReversePath && needs.defaultRouteInterfaces != [ ]) (
+        "services.wgfleet: ${lib.concatStringsSep ", " needs.defaultRouteInterfaces} carries a default route "
+        + "(a `reach` or a peer's route of 0.0.0.0/0 or ::/0), which wg-quick installs in its own routing table; "
+        + "strict reverse-path filtering (networking.firewall.checkReversePath) then drops the tunnel's replies. "
+        + "Set networking.firewall.checkReversePath = \"loose\"; (wgfleet sets it by default unless you set it)."
       );
     }
 
@@ -272,22 +304,42 @@ in
       # wg-quick@.service, which wgfleet enables and drives for each network.
       systemd.packages = [ pkgs.wireguard-tools ];
 
-      systemd.services.wgfleet = {
-        description = "wgfleet: make this host's WireGuard interfaces match the fleet";
-        wants = [ "network-online.target" ];
-        after = [ "network-online.target" ];
-        # The tools wgfleet runs, pinned (the package wraps them too).
-        path = [ pkgs.wireguard-tools pkgs.iproute2 pkgs.iptables ]
-          ++ lib.optional nixFleet config.nix.package;
-        # Restarted if a switch changes the fleet while a run is in progress; the timer below is
-        # what re-runs it after a switch.
-        restartTriggers = [ cfg.fleetPath ];
-        serviceConfig = hardening // {
-          Type = "oneshot";
-          ExecStart = execStart;
-          TimeoutStartSec = "5min";
+      systemd.services = {
+        wgfleet = {
+          description = "wgfleet: make this host's WireGuard interfaces match the fleet";
+          wants = [ "network-online.target" ];
+          after = [ "network-online.target" ];
+          # The tools wgfleet runs, pinned (the package wraps them too).
+          path = [ pkgs.wireguard-tools pkgs.iproute2 pkgs.iptables ]
+            ++ lib.optional nixAtRunTime config.nix.package;
+          # Restarted if a switch changes the fleet while a run is in progress; the timer below
+          # is what re-runs it after a switch.
+          restartTriggers = [ cfg.fleetPath ];
+          serviceConfig = hardening // {
+            Type = "oneshot";
+            ExecStart = execStart;
+            TimeoutStartSec = "5min";
+          };
         };
-      };
+      }
+      # Each interface this host has, started at boot like any NixOS unit, so that a database
+      # can order itself after `wg-quick@wg0.service`. The config is wgfleet's to write: on a
+      # fresh host (none yet) the unit is skipped, not failed, and the timer's first run, 5 s
+      # after boot, writes it and starts the unit. A switch never restarts it: wgfleet decides
+      # between reload and restart. The drop-in restores wgfleet's firewall chains before the
+      # interface comes up, so they hold from boot on, before wgfleet itself runs.
+      // lib.listToAttrs (map
+        (iface: {
+          name = "wg-quick@${iface}";
+          value = {
+            overrideStrategy = "asDropin";
+            wantedBy = [ "multi-user.target" ];
+            restartIfChanged = false;
+            unitConfig.ConditionPathExists = "/etc/wireguard/${iface}.conf";
+            serviceConfig.ExecStartPre = [ ("-" + core.execLine [ exe "firewall-restore" ]) ];
+          };
+        })
+        needs.interfaces);
 
       systemd.timers.wgfleet = {
         description = "Apply the WireGuard fleet at boot, after a switch that changed it, and every ${cfg.interval}";
@@ -302,6 +354,20 @@ in
           Unit = "wgfleet.service";
         };
       };
+    })
+
+    (mkIf (fleetGiven && cfg.openFirewall) {
+      # Through NixOS's own options, so it holds with iptables and with nftables (where an
+      # ACCEPT in wgfleet's iptables-nft table cannot override a drop in NixOS's table).
+      networking.firewall.allowedUDPPorts = needs.udpPorts;
+      networking.firewall.trustedInterfaces = needs.policyInterfaces;
+      networking.firewall.checkReversePath = mkIf (needs.defaultRouteInterfaces != [ ]) (mkDefault "loose");
+    })
+
+    (mkIf fleetGiven {
+      # Forwarding members route between peers from boot on (wgfleet sets the same at run time).
+      boot.kernel.sysctl = lib.optionalAttrs needs.forwarding.ipv4 { "net.ipv4.ip_forward" = mkDefault 1; }
+        // lib.optionalAttrs needs.forwarding.ipv6 { "net.ipv6.conf.all.forwarding" = mkDefault 1; };
     })
   ]);
 }

@@ -1,13 +1,19 @@
-# NixOS VM test (flake `checks.<system>.vm`; needs KVM): two machines of seed 000's fleet, `cp`
-# (the hub) and `worker1` (host worker-1 in the fleet), both running services.wgfleet, reach each
-# other across wg0; a switch on cp to a fleet with worker-2 added re-runs wgfleet once, which adds
-# the peer by a reload: worker1's pings through the switch all come back. Then a peer removed by
-# hand on cp is restored by the timer alone.
+# NixOS VM test (flake `checks.<system>.vm` and `.vm-nftables`; needs KVM): two machines of seed
+# 000's fleet, `cp` (the hub) and `worker1` (host worker-1 in the fleet), both running
+# services.wgfleet with NixOS's firewall on (on cp with iptables, or with nftables: `nftables`)
+# and no port opened by hand, reach each other across wg0; a switch on cp to a fleet with worker-2
+# added re-runs wgfleet once, which adds the peer by a reload: worker1's pings through the switch
+# all come back. Then a peer removed by hand on cp is restored by the timer alone, and after a
+# reboot of worker1 a unit ordered after wg-quick@wg0 finds the tunnel up.
 #
 # Keys: the example fleet's age files (secrets/examples/seed-000), decrypted with the public,
 # test-only identity secrets/test-identity.txt, which is put in /etc (and so in the Nix store):
 # fine for a throw-away VM, never for a real host, whose identity is its SSH host key.
-{ pkgs, module }:
+{
+  pkgs,
+  module,
+  nftables ? false,
+}:
 
 let
   wg = import ./lib.nix;
@@ -49,7 +55,9 @@ let
       source = ../secrets/test-identity.txt;
       mode = "0400";
     };
-    networking.firewall.allowedUDPPorts = [ 51821 ];
+    # The firewall is on (NixOS's default) and nothing is opened by hand: the module opens
+    # cp's listen port itself.
+    networking.firewall.enable = true;
     environment.systemPackages = [ pkgs.wireguard-tools ];
   };
 in
@@ -58,6 +66,7 @@ pkgs.testers.runNixOSTest {
 
   nodes.cp = { lib, nodes, ... }: {
     imports = [ common ];
+    networking.nftables.enable = nftables;
     specialisation.addPeer.configuration.services.wgfleet.fleet =
       lib.mkForce (fleet nodes.cp.networking.primaryIPAddress [ "worker-1" "worker-2" ]);
   };
@@ -65,6 +74,15 @@ pkgs.testers.runNixOSTest {
   nodes.worker1 = {
     imports = [ common ];
     services.wgfleet.host = "worker-1";
+    # A service that needs the tunnel, ordered after it as any NixOS unit would be.
+    systemd.services.needs-tunnel = {
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "wg-quick@wg0.service" ];
+      after = [ "wg-quick@wg0.service" ];
+      serviceConfig.Type = "oneshot";
+      path = [ pkgs.iproute2 ];
+      script = "if ip link show wg0; then echo up; else echo down; fi >> /var/lib/needs-tunnel.log";
+    };
   };
 
   testScript = ''
@@ -91,6 +109,17 @@ pkgs.testers.runNixOSTest {
     with subtest("drift is healed by the timer: a peer removed by hand comes back"):
         cp.succeed("wg set wg0 peer '${keys.worker-1}' remove")
         cp.wait_until_succeeds("wg show wg0 peers | grep -qF '${keys.worker-1}'", timeout=60)
+        worker1.wait_until_succeeds("ping -c 1 -W 1 10.50.0.1", timeout=60)
+
+    with subtest("boot ordering: the first boot converges, the next has the tunnel up first"):
+        # First boot: no wg0.conf until the timer's first run wrote it, so wg-quick@wg0 may
+        # have been skipped (not failed); the unit after it ran all the same.
+        worker1.fail("systemctl is-failed wg-quick@wg0.service needs-tunnel.service")
+        worker1.succeed("test -s /etc/wireguard/wg0.conf")
+        worker1.shutdown()
+        worker1.start()
+        worker1.wait_for_unit("needs-tunnel.service")
+        worker1.succeed("tail -n 1 /var/lib/needs-tunnel.log | grep -qx up")
         worker1.wait_until_succeeds("ping -c 1 -W 1 10.50.0.1", timeout=60)
   '';
 }

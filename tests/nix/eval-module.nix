@@ -2,7 +2,7 @@
 # of the NixOS options it sets, and returns what it produced, for tests/nixos_module.rs:
 #
 #   nix-instantiate --eval --strict --json tests/nix/eval-module.nix \
-#     --argstr nixpkgsLib ../shared/vendor/nixpkgs-lib/lib \
+#     --argstr nixpkgsLib /path/to/nixpkgs/lib \
 #     --arg config '{ networking.hostName = "cp"; services.wgfleet = { enable = true; fleet = import ./examples/seed-000/fleet.nix; }; }'
 #
 # The stubs declare their options with the same names and (simplified) types as NixOS, without
@@ -61,6 +61,7 @@ let
       environment = mkOption { type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ])); default = { }; };
       serviceConfig = mkOption { type = types.attrsOf unitOption; default = { }; };
       restartIfChanged = mkOption { type = types.bool; default = true; };
+      overrideStrategy = mkOption { type = types.enum [ "asDropinIfExists" "asDropin" ]; default = "asDropinIfExists"; };
       stopIfChanged = mkOption { type = types.bool; default = true; };
       startAt = mkOption { type = types.either types.str (types.listOf types.str); default = [ ]; };
     };
@@ -76,6 +77,14 @@ let
       assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       warnings = mkOption { type = types.listOf types.str; default = [ ]; };
       networking.hostName = mkOption { type = types.str; default = "nixos"; };
+      networking.firewall = {
+        enable = mkOption { type = types.bool; default = true; };
+        allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
+        trustedInterfaces = mkOption { type = types.listOf types.str; default = [ ]; };
+        checkReversePath = mkOption { type = types.either types.bool (types.enum [ "strict" "loose" ]); default = true; };
+      };
+      networking.nftables.enable = mkOption { type = types.bool; default = false; };
+      boot.kernel.sysctl = mkOption { type = types.attrsOf (types.nullOr (types.oneOf [ types.bool types.str types.int ])); default = { }; };
       # NixOS's default host keys.
       services.openssh.hostKeys = mkOption {
         type = types.listOf types.attrs;
@@ -110,6 +119,11 @@ in
 # Like NixOS, which refuses to build a system whose assertions fail: only then the units.
 // lib.optionalAttrs (failedAssertions == [ ] && wgfleet.enable) {
   service = cfg.systemd.services.wgfleet;
+  # The tunnel units the module declares (drop-ins on wireguard-tools' wg-quick@.service).
+  tunnels = builtins.removeAttrs cfg.systemd.services [ "wgfleet" ];
+  firewall = { inherit (cfg.networking.firewall) allowedUDPPorts trustedInterfaces checkReversePath; };
+  sysctl = cfg.boot.kernel.sysctl;
+  interfaces = wgfleet.interfaces;
   timer = cfg.systemd.timers.wgfleet;
   systemdPackages = map (p: p.name) cfg.systemd.packages;
   systemPackages = map (p: p.name) cfg.environment.systemPackages;
