@@ -113,14 +113,17 @@ Examples:
         after_help = "Nothing is touched unless the fleet is valid and every key decrypts and matches
 its declared public key. Peers-only changes reload (wg syncconf: no session drops); interface
 changes restart; nothing changed means no write and no D-Bus job. A failed start or reload
-restores the previous file and brings the old tunnel back. Every action is appended to
-/var/lib/wgfleet/audit.jsonl.
+restores the previous file and brings the old tunnel back. Every change is appended to
+/var/lib/wgfleet/audit.jsonl (peers added and removed, with their owners; a run that changes
+nothing appends nothing), and every run writes when it ran and how it ended to
+/var/lib/wgfleet/last-run.json. The log rolls over at 8 MiB, keeping 4 old files.
 
 Examples:
   wgfleet apply --fleet /etc/wgfleet/fleet.json
-  wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key"
+  wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key
+  wgfleet apply --fleet fleet.json --audit-snapshot   # record every interface's peers in full"
     )]
-    Apply(HostArgs),
+    Apply(ApplyArgs),
 
     /// Create a key pair (or with --psk a preshared key), age-encrypted to the given recipients
     #[command(
@@ -226,6 +229,16 @@ Examples:
     /// Restore wgfleet's saved firewall chains (run by the wg-quick@ drop-in at interface start)
     #[command(hide = true)]
     FirewallRestore {
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+
+    /// Reload a wg-quick interface from its file: stripped in process, fed to `wg syncconf`,
+    /// routes added (run by the wg-quick@ drop-in as ExecReload)
+    #[command(hide = true)]
+    ReloadInterface {
+        /// The interface (the unit's instance name, e.g. wg0)
+        interface: String,
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
@@ -375,6 +388,17 @@ pub struct HostArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// Also record the full list of each interface's peers in the audit log, changed or not
+    /// (done by itself when wgfleet first manages an interface and when the log rolls over)
+    #[arg(long)]
+    pub audit_snapshot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -127,6 +127,41 @@ pub fn parse(text: &str) -> WgConf {
     conf
 }
 
+/// The `[Interface]` keys only wg-quick reads; `wg setconf` refuses them.
+const WG_QUICK_ONLY: [&str; 9] = [
+    "Address",
+    "DNS",
+    "MTU",
+    "Table",
+    "PreUp",
+    "PreDown",
+    "PostUp",
+    "PostDown",
+    "SaveConfig",
+];
+
+/// What `wg-quick strip` prints, line for line (trimmed, as its `read` trims): the file without
+/// the keys only wg-quick reads, for `wg syncconf`. Like wg-quick, a key is what stands before
+/// `=` outside a comment, compared without case.
+pub fn strip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut interface = false;
+    for line in text.lines() {
+        let line = line.trim();
+        let key = line.split('#').next().unwrap_or("");
+        let key = key.split('=').next().unwrap_or("").trim();
+        if key.starts_with('[') {
+            interface = key.eq_ignore_ascii_case("[Interface]");
+        }
+        if interface && WG_QUICK_ONLY.iter().any(|k| key.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// A wg-quick key as wg-quick's documentation spells it (`listenport` → `ListenPort`).
 pub fn canonical_key(key: &str) -> String {
     const KNOWN: &[&str] = &[

@@ -115,9 +115,15 @@ fn apply_reconciles_real_hosts() {
     );
 
     eprintln!("scenario 2");
-    // 2. A second apply changes nothing: no write, no job, same wireguard-go, plan says 0.
+    // 2. A second apply changes nothing: no write, no job, same wireguard-go, plan says 0; the
+    // audit log stays byte for byte as it was, and last-run.json says the host is in sync.
+    let audit_sum = |h: &Host| h.sh_ok("sha256sum /var/lib/wgfleet/audit.jsonl").unwrap();
     for h in [cp, w1, proxy] {
         let (file, pid, fw) = (file_id(h), wg_go_pid(h), firewall(h));
+        let audit = audit_sum(h);
+        // The first run recorded the interface's peers in full: wgfleet began managing it.
+        let first = h.sh_ok("tail -n 1 /var/lib/wgfleet/audit.jsonl").unwrap();
+        assert!(first.contains("\"peers\":["), "{first}");
         let journal = h
             .sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
             .unwrap();
@@ -131,10 +137,17 @@ fn apply_reconciles_real_hosts() {
             String::from_utf8_lossy(&plan.stdout)
         );
         assert_eq!(
-            (file_id(h), wg_go_pid(h), firewall(h)),
-            (file, pid, fw),
+            (file_id(h), wg_go_pid(h), firewall(h), audit_sum(h)),
+            (file, pid, fw, audit),
             "{} was touched",
             h.name()
+        );
+        let last: serde_json::Value =
+            serde_json::from_str(&h.sh_ok("cat /var/lib/wgfleet/last-run.json").unwrap()).unwrap();
+        assert_eq!(
+            (&last["inSync"], &last["networks"][0]["action"]),
+            (&serde_json::json!(true), &serde_json::json!("nothing")),
+            "{last:#}"
         );
         assert_eq!(
             h.sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
@@ -171,6 +184,35 @@ fn apply_reconciles_real_hosts() {
         "the reload must keep the wireguard-go process"
     );
     ping(w2, "10.50.0.1");
+    // The audit entry says what changed, not the whole peer list again.
+    let entry: serde_json::Value =
+        serde_json::from_str(&cp.sh_ok("tail -n 1 /var/lib/wgfleet/audit.jsonl").unwrap()).unwrap();
+    assert_eq!(entry["added"], json!([{"name": "worker-2"}]), "{entry:#}");
+    assert!(entry.get("peers").is_none(), "{entry:#}");
+    // The reload ran wgfleet's ExecReload (the file stripped in process, fed to `wg syncconf`),
+    // not `wg-quick strip`; a new prefix outside the subnet (a LAN behind worker-2) gets its
+    // route, still without a restart.
+    let exec_reload = cp
+        .sh_ok("systemctl show -p ExecReload --value wg-quick@wg0")
+        .unwrap();
+    assert!(
+        exec_reload.contains("reload-interface wg0") && !exec_reload.contains("wg-quick strip"),
+        "{exec_reload}"
+    );
+    let mut lan = seed000_fleet(&HOSTS);
+    lan["networks"]["wg0"]["members"]["worker-2"]["routes"] = json!(["192.168.77.0/24"]);
+    set_fleet(cp, &lan);
+    let out = apply(cp);
+    assert!(out.contains("reload"), "{out}");
+    assert_eq!(wg_go_pid(cp), pid);
+    assert!(
+        cp.sh_ok("ip -4 route show dev wg0")
+            .unwrap()
+            .contains("192.168.77.0/24"),
+        "no route for worker-2's LAN"
+    );
+    set_fleet(cp, &seed000_fleet(&HOSTS));
+    apply(cp);
 
     eprintln!("scenario 4");
     // 4. An interface-level change (MTU) restarts the unit, and the tunnel comes back.
@@ -307,7 +349,8 @@ fn apply_reconciles_real_hosts() {
     ping(w1, "10.50.0.1");
 
     eprintln!("scenario 8");
-    // 8. Two applies at once serialise; both succeed; the audit log has both.
+    // 8. Two applies at once serialise; both succeed; the audit log has the one that changed
+    // something, and the other, which found nothing to do, appended nothing.
     set_fleet(w2, &mtu);
     let before = audit_lines(w2);
     let cmd = "/x/wgfleet apply --fleet /x/fleet.json --host worker-2 -i /x/identity.txt";
@@ -324,7 +367,7 @@ fn apply_reconciles_real_hosts() {
         1,
         "exactly one of them restarts:\n{outputs}"
     );
-    assert_eq!(audit_lines(w2), before + 2);
+    assert_eq!(audit_lines(w2), before + 1);
 
     eprintln!("scenario 9");
     // 9. The proxy leaves the network: unit stopped and disabled, its file gone.

@@ -1,6 +1,6 @@
 //! The bundled example fleets (examples/*/fleet.json), one per seed setup: each validates, every
 //! host's config is snapshotted, seed 000's configs come out exactly as printed in the seed, and
-//! the real `wg-quick strip` accepts every file.
+//! the real `wg-quick strip` accepts every file and strips it as wgfleet's own reload does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -200,6 +200,7 @@ fn real_wg_quick_strip_accepts_every_rendered_config() {
                                 .as_array()
                                 .is_some_and(|p| !p.is_empty())
                 );
+                assert_strips_alike(&path, &stripped);
             }
         }
     }
@@ -227,4 +228,58 @@ fn unknown_host_and_network_are_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr));
+}
+
+/// `wgconf::strip` (what `wgfleet reload-interface` feeds to `wg syncconf`) equals what the real
+/// `wg-quick strip` prints for the same file, up to blank lines.
+fn assert_strips_alike(path: &Path, by_wg_quick: &str) {
+    let ours = wgfleet::wgconf::strip(&std::fs::read_to_string(path).expect("read"));
+    let lines = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    assert_eq!(lines(&ours), lines(by_wg_quick), "{}", path.display());
+}
+
+#[test]
+fn strip_matches_wg_quick_on_hand_made_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<PathBuf> = Vec::new();
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, found);
+            } else if p.extension().is_some_and(|x| x == "conf") {
+                found.push(p);
+            }
+        }
+    }
+    walk(&root().join("tests/fixtures/import"), &mut files);
+    // What people write by hand: any case, comments everywhere, hooks holding `=` and `#`.
+    let odd = dir.path().join("wg9.conf");
+    std::fs::write(
+        &odd,
+        "# a hub\n[interface] # comment\n  address = 10.0.0.1/24, fd00::1/64\nprivatekey=aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=\n\
+         ListenPort = 51820\nmtu=1380\nTable = off\nPostUp = iptables -A FORWARD -i %i -j ACCEPT # fw\n\
+         PreDown = echo a=b\nSaveConfig = false\nFwMark = 0x1\n\n[Peer]\nPublicKey = um/TOLbxUvqJwIOGdbFPn9uBh/Es4shlVXFlWyEYvng=\n\
+         # Address = not in the interface section\nAllowedIPs = 10.0.0.2/32\r\n[INTERFACE]\nDNS = 1.1.1.1\n",
+    )
+    .expect("write");
+    files.push(odd);
+    assert!(files.len() > 20, "{files:?}");
+    for (i, file) in files.iter().enumerate() {
+        // wg-quick wants the file named after an interface.
+        let path = dir.path().join(format!("wgt{i}.conf"));
+        std::fs::copy(file, &path).expect("copy");
+        let out = Command::new("wg-quick")
+            .arg("strip")
+            .arg(&path)
+            .output()
+            .expect("wg-quick (wireguard-tools) installed");
+        assert!(out.status.success(), "{}", file.display());
+        assert_strips_alike(&path, &String::from_utf8_lossy(&out.stdout));
+    }
 }

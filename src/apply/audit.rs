@@ -1,15 +1,29 @@
-//! The audit log: one JSON line per action taken, appended to `audit.jsonl` (0600, in a 0700
-//! directory). It records what changed and how it ended, never a secret.
+//! The audit log: one JSON line per change wgfleet made, appended to `audit.jsonl` (0600, in a
+//! 0700 directory). An entry records what changed (peers added and removed, with their owners),
+//! the action and how it ended, never a secret. A run that changes nothing appends nothing: when
+//! the host was last seen in sync is in `last-run.json` beside it. A full list of an interface's
+//! peers (a snapshot) is written when wgfleet first manages it, when the log is rotated, and when
+//! asked (`apply --audit-snapshot`). The log rolls over at `ROLL_BYTES`, keeping `KEEP` old files
+//! (`audit.jsonl.1` the newest), so it never holds more than about (KEEP + 1) × ROLL_BYTES.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::diff::Action;
-use crate::fsutil::ensure_private_dir;
+use crate::fsutil::{ensure_private_dir, write_atomic};
+
+/// The size at which `audit.jsonl` is rolled over.
+pub const ROLL_BYTES: u64 = 8 << 20;
+/// How many rolled-over files are kept.
+pub const KEEP: usize = 4;
+
+pub const LOG_NAME: &str = "audit.jsonl";
+pub const LAST_RUN_NAME: &str = "last-run.json";
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,7 +36,12 @@ pub struct Entry<'a> {
     pub action: Action,
     pub changes: serde_json::Value,
     pub result: String,
-    /// The interface's peers after the action (when it succeeded): the state audits read.
+    /// Peers the action added and removed (when it succeeded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<AuditPeer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<AuditPeer>,
+    /// All of the interface's peers after the action: a snapshot (see the module's comment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<AuditPeer>>,
 }
@@ -34,13 +53,18 @@ pub struct AuditPeer {
     pub owner: Option<String>,
 }
 
-/// What `audit` reads back of an entry.
+/// What `audit` reads back of an entry; logs written before entries carried `added` and
+/// `removed` have a snapshot (`peers`) in every entry, and read the same way.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     pub time: String,
     pub host: String,
     pub network: String,
+    #[serde(default)]
+    pub added: Vec<AuditPeer>,
+    #[serde(default)]
+    pub removed: Vec<AuditPeer>,
     #[serde(default)]
     pub peers: Option<Vec<AuditPeer>>,
 }
@@ -57,44 +81,104 @@ pub struct Interval {
     pub until: Option<String>,
 }
 
-/// Access intervals from the state snapshots in audit records (any order, several hosts' logs).
+/// Access intervals from the records of one or more hosts' logs, each log in the order it was
+/// written. Linear in the records' size: a snapshot closes what it does not list and opens what
+/// is new; `added` and `removed` open and close.
 pub fn intervals(mut records: Vec<Record>) -> Vec<Interval> {
-    records.retain(|r| r.peers.is_some());
-    // RFC 3339 in UTC with a fixed width sorts as text.
+    // RFC 3339 in UTC with a fixed width sorts as text; the sort is stable, so entries of the
+    // same second keep the order in which they were written.
     records.sort_by(|a, b| (&a.host, &a.network, &a.time).cmp(&(&b.host, &b.network, &b.time)));
     let mut done = Vec::new();
-    let mut open: Vec<Interval> = Vec::new();
+    let mut open: HashMap<String, Interval> = HashMap::new();
     let mut key: Option<(String, String)> = None;
-    for r in records {
-        let k = (r.host.clone(), r.network.clone());
-        if key.as_ref() != Some(&k) {
-            done.append(&mut open);
-            key = Some(k);
-        }
-        let now_present = r.peers.unwrap_or_default();
-        let (ended, still): (Vec<Interval>, Vec<Interval>) = open
-            .into_iter()
-            .partition(|i| !now_present.iter().any(|p| p.name == i.peer));
-        done.extend(ended.into_iter().map(|i| Interval {
-            until: Some(r.time.clone()),
-            ..i
-        }));
-        open = still;
-        for p in now_present {
-            if !open.iter().any(|i| i.peer == p.name) {
-                open.push(Interval {
-                    peer: p.name,
-                    owner: p.owner,
-                    host: r.host.clone(),
-                    network: r.network.clone(),
-                    from: r.time.clone(),
-                    until: None,
+    let close =
+        |open: &mut HashMap<String, Interval>, name: &str, time: &str, done: &mut Vec<Interval>| {
+            if let Some(i) = open.remove(name) {
+                done.push(Interval {
+                    until: Some(time.to_owned()),
+                    ..i
                 });
             }
+        };
+    for r in records {
+        if key
+            .as_ref()
+            .is_none_or(|(h, n)| *h != r.host || *n != r.network)
+        {
+            done.extend(open.drain().map(|(_, i)| i));
+            key = Some((r.host.clone(), r.network.clone()));
+        }
+        let mut opening = r.added;
+        if let Some(snapshot) = r.peers {
+            let present: std::collections::HashSet<&str> =
+                snapshot.iter().map(|p| p.name.as_str()).collect();
+            let gone: Vec<String> = open
+                .keys()
+                .filter(|name| !present.contains(name.as_str()))
+                .cloned()
+                .collect();
+            for name in gone {
+                close(&mut open, &name, &r.time, &mut done);
+            }
+            opening.extend(snapshot);
+        }
+        for p in &r.removed {
+            close(&mut open, &p.name, &r.time, &mut done);
+        }
+        for p in opening {
+            open.entry(p.name.clone()).or_insert_with(|| Interval {
+                peer: p.name,
+                owner: p.owner,
+                host: r.host.clone(),
+                network: r.network.clone(),
+                from: r.time.clone(),
+                until: None,
+            });
         }
     }
-    done.append(&mut open);
+    done.extend(open.into_values());
+    done.sort_by(|a, b| {
+        (&a.host, &a.network, &a.from, &a.peer).cmp(&(&b.host, &b.network, &b.from, &b.peer))
+    });
     done
+}
+
+/// The files of one log, oldest first: its rolled-over files, then the log itself.
+pub fn log_files(log: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = (1..=KEEP)
+        .rev()
+        .map(|n| rolled(log, n))
+        .filter(|p| p.is_file())
+        .collect();
+    files.push(log.to_owned());
+    files
+}
+
+fn rolled(log: &Path, n: usize) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    name.into()
+}
+
+/// Rolls the log in `dir` over when it has reached `ROLL_BYTES`: `audit.jsonl` becomes
+/// `audit.jsonl.1`, and the oldest beyond `KEEP` is dropped. Returns whether it did, so that
+/// the caller starts the new file with snapshots.
+pub fn roll_if_full(dir: &Path) -> std::io::Result<bool> {
+    let log = dir.join(LOG_NAME);
+    match std::fs::metadata(&log) {
+        Ok(m) if m.len() >= ROLL_BYTES => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    for n in (1..KEEP).rev() {
+        match std::fs::rename(rolled(&log, n), rolled(&log, n + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(&log, rolled(&log, 1))?;
+    Ok(true)
 }
 
 pub fn append(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
@@ -105,10 +189,42 @@ pub fn append(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(dir.join("audit.jsonl"))?;
+        .open(dir.join(LOG_NAME))?;
     // One write of a whole line with O_APPEND: concurrent writers never interleave inside a line.
     file.write_all(line.as_bytes())?;
     file.sync_data()
+}
+
+/// When the host last ran, and how each interface ended: `status` shows it. Rewritten by every
+/// run, changes or not (it is small), so that the audit log need not grow to say it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    pub time: String,
+    pub host: String,
+    pub fleet_digest: String,
+    /// Every interface was as the fleet says when the run ended.
+    pub in_sync: bool,
+    pub networks: Vec<LastRunNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRunNetwork {
+    pub network: String,
+    pub action: Action,
+    pub ok: bool,
+}
+
+pub fn write_last_run(dir: &Path, last: &LastRun) -> std::io::Result<()> {
+    ensure_private_dir(dir)?;
+    let mut text = serde_json::to_string_pretty(last).map_err(std::io::Error::other)?;
+    text.push('\n');
+    write_atomic(&dir.join(LAST_RUN_NAME), text.as_bytes(), 0o600)
+}
+
+pub fn read_last_run(dir: &Path) -> Option<LastRun> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(LAST_RUN_NAME)).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -127,6 +243,8 @@ mod tests {
             time: time.into(),
             host: host.into(),
             network: "wg0".into(),
+            added: Vec::new(),
+            removed: Vec::new(),
             peers: Some(peers),
         }
     }
@@ -151,5 +269,102 @@ mod tests {
                 ("nl", "2026-01-02T00:00:00Z", None)
             ]
         );
+    }
+
+    fn peer(name: &str) -> AuditPeer {
+        AuditPeer {
+            name: name.into(),
+            owner: Some(format!("{name}@example.com")),
+        }
+    }
+
+    #[test]
+    fn events_and_snapshots_give_the_same_intervals() {
+        let t = |d: u32| format!("2026-01-0{d}T00:00:00Z");
+        let event = |d: u32, added: &[&str], removed: &[&str]| Record {
+            time: t(d),
+            host: "cp".into(),
+            network: "wg0".into(),
+            added: added.iter().map(|n| peer(n)).collect(),
+            removed: removed.iter().map(|n| peer(n)).collect(),
+            peers: None,
+        };
+        // The same history, written by an old wgfleet (a snapshot every run) and a new one (a
+        // snapshot when first managed, then what changed).
+        let old: Vec<Record> = [
+            (1, &["a", "b"][..]),
+            (2, &["a", "b"]),
+            (3, &["a", "c"]),
+            (5, &["c"]),
+        ]
+        .iter()
+        .map(|(d, peers)| Record {
+            peers: Some(peers.iter().map(|n| peer(n)).collect()),
+            ..event(*d, &[], &[])
+        })
+        .collect();
+        let new = vec![
+            Record {
+                peers: Some(vec![peer("a"), peer("b")]),
+                ..event(1, &[], &[])
+            },
+            event(3, &["c"], &["b"]),
+            event(5, &[], &["a"]),
+        ];
+        let want = vec![
+            Interval {
+                peer: "a".into(),
+                owner: Some("a@example.com".into()),
+                host: "cp".into(),
+                network: "wg0".into(),
+                from: t(1),
+                until: Some(t(5)),
+            },
+            Interval {
+                peer: "b".into(),
+                owner: Some("b@example.com".into()),
+                host: "cp".into(),
+                network: "wg0".into(),
+                from: t(1),
+                until: Some(t(3)),
+            },
+            Interval {
+                peer: "c".into(),
+                owner: Some("c@example.com".into()),
+                host: "cp".into(),
+                network: "wg0".into(),
+                from: t(3),
+                until: None,
+            },
+        ];
+        assert_eq!(intervals(old), want);
+        assert_eq!(intervals(new.clone()), want);
+        // Records of an old log followed by a new one (an upgrade) read as one history.
+        let mut mixed = vec![Record {
+            peers: Some(vec![peer("a"), peer("b")]),
+            ..event(1, &[], &[])
+        }];
+        mixed.extend(new.into_iter().skip(1));
+        assert_eq!(intervals(mixed), want);
+    }
+
+    #[test]
+    fn the_log_rolls_over_and_keeps_a_bounded_number_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(LOG_NAME);
+        assert!(!roll_if_full(dir.path()).unwrap(), "no log yet");
+        for round in 0..KEEP + 2 {
+            std::fs::write(&log, vec![b'x'; ROLL_BYTES as usize - 1]).unwrap();
+            assert!(!roll_if_full(dir.path()).unwrap());
+            std::fs::write(&log, format!("{round}").repeat(ROLL_BYTES as usize)).unwrap();
+            assert!(roll_if_full(dir.path()).unwrap());
+            assert!(!log.exists());
+        }
+        let files = log_files(&log);
+        assert_eq!(files.len(), KEEP + 1, "{files:?}");
+        // Oldest first: the newest rolled file holds the last round.
+        let newest = std::fs::read_to_string(&files[KEEP - 1]).unwrap();
+        assert!(newest.starts_with(&format!("{}", KEEP + 1)));
+        assert!(!rolled(&log, KEEP + 1).exists());
     }
 }

@@ -94,15 +94,19 @@ fn wanted_sysctls(plans: &[InterfacePlan]) -> Vec<(&'static str, &'static str)> 
     out
 }
 
-/// The drop-in that restores the chains before any `wg-quick@` interface comes up.
+/// The drop-in on every `wg-quick@` unit: it restores the chains before an interface comes up,
+/// and reloads without `wg-quick strip` (a bash loop over every line of the file: 97% of a
+/// reload of a 10,000-peer hub), keeping the reload in systemd's hands.
 fn dropin(exe: &Path, root: Option<&Path>) -> String {
     let root_arg = root
         .map(|r| format!(" --root {}", r.display()))
         .unwrap_or_default();
+    let exe = exe.display();
     format!(
-        "# Managed by wgfleet: restore wgfleet's firewall chains before a WireGuard interface starts.\n\
-         [Service]\nExecStartPre=-{} firewall-restore{root_arg}\n",
-        exe.display()
+        "# Managed by wgfleet: restore wgfleet's firewall chains before a WireGuard interface starts,\n\
+         # and reload by feeding the stripped file to `wg syncconf` (see `wgfleet reload-interface`).\n\
+         [Service]\nExecStartPre=-{exe} firewall-restore{root_arg}\n\
+         ExecReload=\nExecReload={exe} reload-interface %i{root_arg}\n"
     )
 }
 
@@ -132,8 +136,11 @@ pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> R
             message: e.to_string(),
         })?,
     };
-    d.files
-        .push((paths.dropin(), any_rules.then(|| dropin(&exe, root))));
+    // Wherever wgfleet manages an interface (or has rules to restore).
+    d.files.push((
+        paths.dropin(),
+        (any_rules || !plans.is_empty()).then(|| dropin(&exe, root)),
+    ));
     let wanted = wanted_sysctls(plans);
     let conf: String = wanted.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     d.files.push((

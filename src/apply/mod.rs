@@ -92,6 +92,8 @@ pub struct Desired {
     pub config: Zeroizing<String>,
     /// Every key the network knows, expired clients included, so that a removal is named.
     names: BTreeMap<String, String>,
+    /// Every peer's owner, expired clients included, for the audit log.
+    owners: BTreeMap<String, Option<String>>,
 }
 
 impl Desired {
@@ -104,19 +106,22 @@ impl Desired {
             .into_iter()
             .map(|plan| {
                 let config = secrets.fill(&render::render_config(&plan)?);
-                let names = fleet
-                    .networks
-                    .get(&plan.network)
-                    .map_or_else(BTreeMap::new, |net| {
-                        net.peers
-                            .values()
-                            .map(|p| (p.public_key.clone(), p.name.clone()))
-                            .collect()
-                    });
+                let peers = fleet.networks.get(&plan.network).map(|net| &net.peers);
+                let names = peers
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, p)| (p.public_key.clone(), p.name.clone()))
+                    .collect();
+                let owners = peers
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, p)| (p.name.clone(), p.owner.clone()))
+                    .collect();
                 Ok(Desired {
                     plan,
                     config,
                     names,
+                    owners,
                 })
             })
             .collect()
@@ -252,91 +257,183 @@ pub struct Outcome {
     pub result: String,
 }
 
-/// Carries out the host-wide changes, then every interface step, each audited (a step with nothing to do too: the log then says when
-/// the host was last seen in sync). Stops at the first failure, after rolling it back.
-pub fn act(
+/// Who runs, where, and how it is recorded.
+pub struct Run<'a> {
+    pub paths: &'a Paths,
+    pub systemd: &'a Systemd,
+    pub host: &'a str,
+    pub digest: &'a str,
+    /// Record every interface's peers in full in the audit log.
+    pub audit_snapshot: bool,
+}
+
+/// Carries out the host-wide changes, then every interface step. Each change is audited; a step
+/// with nothing to do is not (`last-run.json` says when the host was last seen in sync). Stops at
+/// the first failure, after rolling it back.
+pub fn act(host_diff: &host::HostDiff, steps: &[Step<'_>], run: &Run<'_>) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    let result = act_all(host_diff, steps, run, &mut outcomes);
+    let last = audit::LastRun {
+        time: crate::fleet::time::format_rfc3339(now()),
+        host: run.host.to_owned(),
+        fleet_digest: run.digest.to_owned(),
+        in_sync: result.is_ok(),
+        networks: outcomes
+            .iter()
+            .filter(|o| o.network != "host")
+            .map(|o| audit::LastRunNetwork {
+                network: o.network.clone(),
+                action: o.action,
+                ok: o.ok,
+            })
+            .collect(),
+    };
+    let recorded = audit::write_last_run(&run.paths.state, &last).map_err(|source| Error::Write {
+        path: run.paths.state.join(audit::LAST_RUN_NAME),
+        source,
+    });
+    result.and(recorded).map(|()| outcomes)
+}
+
+fn act_all(
     host_diff: &host::HostDiff,
     steps: &[Step<'_>],
-    paths: &Paths,
-    systemd: &Systemd,
-    host: &str,
-    digest: &str,
-) -> Result<Vec<Outcome>> {
-    let mut outcomes = Vec::new();
-    if !host_diff.is_empty() {
-        let result = host::act(host_diff, paths).and_then(|dropin_changed| {
-            if dropin_changed {
-                systemd.daemon_reload().map_err(|e| sys_err("(host)", e))?;
-            }
-            Ok(())
-        });
-        let text = result
-            .as_ref()
-            .map_or_else(ToString::to_string, |()| "ok".to_owned());
-        let entry = audit::Entry {
-            time: crate::fleet::time::format_rfc3339(now()),
-            host,
-            fleet_digest: digest,
-            network: "host",
-            action: Action::HostState,
-            changes: serde_json::to_value(host_diff).unwrap_or_default(),
-            result: text.clone(),
-            peers: None,
-        };
-        audit::append(&paths.state, &entry).map_err(|source| Error::Write {
-            path: paths.state.join("audit.jsonl"),
-            source,
-        })?;
-        outcomes.push(Outcome {
-            network: "host".into(),
-            action: Action::HostState,
-            ok: result.is_ok(),
-            result: text,
-        });
-        result?;
-    }
-    for step in steps {
-        let iface = &step.diff.network;
-        let result = act_one(step, paths, systemd);
-        let (ok, text) = match &result {
+    run: &Run<'_>,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<()> {
+    let paths = run.paths;
+    let log_err = |source| Error::Write {
+        path: paths.state.join(audit::LOG_NAME),
+        source,
+    };
+    // A new file starts with every interface's peers, so that it reads on its own once the
+    // older files are gone.
+    let snapshot_all = audit::roll_if_full(&paths.state).map_err(log_err)? || run.audit_snapshot;
+    let mut record = |network: &str,
+                      action: Action,
+                      changes: serde_json::Value,
+                      result: &Result<()>,
+                      peers: PeerRecord|
+     -> Result<()> {
+        let (ok, text) = match result {
             Ok(()) => (true, "ok".to_owned()),
             Err(e) => (false, e.to_string()),
         };
+        let (added, removed, snapshot) = if ok {
+            peers.split()
+        } else {
+            Default::default()
+        };
         let entry = audit::Entry {
             time: crate::fleet::time::format_rfc3339(now()),
-            host,
-            fleet_digest: digest,
-            network: iface,
-            action: step.diff.action,
-            changes: serde_json::to_value(&step.diff.changes).unwrap_or_default(),
+            host: run.host,
+            fleet_digest: run.digest,
+            network,
+            action,
+            changes,
             result: text.clone(),
-            peers: ok.then(|| {
-                let peers = step
-                    .desired
-                    .map(|d| d.plan.peers.as_slice())
-                    .unwrap_or_default();
-                peers
-                    .iter()
-                    .map(|p| audit::AuditPeer {
-                        name: p.name.clone(),
-                        owner: p.owner.clone(),
-                    })
-                    .collect()
-            }),
+            added,
+            removed,
+            peers: snapshot,
         };
-        audit::append(&paths.state, &entry).map_err(|source| Error::Write {
-            path: paths.state.join("audit.jsonl"),
-            source,
-        })?;
+        audit::append(&paths.state, &entry).map_err(log_err)?;
         outcomes.push(Outcome {
-            network: iface.clone(),
-            action: step.diff.action,
+            network: network.to_owned(),
+            action,
             ok,
             result: text,
         });
+        Ok(())
+    };
+    if !host_diff.is_empty() {
+        let result = host::act(host_diff, paths).and_then(|dropin_changed| {
+            if dropin_changed {
+                run.systemd
+                    .daemon_reload()
+                    .map_err(|e| sys_err("(host)", e))?;
+            }
+            Ok(())
+        });
+        let changes = serde_json::to_value(host_diff).unwrap_or_default();
+        record(
+            "host",
+            Action::HostState,
+            changes,
+            &result,
+            PeerRecord::None,
+        )?;
         result?;
     }
-    Ok(outcomes)
+    for step in steps {
+        let changed = step.diff.action != Action::Nothing || step.diff.enable;
+        if !changed && !snapshot_all {
+            continue;
+        }
+        let result = act_one(step, paths, run.systemd);
+        let changes = serde_json::to_value(&step.diff.changes).unwrap_or_default();
+        let peers = PeerRecord::of(step, snapshot_all);
+        record(
+            &step.diff.network,
+            step.diff.action,
+            changes,
+            &result,
+            peers,
+        )?;
+        result?;
+    }
+    Ok(())
+}
+
+/// What an interface's audit entry says of its peers.
+enum PeerRecord {
+    None,
+    /// Peers added and removed.
+    Changes(Vec<audit::AuditPeer>, Vec<audit::AuditPeer>),
+    /// All of them.
+    Snapshot(Vec<audit::AuditPeer>),
+}
+
+impl PeerRecord {
+    /// A snapshot when asked, when wgfleet first writes the interface's file, and when it
+    /// removes the interface (empty); otherwise the peers the diff adds and removes.
+    fn of(step: &Step<'_>, snapshot: bool) -> PeerRecord {
+        let Some(desired) = step.desired else {
+            return PeerRecord::Snapshot(Vec::new());
+        };
+        let peer = |name: &str| audit::AuditPeer {
+            name: name.to_owned(),
+            owner: desired.owners.get(name).cloned().flatten(),
+        };
+        let first = step.diff.changes.contains(&diff::Change::FileMissing);
+        if snapshot || first {
+            return PeerRecord::Snapshot(
+                desired.plan.peers.iter().map(|p| peer(&p.name)).collect(),
+            );
+        }
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for c in &step.diff.changes {
+            match c {
+                diff::Change::PeerAdded { peer: name, .. } => added.push(peer(name)),
+                diff::Change::PeerRemoved { peer: name, .. } => removed.push(peer(name)),
+                _ => {}
+            }
+        }
+        PeerRecord::Changes(added, removed)
+    }
+
+    fn split(
+        self,
+    ) -> (
+        Vec<audit::AuditPeer>,
+        Vec<audit::AuditPeer>,
+        Option<Vec<audit::AuditPeer>>,
+    ) {
+        match self {
+            PeerRecord::None => Default::default(),
+            PeerRecord::Changes(added, removed) => (added, removed, None),
+            PeerRecord::Snapshot(all) => (Vec::new(), Vec::new(), Some(all)),
+        }
+    }
 }
 
 fn now() -> i64 {
@@ -383,8 +480,9 @@ fn act_one(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<()> {
         Action::Restart => Job::Restart,
         Action::Start => Job::Start,
     };
+    // A reload runs `wgfleet reload-interface` (the drop-in's ExecReload), which adds the
+    // routes for new AllowedIPs itself.
     match systemd.run(job, &unit) {
-        Ok(()) if job == Job::Reload => add_missing_routes(iface, &desired.config),
         Ok(()) => Ok(()),
         Err(e) => {
             let rolled = rollback(step, paths, systemd);
@@ -438,6 +536,47 @@ fn write_config(paths: &Paths, iface: &str, config: &str, previous: Option<&str>
             .map_err(werr(paths.previous(iface)))?;
     }
     write_atomic(&paths.config(iface), config.as_bytes(), 0o600).map_err(werr(paths.config(iface)))
+}
+
+/// What `systemctl reload wg-quick@IFACE` runs under wgfleet's drop-in (`wgfleet
+/// reload-interface`): the file stripped in process (as `wg-quick strip` would, without its bash
+/// loop over every line) and fed to `wg syncconf` through a pipe, so the private key touches no
+/// other file; then the routes for new AllowedIPs. Works for any wg-quick file, not only
+/// wgfleet's, since the drop-in applies to every `wg-quick@` unit.
+pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
+    use std::io::Write as _;
+    let fail = |message: String| Error::System {
+        what: format!("network {iface}"),
+        message,
+    };
+    crate::fleet::syntax::check_interface(iface).map_err(fail)?;
+    let path = paths.config(iface);
+    let config = read_private(&path)?.ok_or_else(|| Error::Read {
+        path: path.clone(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let stripped = Zeroizing::new(crate::wgconf::strip(&config));
+    let mut child = Command::new("wg")
+        .args(["syncconf", iface, "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run wg: {e}")))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stripped.as_bytes())
+            .map_err(|e| fail(format!("wg syncconf: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("wg syncconf: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "`wg syncconf {iface}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    add_missing_routes(iface, &config)
 }
 
 /// `wg syncconf` does not add routes for new AllowedIPs; wg-quick only does on `up`. Add the

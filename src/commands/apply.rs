@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{check_valid, host_or_hostname, plans_for, write_out};
 use crate::apply::host::{self, HostDiff};
 use crate::apply::{self, Desired, Paths, Step, lock::RunLock, systemd::Systemd};
-use crate::cli::{HostArgs, PlanArgs};
+use crate::cli::{ApplyArgs, HostArgs, PlanArgs};
 use crate::error::{Error, Result};
 use crate::secrets::{self, age};
 
@@ -59,7 +59,8 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     })
 }
 
-pub fn cmd_apply(args: &HostArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let args = &apply_args.host;
     let (host, digest, desired) = prepare(args, err)?;
     let paths = Paths::new(args.root.as_deref());
     let systemd = connect()?;
@@ -73,7 +74,14 @@ pub fn cmd_apply(args: &HostArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
     if !args.json {
         write_out(out, &describe(&steps, &host_diff, &host))?;
     }
-    let outcomes = apply::act(&host_diff, &steps, &paths, &systemd, &host, &digest);
+    let run = apply::Run {
+        paths: &paths,
+        systemd: &systemd,
+        host: &host,
+        digest: &digest,
+        audit_snapshot: apply_args.audit_snapshot,
+    };
+    let outcomes = apply::act(&host_diff, &steps, &run);
     if args.json {
         let mut doc = report(&steps, &host_diff, &host);
         doc["outcomes"] = json!(outcomes.as_ref().ok());
@@ -106,5 +114,11 @@ fn describe(steps: &[Step<'_>], host_diff: &HostDiff, host: &str) -> String {
 /// `wgfleet firewall-restore`: run by the `wg-quick@` drop-in before an interface starts.
 pub fn cmd_firewall_restore(root: Option<&std::path::Path>) -> Result<u8> {
     host::restore_saved(&Paths::new(root))?;
+    Ok(0)
+}
+
+/// `wgfleet reload-interface IFACE`: the drop-in's ExecReload (`systemctl reload wg-quick@IFACE`).
+pub fn cmd_reload_interface(iface: &str, root: Option<&std::path::Path>) -> Result<u8> {
+    apply::reload_interface(&Paths::new(root), iface)?;
     Ok(0)
 }

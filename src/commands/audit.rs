@@ -1,10 +1,10 @@
 //! `wgfleet audit`: access intervals, as a state read from the audit logs.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 
 use super::write_out;
-use crate::apply::audit::{Record, intervals};
+use crate::apply::audit::{Record, intervals, log_files};
 use crate::cli::AuditArgs;
 use crate::error::{Error, Result};
 
@@ -14,27 +14,7 @@ pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         args.logs.clone()
     };
-    let mut records = Vec::new();
-    for log in &logs {
-        let text = std::fs::read_to_string(log).map_err(|source| Error::Read {
-            path: log.clone(),
-            source,
-        })?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let record: Record = serde_json::from_str(line).map_err(|e| Error::Parse {
-                path: log.clone(),
-                line: i + 1,
-                column: e.column(),
-                field: "(audit record)".into(),
-                message: e.to_string(),
-            })?;
-            records.push(record);
-        }
-    }
+    let records = read_logs(&logs)?;
     let mut found = intervals(records);
     found.retain(|i| {
         args.owner
@@ -65,4 +45,38 @@ pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The records of each log and of its rolled-over files, oldest first, read line by line.
+pub(super) fn read_logs(logs: &[PathBuf]) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for log in logs {
+        for file in log_files(log) {
+            read_log(&file, &mut records)?;
+        }
+    }
+    Ok(records)
+}
+
+fn read_log(log: &Path, records: &mut Vec<Record>) -> Result<()> {
+    let read_err = |source| Error::Read {
+        path: log.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(log).map_err(read_err)?;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(read_err)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(&line).map_err(|e| Error::Parse {
+            path: log.to_owned(),
+            line: i + 1,
+            column: e.column(),
+            field: "(audit record)".into(),
+            message: e.to_string(),
+        })?;
+        records.push(record);
+    }
+    Ok(())
 }

@@ -2,12 +2,11 @@
 //! an auditor, or its data as JSON).
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use super::{check_valid, write_out};
-use crate::apply::audit::{Record, intervals};
+use crate::apply::audit::intervals;
 use crate::cli::{GraphArgs, ReportArgs};
 use crate::error::{Error, Result};
 use crate::graph::{self, GraphFormat};
@@ -48,10 +47,7 @@ pub fn cmd_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let audit = if args.logs.is_empty() {
         None
     } else {
-        let mut records = Vec::new();
-        for log in &args.logs {
-            records.extend(read_log(log)?);
-        }
+        let records = super::audit::read_logs(&args.logs)?;
         let names = args.logs.iter().map(|l| l.display().to_string()).collect();
         Some((names, intervals(records)))
     };
@@ -98,24 +94,4 @@ fn generated_at() -> i64 {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or_default()
         })
-}
-
-fn read_log(log: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(log).map_err(|source| Error::Read {
-        path: log.to_owned(),
-        source,
-    })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| Error::Parse {
-                path: log.to_owned(),
-                line: i + 1,
-                column: e.column(),
-                field: "(audit record)".into(),
-                message: e.to_string(),
-            })
-        })
-        .collect()
 }

@@ -59,6 +59,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::FirewallRestore { root } => apply::cmd_firewall_restore(root.as_deref()),
+        Command::ReloadInterface { interface, root } => {
+            apply::cmd_reload_interface(&interface, root.as_deref())
+        }
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)

@@ -117,13 +117,24 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         })?;
     }
+    // When apply last ran here, and whether it left the host in sync (`last-run.json`).
+    let last_run = crate::apply::audit::read_last_run(&crate::apply::Paths::new(None).state);
     if args.json {
         write_out(
             out,
-            &format!("{:#}\n", json!({"host": host, "networks": networks})),
+            &format!(
+                "{:#}\n",
+                json!({"host": host, "networks": networks, "lastRun": last_run})
+            ),
         )?;
     } else {
-        write_out(out, &human(&networks))?;
+        let mut text = human(&networks);
+        text.push_str(&match &last_run {
+            Some(r) if r.in_sync => format!("last apply: {} (in sync)\n", r.time),
+            Some(r) => format!("last apply: {} (failed: see the audit log)\n", r.time),
+            None => "last apply: never on this host\n".to_owned(),
+        });
+        write_out(out, &text)?;
     }
     Ok(0)
 }
