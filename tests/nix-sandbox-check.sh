@@ -18,8 +18,10 @@
 #   - an unprivileged user (nobody), a network namespace with only loopback, and a private mount
 #     namespace in which the repository shows only the package's source file set (a writable
 #     copy, as the sandbox's unpacked source) plus target/ (read-only for nobody).
-# Not emulated: the release profile (the tests run from the debug build tests/run-all.sh makes)
-# and the paths outside the repository (/tmp, /etc, … stay visible).
+# Not emulated: the release profile (the tests run from the debug build tests/run-all.sh makes,
+# which reads rust-embed's files from the dependencies' sources at run time: those stay
+# readable, as the sandbox's vendored sources are) and the paths outside the repository (/tmp,
+# /etc, … stay visible).
 #
 # Needs root (namespaces, mounts, setpriv), nix-instantiate, python3 and cargo.
 # Usage: bash tests/nix-sandbox-check.sh
@@ -42,22 +44,33 @@ nobody=65534
 
 # ---- inside the namespaces (root), re-invoked by the code at the bottom ----
 if [[ ${1-} == --in-sandbox ]]; then
-  scratch=$2 repo=$3 stash=$4 top=$5
+  scratch=$2 repo=$3
   mount --make-rprivate /
   ip link set lo up
-  # The real tree stays reachable at $stash; $repo becomes the package's source.
-  mount --bind "$repo" "$stash"
-  mount -t tmpfs -o mode=0755 wgfleet-sandbox "$top"
-  mkdir -p "$repo"
-  while IFS= read -r path; do
-    mkdir -p "$repo/$(dirname "$path")"
-    cp -a "$stash/$path" "$repo/$path"
-  done <"$scratch/source"
-  chown -R "$nobody:$nobody" "$repo"
-  while IFS= read -r target; do
-    mkdir -p "$repo/$target"
-    mount --bind "$stash/$target" "$repo/$target"
-  done <"$scratch/targets"
+  # The real directories stay reachable at their stashes while their paths are remade below.
+  while IFS=$'\t' read -r path stash; do mount --bind "$path" "$stash"; done <"$scratch/exposed"
+  # A directory above them that nobody cannot enter (/root, say): an empty tmpfs in its place
+  # opens the way to them only.
+  while IFS= read -r top; do mount -t tmpfs -o mode=0755 wgfleet-sandbox "$top"; done <"$scratch/tops"
+  while IFS=$'\t' read -r path stash; do
+    mkdir -p "$path"
+    if [[ $path == "$repo" ]]; then
+      # Only the package's source, a copy that nobody owns (the sandbox's unpacked source is
+      # the builder's), and target/, which nobody cannot write.
+      mount -t tmpfs -o mode=0755 wgfleet-source "$repo"
+      while IFS= read -r file; do
+        mkdir -p "$repo/$(dirname "$file")"
+        cp -a "$stash/$file" "$repo/$file"
+      done <"$scratch/source"
+      chown -R "$nobody:$nobody" "$repo"
+      while IFS= read -r target; do
+        mkdir -p "$repo/$target"
+        mount --bind "$stash/$target" "$repo/$target"
+      done <"$scratch/targets"
+    else
+      mount --bind "$stash" "$path"
+    fi
+  done <"$scratch/exposed"
 
   mapfile -t check_flags <"$scratch/check-flags"
   mapfile -t env_vars <"$scratch/env"
@@ -112,10 +125,12 @@ if [[ $(field doCheck) != true ]]; then
 fi
 
 scratch=$(mktemp -d)
-stash=$(mktemp -d)
+stashes=()
 cleanup() {
   rm -rf "$scratch"
-  rmdir "$stash" # the bind mount lived only in the namespace; never rm -r the real tree
+  # The bind mounts lived only in the namespace: a stash is an empty directory here (rmdir,
+  # never rm -r, so that the real tree can never be deleted through one).
+  ((${#stashes[@]} == 0)) || rmdir "${stashes[@]}"
 }
 trap cleanup EXIT
 chmod 0755 "$scratch"
@@ -132,6 +147,7 @@ for pkg in "${stdenv_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 && link_programs "$pkg"
 done
 ln -sf "$(command -v bash)" "$scratch/bin/sh" # stdenv's sh is bash
+ln -sf "$(command -v awk)" "$scratch/bin/awk"  # Debian's is an alternatives link, not in dpkg -L
 declared=$(field nativeBuildInputs; field nativeCheckInputs)
 for attr in $declared; do
   if [[ ! -v debian_of[$attr] ]]; then
@@ -172,24 +188,43 @@ case $target_dir in
 *) : >"$scratch/targets" ;;
 esac
 
-# The mount that holds the source: the repository itself, or the topmost directory above it
-# that nobody cannot enter (there, an empty tmpfs opens the way to the repository only).
+# What nobody must reach: the repository, and the sources of the dependencies (in a debug build
+# rust-embed reads its files from there at run time; the sandbox's vendored sources are
+# readable too). Each gets a stash; the topmost directory above one that nobody cannot enter
+# becomes a tmpfs in the namespace.
 can_enter() { setpriv --reuid="$nobody" --regid="$nobody" --clear-groups test -x "$1"; }
-top=$repo
-dir=$repo
-while [[ $dir != / ]]; do
-  dir=$(dirname "$dir")
-  can_enter "$dir" || top=$dir
+exposed=("$repo")
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for dir in "$cargo_home/registry/src" "$cargo_home/git/checkouts"; do
+  [[ -d $dir ]] && exposed+=("$(realpath "$dir")")
 done
-for path in "$scratch" "$stash"; do
-  if [[ $path == "$top"/* ]]; then
-    echo "nix-sandbox-check: the temporary directory $path is under $top, which nobody cannot enter: set TMPDIR elsewhere" >&2
-    exit 1
-  fi
+: >"$scratch/exposed"
+tops=()
+for path in "${exposed[@]}"; do
+  stash=$(mktemp -d)
+  stashes+=("$stash")
+  printf '%s\t%s\n' "$path" "$stash" >>"$scratch/exposed"
+  top=
+  dir=$path
+  while [[ $dir != / ]]; do
+    dir=$(dirname "$dir")
+    can_enter "$dir" || top=$dir
+  done
+  [[ -n $top ]] && tops+=("$top")
+done
+((${#tops[@]} == 0)) || printf '%s\n' "${tops[@]}" | sort -u >"$scratch/tops"
+touch "$scratch/tops"
+for path in "$scratch" "${stashes[@]}"; do
+  while IFS= read -r top; do
+    if [[ $path == "$top"/* ]]; then
+      echo "nix-sandbox-check: the temporary directory $path is under $top, which nobody cannot enter: set TMPDIR elsewhere" >&2
+      exit 1
+    fi
+  done <"$scratch/tops"
 done
 can_enter "$scratch" || {
   echo "nix-sandbox-check: nobody cannot enter $scratch: set TMPDIR to a directory all may enter" >&2
   exit 1
 }
 
-unshare --mount --net --fork -- bash "$repo/tests/nix-sandbox-check.sh" --in-sandbox "$scratch" "$repo" "$stash" "$top"
+unshare --mount --net --fork -- bash "$repo/tests/nix-sandbox-check.sh" --in-sandbox "$scratch" "$repo"
