@@ -84,6 +84,8 @@
         # The build, with the tests that run in the build sandbox (see nix/package.nix).
         package = pkgs.wgfleet;
 
+        # The same commands as tests/run-all.sh (tests/nix/flake-refs.nix checks that they stay
+        # so), in the package's build environment: --frozen is --locked with the vendored crates.
         clippy = pkgs.wgfleet.overrideAttrs (old: {
           pname = "wgfleet-clippy";
           nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.clippy ];
@@ -96,11 +98,17 @@
           installPhase = "mkdir -p $out";
         });
 
-        fmt = pkgs.runCommand "wgfleet-fmt" { nativeBuildInputs = [ pkgs.rustfmt ]; } ''
-          cd ${pkgs.wgfleet.src}
-          find src tests -name '*.rs' -print0 | xargs -0 rustfmt --check --edition 2024
-          mkdir -p $out
-        '';
+        fmt = pkgs.wgfleet.overrideAttrs (old: {
+          pname = "wgfleet-fmt";
+          nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.rustfmt ];
+          buildPhase = ''
+            runHook preBuild
+            cargo fmt --check
+            runHook postBuild
+          '';
+          doCheck = false;
+          installPhase = "mkdir -p $out";
+        });
 
         # The module in a real (minimal) NixOS system: its options against NixOS's own types,
         # the units and the firewall rendered by NixOS, with the iptables and the nftables

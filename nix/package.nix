@@ -14,6 +14,7 @@
   iproute2,
   iptables,
   age,
+  openssh,
 }:
 
 let
@@ -56,9 +57,11 @@ rustPlatform.buildRustPackage {
   ];
   # Evaluates a .nix fleet with nix-instantiate, which cannot run inside the build sandbox.
   checkFlags = [ "--skip=nix_errors_are_nix_own_and_missing_nix_is_explained" ];
-  # tests/secrets.rs checks interoperability with the age CLI and `wg pubkey`.
+  # tests/secrets.rs checks interoperability with the age CLI and `wg pubkey`, on SSH keys made
+  # by `ssh-keygen`. tests/nix-sandbox-check.sh runs this check phase with only these programs.
   nativeCheckInputs = [
     age
+    openssh
     wireguard-tools
   ];
   # A snapshot that differs fails the build instead of writing a .snap.new.

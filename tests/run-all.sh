@@ -22,3 +22,7 @@ cargo clippy --locked --all-targets -- -D warnings
 # One test binary at a time keeps the testbed scenarios from competing for the two cores;
 # inside a binary, tests run in parallel except the testbed's, which take a lock.
 cargo test --locked --no-fail-fast -- --test-threads=2
+# The flake package's check phase as the Nix build sandbox runs it (its programs only, no
+# network, nobody, HOME=/homeless-shelter), from the binaries just built: no machine of ours
+# runs `nix build`, so this is where a test that needs an undeclared program shows.
+bash tests/nix-sandbox-check.sh

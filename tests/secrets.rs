@@ -95,8 +95,9 @@ impl Bed {
         assert_eq!(
             out.status.code(),
             Some(1),
-            "must fail: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "must fail: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stderr).expect("utf-8")
     }
