@@ -327,7 +327,8 @@ in
       # fresh host (none yet) the unit is skipped, not failed, and the timer's first run, 5 s
       # after boot, writes it and starts the unit. A switch never restarts it: wgfleet decides
       # between reload and restart. The drop-in restores wgfleet's firewall chains before the
-      # interface comes up, so they hold from boot on, before wgfleet itself runs.
+      # interface comes up, so they hold from boot on, before wgfleet itself runs, and reloads
+      # as wgfleet's own drop-in does.
       // lib.listToAttrs (map
         (iface: {
           name = "wg-quick@${iface}";
@@ -336,7 +337,11 @@ in
             wantedBy = [ "multi-user.target" ];
             restartIfChanged = false;
             unitConfig.ConditionPathExists = "/etc/wireguard/${iface}.conf";
-            serviceConfig.ExecStartPre = [ ("-" + core.execLine [ exe "firewall-restore" ]) ];
+            serviceConfig = {
+              ExecStartPre = [ ("-" + core.execLine [ exe "firewall-restore" ]) ];
+              # A reload without `wg-quick strip`'s bash loop (see `wgfleet reload-interface`).
+              ExecReload = [ "" (core.execLine [ exe "reload-interface" iface ]) ];
+            };
           };
         })
         needs.interfaces);

@@ -359,6 +359,13 @@ fn tunnels_start_at_boot_so_other_units_can_order_after_them() {
         pre[0].starts_with("-/nix/store/") && pre[0].ends_with("/bin/wgfleet firewall-restore"),
         "{pre:?}"
     );
+    let reload = strings(&unit["serviceConfig"]["ExecReload"]);
+    assert!(
+        reload.len() == 2
+            && reload[0].is_empty()
+            && reload[1].ends_with("/bin/wgfleet reload-interface wg0"),
+        "{reload:?}"
+    );
     assert_eq!(
         r["tunnels"].as_object().unwrap().len(),
         1,
