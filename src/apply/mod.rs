@@ -309,6 +309,7 @@ fn act_all(
     // A new file starts with every interface's peers, so that it reads on its own once the
     // older files are gone.
     let snapshot_all = audit::roll_if_full(&paths.state).map_err(log_err)? || run.audit_snapshot;
+    // Records a step's outcome, and audits it unless it is `PeerRecord::Unaudited`.
     let mut record = |network: &str,
                       action: Action,
                       changes: serde_json::Value,
@@ -319,6 +320,15 @@ fn act_all(
             Ok(()) => (true, "ok".to_owned()),
             Err(e) => (false, e.to_string()),
         };
+        if matches!(peers, PeerRecord::Unaudited) {
+            outcomes.push(Outcome {
+                network: network.to_owned(),
+                action,
+                ok,
+                result: text,
+            });
+            return Ok(());
+        }
         let (added, removed, snapshot) = if ok {
             peers.split()
         } else {
@@ -366,12 +376,13 @@ fn act_all(
     }
     for step in steps {
         let changed = step.diff.action != Action::Nothing || step.diff.enable;
-        if !changed && !snapshot_all {
-            continue;
-        }
         let result = act_one(step, paths, run.systemd);
         let changes = serde_json::to_value(&step.diff.changes).unwrap_or_default();
-        let peers = PeerRecord::of(step, snapshot_all);
+        let peers = if changed || snapshot_all {
+            PeerRecord::of(step, snapshot_all)
+        } else {
+            PeerRecord::Unaudited
+        };
         record(
             &step.diff.network,
             step.diff.action,
@@ -386,6 +397,8 @@ fn act_all(
 
 /// What an interface's audit entry says of its peers.
 enum PeerRecord {
+    /// No entry at all: the step changed nothing.
+    Unaudited,
     None,
     /// Peers added and removed.
     Changes(Vec<audit::AuditPeer>, Vec<audit::AuditPeer>),
@@ -429,7 +442,7 @@ impl PeerRecord {
         Option<Vec<audit::AuditPeer>>,
     ) {
         match self {
-            PeerRecord::None => Default::default(),
+            PeerRecord::Unaudited | PeerRecord::None => Default::default(),
             PeerRecord::Changes(added, removed) => (added, removed, None),
             PeerRecord::Snapshot(all) => (Vec::new(), Vec::new(), Some(all)),
         }
