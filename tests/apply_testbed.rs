@@ -214,6 +214,25 @@ fn apply_reconciles_real_hosts() {
     set_fleet(cp, &seed000_fleet(&HOSTS));
     apply(cp);
 
+    // The drop-in applies to every wg-quick@ unit: a hand-made interface (its own routing table)
+    // reloads as with the stock ExecReload, and gets no route in the main table.
+    cp.sh_ok(
+        "umask 077; k=$(wg genkey); p=$(wg genkey | wg pubkey); q=$(wg genkey | wg pubkey); \
+         printf '[Interface]\\nAddress = 10.99.0.1/24\\nPrivateKey = %s\\nTable = 1234\\n\\n[Peer]\\nPublicKey = %s\\nAllowedIPs = 10.98.0.0/24\\n' \"$k\" \"$p\" > /etc/wireguard/wg1.conf \
+         && systemctl start wg-quick@wg1 \
+         && printf '\\n[Peer]\\nPublicKey = %s\\nAllowedIPs = 10.97.0.0/24\\n' \"$q\" >> /etc/wireguard/wg1.conf \
+         && systemctl reload wg-quick@wg1",
+    )
+    .unwrap();
+    assert_eq!(cp.sh_ok("wg show wg1 peers | wc -l").unwrap().trim(), "2");
+    let main_routes = cp.sh_ok("ip -4 route show table main").unwrap();
+    assert!(
+        !main_routes.contains("10.98.0.0") && !main_routes.contains("10.97.0.0"),
+        "{main_routes}"
+    );
+    cp.sh_ok("systemctl stop wg-quick@wg1 && rm /etc/wireguard/wg1.conf")
+        .unwrap();
+
     eprintln!("scenario 4");
     // 4. An interface-level change (MTU) restarts the unit, and the tunnel comes back.
     let mut mtu = seed000_fleet(&HOSTS);

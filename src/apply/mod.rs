@@ -554,8 +554,9 @@ fn write_config(paths: &Paths, iface: &str, config: &str, previous: Option<&str>
 /// What `systemctl reload wg-quick@IFACE` runs under wgfleet's drop-in (`wgfleet
 /// reload-interface`): the file stripped in process (as `wg-quick strip` would, without its bash
 /// loop over every line) and fed to `wg syncconf` through a pipe, so the private key touches no
-/// other file; then the routes for new AllowedIPs. Works for any wg-quick file, not only
-/// wgfleet's, since the drop-in applies to every `wg-quick@` unit.
+/// other file; then, for a file wgfleet wrote, the routes for new AllowedIPs. The drop-in applies
+/// to every `wg-quick@` unit: a hand-made file is reloaded exactly as the stock ExecReload
+/// would (no routes: its `Table` may name another routing table).
 pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
     use std::io::Write as _;
     let fail = |message: String| Error::System {
@@ -589,7 +590,10 @@ pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    add_missing_routes(iface, &config)
+    if config.starts_with(MANAGED_MARKER) {
+        add_missing_routes(iface, &config)?;
+    }
+    Ok(())
 }
 
 /// `wg syncconf` does not add routes for new AllowedIPs; wg-quick only does on `up`. Add the
