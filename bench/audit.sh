@@ -26,7 +26,7 @@ size_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 time_ms() { # file client -> mean ms
     hyperfine --warmup 1 --min-runs 5 --export-json "$work/h.json" -N \
         "$bin audit --log $1 --client $2 --json" >/dev/null
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"{r[\"mean\"]*1000:.1f} ± {r[\"stddev\"]*1000:.1f}")' "$work/h.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.1f ± %.1f" % (r["mean"] * 1000, r["stddev"] * 1000))' "$work/h.json"
 }
 rss_mib() {
     /usr/bin/time -f %M "$bin" audit --log "$1" --client "$2" --json 2>&1 >/dev/null | tail -n 1 |
