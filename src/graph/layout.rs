@@ -41,7 +41,7 @@ pub fn columns(s: &str) -> usize {
         .sum()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(super) struct Rect {
     pub(super) x: f64,
     pub(super) y: f64,
@@ -261,9 +261,64 @@ fn place_rows(groups: &[Vec<usize>], units: &[Unit], y: f64, at: &mut [(f64, f64
     y
 }
 
+/// One network's picture: the cards measured and grouped into units, the units placed (a small
+/// mesh on a circle, everything else in rows), tunnels, routes and flows drawn between the boxes,
+/// and the panel sized around it all.
 pub(super) fn layout_panel(net: &NetGraph) -> Panel {
-    let node_cards: Vec<Card> = net.nodes.iter().map(|n| Card::new(n.lines())).collect();
-    let prefix_cards: Vec<Card> = net
+    let (node_cards, prefix_cards) = measure_cards(net);
+    let node_index: HashMap<&str, usize> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let units = group_units(net, &node_index, &node_cards, &prefix_cards);
+    let mut notes = Vec::new();
+    let (at, draw_tunnels) = place_units(net, &units, &node_cards, &mut notes);
+    let (nodes, prefixes) = place_boxes(&units, &at, &node_cards, &prefix_cards);
+
+    let mut occupied = Occupancy::new();
+    for r in nodes.iter().chain(&prefixes) {
+        occupied.insert(*r);
+    }
+    let tunnels = if draw_tunnels {
+        tunnel_lines(net, &node_index, &nodes)
+    } else {
+        Vec::new()
+    };
+    let routes = route_lines(&units, &nodes, &prefixes);
+    let flows = flow_arrows(
+        net,
+        &node_index,
+        &nodes,
+        &prefixes,
+        &mut occupied,
+        &mut notes,
+    );
+
+    size_panel(
+        net,
+        Panel {
+            title: String::new(),
+            net: net.name.clone(),
+            w: 0.0,
+            h: 0.0,
+            nodes,
+            node_cards,
+            prefixes,
+            prefix_cards,
+            tunnels,
+            routes,
+            flows,
+            notes,
+        },
+    )
+}
+
+/// The cards of the nodes and of the prefixes, each sized to hold its text.
+fn measure_cards(net: &NetGraph) -> (Vec<Card>, Vec<Card>) {
+    let node_cards = net.nodes.iter().map(|n| Card::new(n.lines())).collect();
+    let prefix_cards = net
         .prefixes
         .iter()
         .map(|p| {
@@ -271,14 +326,17 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
             Card::new(vec![(p.prefix.to_string(), "name"), (kind.into(), "role")])
         })
         .collect();
-    let node_index: HashMap<&str, usize> = net
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    (node_cards, prefix_cards)
+}
 
-    // Units: each node with the prefixes behind it; prefixes behind nobody stand alone.
+/// Units: each node with the prefixes behind it stacked below; prefixes behind nobody stand
+/// alone. Each unit is as wide as its widest card and as tall as its stack.
+fn group_units(
+    net: &NetGraph,
+    node_index: &HashMap<&str, usize>,
+    node_cards: &[Card],
+    prefix_cards: &[Card],
+) -> Vec<Unit> {
     let mut units: Vec<Unit> = net
         .nodes
         .iter()
@@ -318,7 +376,19 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
         u.w = w;
         u.h = h;
     }
+    units
+}
 
+/// The top left corner of every unit: a mesh of up to `MESH_CIRCLE_MAX` members on a circle with
+/// its clients in rows below; otherwise rows of hubs, then spokes (or members), then clients,
+/// then prefixes behind nobody. Also whether tunnels are drawn one by one (not in a large mesh,
+/// which gets a note instead).
+fn place_units(
+    net: &NetGraph,
+    units: &[Unit],
+    node_cards: &[Card],
+    notes: &mut Vec<String>,
+) -> (Vec<Pt>, bool) {
     let role_of = |u: &Unit| u.node.map(|i| net.nodes[i].role);
     let pick = |f: &dyn Fn(Option<Role>) -> bool| -> Vec<usize> {
         (0..units.len())
@@ -333,61 +403,9 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
     let mut at = vec![(0.0, 0.0); units.len()];
     let mesh = net.topology == "mesh";
     let circle = mesh && (2..=MESH_CIRCLE_MAX).contains(&hosts.len());
-    let mut notes = Vec::new();
     if circle {
-        let n = hosts.len() as f64;
-        // Each node's centre goes on the circle; its unit (with the prefixes below it) fits in a
-        // box centred there, as wide as the unit and twice as tall as its lower part.
-        let node_h = |u: usize| units[u].node.map_or(0.0, |i| node_cards[i].h);
-        let m = hosts
-            .iter()
-            .map(|&u| units[u].w.max(2.0 * (units[u].h - node_h(u) / 2.0)))
-            .fold(0.0, f64::max);
-        // Centres at least √2·(widest side) + gap apart: then along x or y they are separated
-        // by more than any two half-widths, so no two boxes overlap. That bound is loose; the
-        // boxes only move apart as the radius grows, so search the smallest radius that keeps
-        // every pair a gap apart, below it.
-        let unit_at = |u: usize, k: usize, r: f64| {
-            let a = -PI / 2.0 + 2.0 * PI * k as f64 / n;
-            Rect {
-                x: r * a.cos() - units[u].w / 2.0,
-                y: r * a.sin() - node_h(u) / 2.0,
-                w: units[u].w,
-                h: units[u].h,
-            }
-        };
-        let fits = |r: f64| {
-            let placed: Vec<Rect> = hosts
-                .iter()
-                .enumerate()
-                .map(|(k, &u)| unit_at(u, k, r))
-                .collect();
-            placed
-                .iter()
-                .enumerate()
-                .all(|(i, a)| placed[i + 1..].iter().all(|b| !a.overlaps(b, H_GAP * 0.75)))
-        };
-        let (mut lo, mut hi) = (
-            60.0,
-            ((SQRT_2 * m + H_GAP) / (2.0 * (PI / n).sin())).max(90.0),
-        );
-        for _ in 0..40 {
-            let mid = (lo + hi) / 2.0;
-            if fits(mid) {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        let r = hi.ceil();
-        let mut bottom: f64 = f64::MIN;
-        for (k, &u) in hosts.iter().enumerate() {
-            let a = -PI / 2.0 + 2.0 * PI * k as f64 / n;
-            let (cx, cy) = (r * a.cos(), r * a.sin());
-            at[u] = (cx - units[u].w / 2.0, cy - node_h(u) / 2.0);
-            bottom = bottom.max(cy - node_h(u) / 2.0 + units[u].h);
-        }
-        place_rows(&[clients, loose], &units, bottom + GROUP_GAP, &mut at);
+        let bottom = place_on_circle(&hosts, units, node_cards, &mut at);
+        place_rows(&[clients, loose], units, bottom + GROUP_GAP, &mut at);
     } else {
         if mesh && hosts.len() > MESH_CIRCLE_MAX {
             notes.push(format!(
@@ -396,28 +414,79 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
                 hosts.len() * (hosts.len() - 1) / 2
             ));
         }
-        place_rows(&[hubs, hosts, clients, loose], &units, 0.0, &mut at);
+        place_rows(&[hubs, hosts, clients, loose], units, 0.0, &mut at);
     }
+    (at, !mesh || circle)
+}
 
-    // Concrete boxes.
-    let mut nodes = vec![
+/// Places the mesh members `hosts` on the smallest circle that keeps them a gap apart, the first
+/// at the top; returns the y below the lowest unit.
+fn place_on_circle(hosts: &[usize], units: &[Unit], node_cards: &[Card], at: &mut [Pt]) -> f64 {
+    let n = hosts.len() as f64;
+    // Each node's centre goes on the circle; its unit (with the prefixes below it) fits in a
+    // box centred there, as wide as the unit and twice as tall as its lower part.
+    let node_h = |u: usize| units[u].node.map_or(0.0, |i| node_cards[i].h);
+    let m = hosts
+        .iter()
+        .map(|&u| units[u].w.max(2.0 * (units[u].h - node_h(u) / 2.0)))
+        .fold(0.0, f64::max);
+    // Centres at least √2·(widest side) + gap apart: then along x or y they are separated
+    // by more than any two half-widths, so no two boxes overlap. That bound is loose; the
+    // boxes only move apart as the radius grows, so search the smallest radius that keeps
+    // every pair a gap apart, below it.
+    let unit_at = |u: usize, k: usize, r: f64| {
+        let a = -PI / 2.0 + 2.0 * PI * k as f64 / n;
         Rect {
-            x: 0.0,
-            y: 0.0,
-            w: 0.0,
-            h: 0.0
-        };
-        net.nodes.len()
-    ];
-    let mut prefixes = vec![
-        Rect {
-            x: 0.0,
-            y: 0.0,
-            w: 0.0,
-            h: 0.0
-        };
-        net.prefixes.len()
-    ];
+            x: r * a.cos() - units[u].w / 2.0,
+            y: r * a.sin() - node_h(u) / 2.0,
+            w: units[u].w,
+            h: units[u].h,
+        }
+    };
+    let fits = |r: f64| {
+        let placed: Vec<Rect> = hosts
+            .iter()
+            .enumerate()
+            .map(|(k, &u)| unit_at(u, k, r))
+            .collect();
+        placed
+            .iter()
+            .enumerate()
+            .all(|(i, a)| placed[i + 1..].iter().all(|b| !a.overlaps(b, H_GAP * 0.75)))
+    };
+    let (mut lo, mut hi) = (
+        60.0,
+        ((SQRT_2 * m + H_GAP) / (2.0 * (PI / n).sin())).max(90.0),
+    );
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let r = hi.ceil();
+    let mut bottom: f64 = f64::MIN;
+    for (k, &u) in hosts.iter().enumerate() {
+        let a = -PI / 2.0 + 2.0 * PI * k as f64 / n;
+        let (cx, cy) = (r * a.cos(), r * a.sin());
+        at[u] = (cx - units[u].w / 2.0, cy - node_h(u) / 2.0);
+        bottom = bottom.max(cy - node_h(u) / 2.0 + units[u].h);
+    }
+    bottom
+}
+
+/// The boxes of the nodes and of the prefixes: in each placed unit, the node's card on top and
+/// its prefixes' below, all centred on the unit.
+fn place_boxes(
+    units: &[Unit],
+    at: &[Pt],
+    node_cards: &[Card],
+    prefix_cards: &[Card],
+) -> (Vec<Rect>, Vec<Rect>) {
+    let mut nodes = vec![Rect::default(); node_cards.len()];
+    let mut prefixes = vec![Rect::default(); prefix_cards.len()];
     for (u, unit) in units.iter().enumerate() {
         let (x, mut y) = at[u];
         let cx = x + unit.w / 2.0;
@@ -440,41 +509,42 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
             y += prefix_cards[j].h + PREFIX_GAP;
         }
     }
+    (nodes, prefixes)
+}
 
-    let mut occupied = Occupancy::new();
-    for r in nodes.iter().chain(&prefixes) {
-        occupied.insert(*r);
-    }
-
-    let draw_tunnels = !mesh || circle;
+/// A line between the borders of the two ends of every tunnel.
+fn tunnel_lines(net: &NetGraph, node_index: &HashMap<&str, usize>, nodes: &[Rect]) -> Vec<Tunnel> {
     let mut tunnels = Vec::new();
-    if draw_tunnels {
-        for l in &net.links {
-            let (Some(&a), Some(&b)) = (node_index.get(l.a.as_str()), node_index.get(l.b.as_str()))
-            else {
-                continue;
-            };
-            let (ra, rb) = (nodes[a], nodes[b]);
-            let title = if l.one_sided() {
-                let (has, lacks) = if l.a_allowed_ips.is_some() {
-                    (&l.a, &l.b)
-                } else {
-                    (&l.b, &l.a)
-                };
-                format!("one-sided: only {has} has {lacks} as a peer")
+    for l in &net.links {
+        let (Some(&a), Some(&b)) = (node_index.get(l.a.as_str()), node_index.get(l.b.as_str()))
+        else {
+            continue;
+        };
+        let (ra, rb) = (nodes[a], nodes[b]);
+        let title = if l.one_sided() {
+            let (has, lacks) = if l.a_allowed_ips.is_some() {
+                (&l.a, &l.b)
             } else {
-                format!("tunnel {} ↔ {}", l.a, l.b)
+                (&l.b, &l.a)
             };
-            tunnels.push(Tunnel {
-                a: ra.border_towards(rb.cx(), rb.cy()),
-                b: rb.border_towards(ra.cx(), ra.cy()),
-                one_sided: l.one_sided(),
-                title,
-            });
-        }
+            format!("one-sided: only {has} has {lacks} as a peer")
+        } else {
+            format!("tunnel {} ↔ {}", l.a, l.b)
+        };
+        tunnels.push(Tunnel {
+            a: ra.border_towards(rb.cx(), rb.cy()),
+            b: rb.border_towards(ra.cx(), ra.cy()),
+            one_sided: l.one_sided(),
+            title,
+        });
     }
+    tunnels
+}
+
+/// In each unit, a route line from each box to the prefix below it.
+fn route_lines(units: &[Unit], nodes: &[Rect], prefixes: &[Rect]) -> Vec<(Pt, Pt)> {
     let mut routes = Vec::new();
-    for unit in &units {
+    for unit in units {
         let mut above = unit.node.map(|i| nodes[i]);
         for &j in &unit.prefixes {
             if let Some(r) = above {
@@ -483,8 +553,20 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
             above = Some(prefixes[j]);
         }
     }
+    routes
+}
 
-    // Flows: quadratic curves bent to their left, so the two directions of a pair separate.
+/// Flows: quadratic curves bent to their left, so the two directions of a pair separate, each
+/// labelled with its ports where the label overlaps nothing (`occupied` grows by the labels; an
+/// arrow with no room for its label gets a note).
+fn flow_arrows(
+    net: &NetGraph,
+    node_index: &HashMap<&str, usize>,
+    nodes: &[Rect],
+    prefixes: &[Rect],
+    occupied: &mut Occupancy,
+    notes: &mut Vec<String>,
+) -> Vec<FlowGeom> {
     let rect_of = |id: &str| -> Option<Rect> {
         if let Some(&i) = node_index.get(id) {
             return Some(nodes[i]);
@@ -499,30 +581,13 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
         let (Some(ra), Some(rb)) = (rect_of(&f.from), rect_of(&f.to)) else {
             continue;
         };
-        let (from, ctrl, to, (px, py)) = route_flow(&ra, &rb, &occupied);
+        let (from, ctrl, to, normal) = route_flow(&ra, &rb, occupied);
         let text = if f.ports.is_empty() {
             "any".to_owned()
         } else {
             f.ports.join(", ")
         };
-        let (lw, lh) = (
-            (columns(&text) as f64 * LABEL_CHAR_W + 8.0).ceil(),
-            LABEL_FONT_PX + 5.0,
-        );
-        let mut label = None;
-        'search: for t in [
-            0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.18, 0.82, 0.1, 0.9,
-        ] {
-            let (x, y) = bezier(from, ctrl, to, t);
-            for off in [0.0, 12.0, -12.0, 24.0, -24.0, 36.0, -36.0, 48.0, -48.0] {
-                let r = Rect::centered(x + px * off, y + py * off, lw, lh);
-                if !occupied.collides(&r, 3.0) {
-                    occupied.insert(r);
-                    label = Some((r, text.clone()));
-                    break 'search;
-                }
-            }
-        }
+        let label = place_label((from, ctrl, to), normal, &text, occupied);
         let title = format!("flow {} → {}: {text}", f.from, f.to);
         if label.is_none() {
             notes.push(format!("unlabelled arrow: {} → {}: {text}", f.from, f.to));
@@ -531,28 +596,62 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
             from,
             ctrl,
             to,
-            label,
+            label: label.map(|r| (r, text)),
             expired: f.expired,
             title,
         });
     }
+    flows
+}
 
-    // The content's extent, then everything moved below the title.
+/// Where a flow's label goes: the first spot along the curve (from its middle outwards), moved
+/// along `normal` a little at a time, where it overlaps nothing; it is then occupied.
+fn place_label(
+    curve: (Pt, Pt, Pt),
+    normal: Pt,
+    text: &str,
+    occupied: &mut Occupancy,
+) -> Option<Rect> {
+    let (from, ctrl, to) = curve;
+    let (px, py) = normal;
+    let (lw, lh) = (
+        (columns(text) as f64 * LABEL_CHAR_W + 8.0).ceil(),
+        LABEL_FONT_PX + 5.0,
+    );
+    for t in [
+        0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.18, 0.82, 0.1, 0.9,
+    ] {
+        let (x, y) = bezier(from, ctrl, to, t);
+        for off in [0.0, 12.0, -12.0, 24.0, -24.0, 36.0, -36.0, 48.0, -48.0] {
+            let r = Rect::centered(x + px * off, y + py * off, lw, lh);
+            if !occupied.collides(&r, 3.0) {
+                occupied.insert(r);
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// The panel sized to its content and its title and notes, and the content moved below the
+/// title (narrow content centred under a wide title).
+fn size_panel(net: &NetGraph, p: Panel) -> Panel {
+    // The content's extent.
     let mut min = (f64::MAX, f64::MAX);
     let mut max = (f64::MIN, f64::MIN);
     let mut grow = |x: f64, y: f64| {
         min = (min.0.min(x), min.1.min(y));
         max = (max.0.max(x), max.1.max(y));
     };
-    for r in nodes
-        .iter()
-        .chain(&prefixes)
-        .chain(flows.iter().filter_map(|f| f.label.as_ref().map(|l| &l.0)))
-    {
+    for r in p.nodes.iter().chain(&p.prefixes).chain(
+        p.flows
+            .iter()
+            .filter_map(|f| f.label.as_ref().map(|l| &l.0)),
+    ) {
         grow(r.x, r.y);
         grow(r.right(), r.bottom());
     }
-    for f in &flows {
+    for f in &p.flows {
         for i in 0..=16 {
             let (x, y) = bezier(f.from, f.ctrl, f.to, f64::from(i) / 16.0);
             grow(x, y);
@@ -569,9 +668,9 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
     };
     let (dx, dy) = (MARGIN - min.0, TITLE_H + MARGIN - min.1);
     let content_w = max.0 - min.0;
-    let notes_h = notes.len() as f64 * LINE_H;
+    let notes_h = p.notes.len() as f64 * LINE_H;
     let text_w = std::iter::once(&title)
-        .chain(&notes)
+        .chain(&p.notes)
         .map(|t| columns(t) as f64 * CHAR_W)
         .fold(0.0, f64::max);
     let w = (content_w.max(text_w) + 2.0 * MARGIN).ceil();
@@ -581,14 +680,12 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
     let mv = |p: (f64, f64)| (p.0 + dx, p.1 + dy);
     Panel {
         title,
-        net: net.name.clone(),
         w,
         h,
-        nodes: nodes.iter().map(|r| r.shift(dx, dy)).collect(),
-        node_cards,
-        prefixes: prefixes.iter().map(|r| r.shift(dx, dy)).collect(),
-        prefix_cards,
-        tunnels: tunnels
+        nodes: p.nodes.iter().map(|r| r.shift(dx, dy)).collect(),
+        prefixes: p.prefixes.iter().map(|r| r.shift(dx, dy)).collect(),
+        tunnels: p
+            .tunnels
             .into_iter()
             .map(|t| Tunnel {
                 a: mv(t.a),
@@ -596,8 +693,9 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
                 ..t
             })
             .collect(),
-        routes: routes.into_iter().map(|(a, b)| (mv(a), mv(b))).collect(),
-        flows: flows
+        routes: p.routes.into_iter().map(|(a, b)| (mv(a), mv(b))).collect(),
+        flows: p
+            .flows
             .into_iter()
             .map(|f| FlowGeom {
                 from: mv(f.from),
@@ -607,7 +705,7 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
                 ..f
             })
             .collect(),
-        notes,
+        ..p
     }
 }
 
