@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::fleet::model::{NetworkModel, Party, PeerKind, ValidFleet, fold_prefixes};
 use crate::fleet::syntax::PortSpec;
+use crate::fleet::time::format_rfc3339;
 use crate::plan::{self, PeerPlan};
 
 /// One concrete flow: from one party to another, on some ports (empty: any).
@@ -337,21 +338,40 @@ fn longest_match(peers: &[PeerPlan], dst: IpAddr) -> Option<&PeerPlan> {
         .map(|(_, p)| p)
 }
 
-/// One row of the access state: who reaches what, how, until when.
+/// One row of the access state: who reaches what, how, until when. `Until` is how the expiry is
+/// written: Unix seconds (`wgfleet access --json`), or RFC 3339 text (the report).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Row {
+pub struct Row<Until = i64> {
     pub network: String,
     pub from: String,
     pub owner: Option<String>,
     pub to: String,
+    /// Empty: any port.
     pub ports: Vec<String>,
     pub via: Vec<String>,
-    /// Unix seconds: the earlier expiry of the two ends.
-    pub until: Option<i64>,
+    /// The earlier expiry of the two ends.
+    pub until: Option<Until>,
     pub works: bool,
     /// Where and why a packet or its reply is dropped.
     pub dropped: Option<String>,
+}
+
+impl Row {
+    /// The row with its expiry as RFC 3339 text, as the report shows it.
+    pub fn with_rfc3339_until(self) -> Row<String> {
+        Row {
+            network: self.network,
+            from: self.from,
+            owner: self.owner,
+            to: self.to,
+            ports: self.ports,
+            via: self.via,
+            until: self.until.map(format_rfc3339),
+            works: self.works,
+            dropped: self.dropped,
+        }
+    }
 }
 
 /// The access state of one network: every declared flow pair, or (without flows) every pair of

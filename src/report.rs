@@ -54,21 +54,8 @@ pub struct NetworkSummary {
     pub tests: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessRow {
-    pub network: String,
-    pub from: String,
-    pub owner: Option<String>,
-    pub to: String,
-    /// Empty: any port.
-    pub ports: Vec<String>,
-    pub via: Vec<String>,
-    /// RFC 3339: the earlier expiry of the two ends.
-    pub until: Option<String>,
-    pub works: bool,
-    pub dropped: Option<String>,
-}
+/// A row of the access matrix, its expiry as RFC 3339 text.
+pub type AccessRow = access::Row<String>;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,17 +156,7 @@ pub fn build(
         .networks
         .values()
         .flat_map(|n| access::matrix(valid, n, now))
-        .map(|r| AccessRow {
-            network: r.network,
-            from: r.from,
-            owner: r.owner,
-            to: r.to,
-            ports: r.ports,
-            via: r.via,
-            until: r.until.map(format_rfc3339),
-            works: r.works,
-            dropped: r.dropped,
-        })
+        .map(access::Row::with_rfc3339_until)
         .collect();
 
     let horizon = now + EXPIRY_WINDOW_DAYS * 86_400;
