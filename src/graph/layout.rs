@@ -490,23 +490,17 @@ fn place_boxes(
     for (u, unit) in units.iter().enumerate() {
         let (x, mut y) = at[u];
         let cx = x + unit.w / 2.0;
+        // The next card of the stack, below the one before.
+        let mut stack = |card: &Card| {
+            let r = Rect::centered(cx, y + card.h / 2.0, card.w, card.h);
+            y += card.h + PREFIX_GAP;
+            r
+        };
         if let Some(i) = unit.node {
-            nodes[i] = Rect::centered(
-                cx,
-                y + node_cards[i].h / 2.0,
-                node_cards[i].w,
-                node_cards[i].h,
-            );
-            y += node_cards[i].h + PREFIX_GAP;
+            nodes[i] = stack(&node_cards[i]);
         }
         for &j in &unit.prefixes {
-            prefixes[j] = Rect::centered(
-                cx,
-                y + prefix_cards[j].h / 2.0,
-                prefix_cards[j].w,
-                prefix_cards[j].h,
-            );
-            y += prefix_cards[j].h + PREFIX_GAP;
+            prefixes[j] = stack(&prefix_cards[j]);
         }
     }
     (nodes, prefixes)
