@@ -78,35 +78,7 @@ const LEGEND: [(&str, &str); 8] = [
 pub fn to_svg(g: &Graph) -> String {
     let mut panels: Vec<Panel> = g.networks.iter().map(layout_panel).collect();
     if !g.unattached.is_empty() {
-        let idle = NetGraph {
-            name: String::new(),
-            topology: "none",
-            hubs: Vec::new(),
-            subnets: Vec::new(),
-            listen_port: 0,
-            nodes: g
-                .unattached
-                .iter()
-                .map(|h| Node {
-                    name: h.clone(),
-                    kind: PeerKind::Host,
-                    role: Role::Idle,
-                    addresses: Vec::new(),
-                    endpoint: None,
-                    reach: Vec::new(),
-                    forwarding: false,
-                    nat: false,
-                    description: None,
-                    owner: None,
-                    expires: None,
-                    expired: false,
-                })
-                .collect(),
-            links: Vec::new(),
-            prefixes: Vec::new(),
-            flows: Vec::new(),
-        };
-        panels.push(layout_panel(&idle));
+        panels.push(idle_panel(&g.unattached));
     }
     let legend_w: f64 = LEGEND
         .iter()
@@ -163,162 +135,211 @@ pub fn to_svg(g: &Graph) -> String {
 
     let mut y = MARGIN;
     for (pi, p) in panels.iter().enumerate() {
-        // Content centred in a frame as wide as the widest panel.
-        let (fx, oy) = (MARGIN, y);
-        let ox = fx + ((width - 2.0 * MARGIN - p.w) / 2.0).max(0.0).floor();
-        let net = g.networks.get(pi);
-        let _ = writeln!(
-            o,
-            "<g class=\"panel\" data-network=\"{}\">",
-            xml_escape(&p.net)
-        );
-        let _ = writeln!(
-            o,
-            "<rect class=\"frame\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"6\"/>",
-            n(fx),
-            n(oy),
-            n(width - 2.0 * MARGIN),
-            n(p.h)
-        );
-        let _ = writeln!(
-            o,
-            "<text class=\"title\" x=\"{}\" y=\"{}\">{}</text>",
-            n(fx + MARGIN),
-            n(oy + 20.0),
-            xml_escape(&p.title)
-        );
-        for t in &p.tunnels {
-            let _ = writeln!(
-                o,
-                "<line class=\"tunnel{}\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"><title>{}</title></line>",
-                if t.one_sided { " one-sided" } else { "" },
-                n(t.a.0 + ox),
-                n(t.a.1 + oy),
-                n(t.b.0 + ox),
-                n(t.b.1 + oy),
-                xml_escape(&t.title)
-            );
-        }
-        for (a, b) in &p.routes {
-            let _ = writeln!(
-                o,
-                "<line class=\"route\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>",
-                n(a.0 + ox),
-                n(a.1 + oy),
-                n(b.0 + ox),
-                n(b.1 + oy)
-            );
-        }
-        for f in &p.flows {
-            let _ = writeln!(
-                o,
-                "<g class=\"flow{}\"><title>{}</title><path d=\"M{},{} Q{},{} {},{}\" marker-end=\"url(#wgfleet-arrow{})\"/></g>",
-                if f.expired { " expired" } else { "" },
-                xml_escape(&f.title),
-                n(f.from.0 + ox),
-                n(f.from.1 + oy),
-                n(f.ctrl.0 + ox),
-                n(f.ctrl.1 + oy),
-                n(f.to.0 + ox),
-                n(f.to.1 + oy),
-                if f.expired { "-expired" } else { "" },
-            );
-        }
-        for (i, (r, card)) in p.nodes.iter().zip(&p.node_cards).enumerate() {
-            let node: &Node = match net {
-                Some(net) => &net.nodes[i],
-                None => {
-                    // The panel of hosts in no network.
-                    let r = r.shift(ox, oy);
-                    write_card(
-                        &mut o,
-                        &r,
-                        card,
-                        &format!(
-                            "node host idle\" data-name=\"{}\" data-network=\"\" data-kind=\"host\" data-role=\"host",
-                            xml_escape(&g.unattached[i])
-                        ),
-                        HOST_FILL,
-                        HOST_STROKE,
-                        "host in no network",
-                    );
-                    continue;
-                }
-            };
-            let r = r.shift(ox, oy);
-            let (fill, stroke) = colors(node);
-            let kind = match node.kind {
-                PeerKind::Host => "host",
-                PeerKind::Client => "client",
-            };
-            let classes = format!(
-                "node {}{}",
-                node.role.as_str(),
-                if node.expired { " expired" } else { "" }
-            );
-            let attrs = format!(
-                "{classes}\" data-name=\"{}\" data-network=\"{}\" data-kind=\"{kind}\" data-role=\"{}",
-                xml_escape(&node.name),
-                xml_escape(&p.net),
-                node.role.as_str()
-            );
-            let mut title = format!("{} ({} in {})", node.name, node.role.as_str(), p.net);
-            if let Some(d) = &node.description {
-                let _ = write!(title, ": {d}");
-            }
-            write_card(&mut o, &r, card, &attrs, fill, stroke, &title);
-        }
-        for (r, card) in p.prefixes.iter().zip(&p.prefix_cards) {
-            let r = r.shift(ox, oy);
-            let attrs = format!(
-                "prefix\" data-network=\"{}\" data-prefix=\"{}",
-                xml_escape(&p.net),
-                xml_escape(&card.lines[0].0)
-            );
-            write_card(
-                &mut o,
-                &r,
-                card,
-                &attrs,
-                PREFIX_FILL,
-                PREFIX_STROKE,
-                &card.lines[0].0,
-            );
-        }
-        for f in &p.flows {
-            if let Some((r, text)) = &f.label {
-                let r = r.shift(ox, oy);
-                let _ = writeln!(
-                    o,
-                    "<g class=\"label\" data-x=\"{}\" data-y=\"{}\" data-w=\"{}\" data-h=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text></g>",
-                    n(r.x),
-                    n(r.y),
-                    n(r.w),
-                    n(r.h),
-                    n(r.x),
-                    n(r.y),
-                    n(r.w),
-                    n(r.h),
-                    n(r.cx()),
-                    n(r.y + r.h - 4.5),
-                    xml_escape(text)
-                );
-            }
-        }
-        for (k, note) in p.notes.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "<text class=\"note\" x=\"{}\" y=\"{}\">{}</text>",
-                n(fx + MARGIN),
-                n(oy + p.h - MARGIN / 2.0 - (p.notes.len() - 1 - k) as f64 * LINE_H),
-                xml_escape(note)
-            );
-        }
-        o.push_str("</g>\n");
+        write_panel(&mut o, p, g.networks.get(pi), &g.unattached, width, y);
         y += p.h + PANEL_GAP;
     }
+    write_legend(&mut o, y);
+    o.push_str("</svg>\n");
+    o
+}
 
-    // Legend.
+/// The panel of the hosts in no network.
+fn idle_panel(unattached: &[String]) -> Panel {
+    let idle = NetGraph {
+        name: String::new(),
+        topology: "none",
+        hubs: Vec::new(),
+        subnets: Vec::new(),
+        listen_port: 0,
+        nodes: unattached
+            .iter()
+            .map(|h| Node {
+                name: h.clone(),
+                kind: PeerKind::Host,
+                role: Role::Idle,
+                addresses: Vec::new(),
+                endpoint: None,
+                reach: Vec::new(),
+                forwarding: false,
+                nat: false,
+                description: None,
+                owner: None,
+                expires: None,
+                expired: false,
+            })
+            .collect(),
+        links: Vec::new(),
+        prefixes: Vec::new(),
+        flows: Vec::new(),
+    };
+    layout_panel(&idle)
+}
+
+/// One panel at `y`: its frame and title, tunnels, routes and flows below the cards, the cards,
+/// the flow labels, and the notes. `net` is the panel's network (`None`: the hosts in none).
+fn write_panel(
+    o: &mut String,
+    p: &Panel,
+    net: Option<&NetGraph>,
+    unattached: &[String],
+    width: f64,
+    y: f64,
+) {
+    // Content centred in a frame as wide as the widest panel.
+    let (fx, oy) = (MARGIN, y);
+    let ox = fx + ((width - 2.0 * MARGIN - p.w) / 2.0).max(0.0).floor();
+    let _ = writeln!(
+        o,
+        "<g class=\"panel\" data-network=\"{}\">",
+        xml_escape(&p.net)
+    );
+    let _ = writeln!(
+        o,
+        "<rect class=\"frame\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"6\"/>",
+        n(fx),
+        n(oy),
+        n(width - 2.0 * MARGIN),
+        n(p.h)
+    );
+    let _ = writeln!(
+        o,
+        "<text class=\"title\" x=\"{}\" y=\"{}\">{}</text>",
+        n(fx + MARGIN),
+        n(oy + 20.0),
+        xml_escape(&p.title)
+    );
+    for t in &p.tunnels {
+        let _ = writeln!(
+            o,
+            "<line class=\"tunnel{}\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"><title>{}</title></line>",
+            if t.one_sided { " one-sided" } else { "" },
+            n(t.a.0 + ox),
+            n(t.a.1 + oy),
+            n(t.b.0 + ox),
+            n(t.b.1 + oy),
+            xml_escape(&t.title)
+        );
+    }
+    for (a, b) in &p.routes {
+        let _ = writeln!(
+            o,
+            "<line class=\"route\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>",
+            n(a.0 + ox),
+            n(a.1 + oy),
+            n(b.0 + ox),
+            n(b.1 + oy)
+        );
+    }
+    for f in &p.flows {
+        let _ = writeln!(
+            o,
+            "<g class=\"flow{}\"><title>{}</title><path d=\"M{},{} Q{},{} {},{}\" marker-end=\"url(#wgfleet-arrow{})\"/></g>",
+            if f.expired { " expired" } else { "" },
+            xml_escape(&f.title),
+            n(f.from.0 + ox),
+            n(f.from.1 + oy),
+            n(f.ctrl.0 + ox),
+            n(f.ctrl.1 + oy),
+            n(f.to.0 + ox),
+            n(f.to.1 + oy),
+            if f.expired { "-expired" } else { "" },
+        );
+    }
+    for (i, (r, card)) in p.nodes.iter().zip(&p.node_cards).enumerate() {
+        let node: &Node = match net {
+            Some(net) => &net.nodes[i],
+            None => {
+                // The panel of hosts in no network.
+                let r = r.shift(ox, oy);
+                write_card(
+                    o,
+                    &r,
+                    card,
+                    &format!(
+                        "node host idle\" data-name=\"{}\" data-network=\"\" data-kind=\"host\" data-role=\"host",
+                        xml_escape(&unattached[i])
+                    ),
+                    HOST_FILL,
+                    HOST_STROKE,
+                    "host in no network",
+                );
+                continue;
+            }
+        };
+        let r = r.shift(ox, oy);
+        let (fill, stroke) = colors(node);
+        let kind = match node.kind {
+            PeerKind::Host => "host",
+            PeerKind::Client => "client",
+        };
+        let classes = format!(
+            "node {}{}",
+            node.role.as_str(),
+            if node.expired { " expired" } else { "" }
+        );
+        let attrs = format!(
+            "{classes}\" data-name=\"{}\" data-network=\"{}\" data-kind=\"{kind}\" data-role=\"{}",
+            xml_escape(&node.name),
+            xml_escape(&p.net),
+            node.role.as_str()
+        );
+        let mut title = format!("{} ({} in {})", node.name, node.role.as_str(), p.net);
+        if let Some(d) = &node.description {
+            let _ = write!(title, ": {d}");
+        }
+        write_card(o, &r, card, &attrs, fill, stroke, &title);
+    }
+    for (r, card) in p.prefixes.iter().zip(&p.prefix_cards) {
+        let r = r.shift(ox, oy);
+        let attrs = format!(
+            "prefix\" data-network=\"{}\" data-prefix=\"{}",
+            xml_escape(&p.net),
+            xml_escape(&card.lines[0].0)
+        );
+        write_card(
+            o,
+            &r,
+            card,
+            &attrs,
+            PREFIX_FILL,
+            PREFIX_STROKE,
+            &card.lines[0].0,
+        );
+    }
+    for f in &p.flows {
+        if let Some((r, text)) = &f.label {
+            let r = r.shift(ox, oy);
+            let _ = writeln!(
+                o,
+                "<g class=\"label\" data-x=\"{}\" data-y=\"{}\" data-w=\"{}\" data-h=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text></g>",
+                n(r.x),
+                n(r.y),
+                n(r.w),
+                n(r.h),
+                n(r.x),
+                n(r.y),
+                n(r.w),
+                n(r.h),
+                n(r.cx()),
+                n(r.y + r.h - 4.5),
+                xml_escape(text)
+            );
+        }
+    }
+    for (k, note) in p.notes.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "<text class=\"note\" x=\"{}\" y=\"{}\">{}</text>",
+            n(fx + MARGIN),
+            n(oy + p.h - MARGIN / 2.0 - (p.notes.len() - 1 - k) as f64 * LINE_H),
+            xml_escape(note)
+        );
+    }
+    o.push_str("</g>\n");
+}
+
+/// The legend row at `y`: a swatch and a text for each kind of box and line.
+fn write_legend(o: &mut String, y: f64) {
     let _ = writeln!(o, "<g class=\"legend\">");
     let mut x = MARGIN;
     let ly = y + 6.0;
@@ -370,8 +391,7 @@ pub fn to_svg(g: &Graph) -> String {
         );
         x += 34.0 + columns(text) as f64 * LABEL_CHAR_W + 18.0;
     }
-    o.push_str("</g>\n</svg>\n");
-    o
+    o.push_str("</g>\n");
 }
 
 fn write_card(
