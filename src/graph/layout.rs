@@ -296,6 +296,7 @@ pub(super) fn layout_panel(net: &NetGraph) -> Panel {
         &mut notes,
     );
 
+    // In the content's own coordinates; size_panel sets the title and size and moves it.
     size_panel(
         net,
         Panel {
