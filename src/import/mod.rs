@@ -43,6 +43,8 @@ use crate::wgconf::{self, WgConf};
 
 mod conf;
 mod network;
+mod refused;
+mod renamed;
 mod report;
 mod round_trip;
 mod source;
@@ -167,6 +169,10 @@ impl Findings {
         });
     }
 
+    fn error(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
+        self.push(Severity::Error, kind, message, lines);
+    }
+
     fn warn(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
         self.push(Severity::Warning, kind, message, lines);
     }
@@ -227,6 +233,21 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
         by_net.entry(f.src.network.clone()).or_default().push(f);
     }
     let multi = by_net.len() > 1;
+    let mut findings = Vec::new();
+    for f in &files {
+        for (line, why) in &f.refused {
+            findings.push(Finding {
+                severity: Severity::Error,
+                kind: "refused-by-wg-quick",
+                network: multi.then(|| f.src.network.clone()),
+                message: format!(
+                    "wg-quick refuses this line of {}: {why}; the tunnel cannot start with it: fix the file and import again",
+                    f.src.display
+                ),
+                lines: vec![f.place(*line)],
+            });
+        }
+    }
     let key_owners: BTreeMap<String, String> = files
         .iter()
         .filter_map(|f| {
@@ -235,7 +256,14 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                 .map(|(k, _)| (k.public_key(), f.src.host.clone()))
         })
         .collect();
-    let mut findings = Vec::new();
+    let mut files_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &files {
+        files_of
+            .entry(f.src.host.clone())
+            .or_default()
+            .push(f.src.display.clone());
+    }
+    renamed::report(&files, multi, &mut findings);
     let mut used_names: BTreeSet<String> = files.iter().map(|f| f.src.host.clone()).collect();
     let mut unknown = 0usize;
     let mut nets: Vec<(String, NetOut<'_>)> = Vec::new();
@@ -249,6 +277,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
             f: &mut f,
             key_owners: &key_owners,
             file_hosts: BTreeSet::new(),
+            files_of: &files_of,
             members: BTreeMap::new(),
             entries: BTreeMap::new(),
             foreign: Vec::new(),
@@ -279,7 +308,6 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
         n.advertised();
         n.endpoints();
         n.keepalives();
-        n.peer_leftovers();
         n.descriptions();
         n.forwarding_hint();
         n.firewall_hint();
@@ -437,6 +465,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
     if let Some(valid) = &valid {
         round_trip(valid, &nets, opts.now, &mut general);
     }
+    missing_hosts(&files, &fleet, &mut general);
     findings.append(&mut general.list);
     findings.sort_by_key(|f| f.severity);
     Ok(Imported {
@@ -446,6 +475,28 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
         secrets,
         valid: valid.is_some(),
     })
+}
+
+/// Every file given names a host of the fleet: an import that left one out is incomplete (its
+/// key, port and peers would be lost when the files are deleted), whatever else was reported.
+fn missing_hosts(files: &[ConfFile], fleet: &Fleet, f: &mut Findings) {
+    for file in files {
+        let (host, net) = (&file.src.host, &file.src.network);
+        let member = fleet
+            .networks
+            .get(net)
+            .is_some_and(|n| n.members.contains_key(host));
+        if !member {
+            f.error(
+                "host-not-imported",
+                format!(
+                    "{} was given, but {host} is not a member of {net} in the imported fleet (see above why): the import is incomplete; fix the file and import again",
+                    file.src.display
+                ),
+                vec![],
+            );
+        }
+    }
 }
 
 impl NetworkSummary {

@@ -30,6 +30,8 @@ impl<'f> NetImport<'f, '_> {
         out.forwarding = m.forwarding;
         out.nat = m.nat_wan.is_some();
         out.persistent_keepalive = m.keepalive;
+        out.listen_port = m.own_listen_port.map(u64::from);
+        out.mtu = m.own_mtu;
         out
     }
 
@@ -154,14 +156,26 @@ impl<'f> NetImport<'f, '_> {
     }
 }
 
+/// The id of an address: the (id+1)-th of the subnet, or in a /31 (RFC 3021) the id-th.
 fn id_of4(s: Ipv4Net, a: Ipv4Addr) -> Option<u64> {
-    (s.contains(&a) && a != s.network() && a != s.broadcast())
-        .then(|| u64::from(u32::from(a) - u32::from(s.network()) - 1))
+    let offset = u64::from(u32::from(a).wrapping_sub(u32::from(s.network())));
+    if s.prefix_len() == 31 {
+        return s.contains(&a).then_some(offset);
+    }
+    (s.contains(&a) && a != s.network() && a != s.broadcast()).then(|| offset - 1)
 }
 
+/// Likewise for IPv6, a /127 (RFC 6164) holding ids 0 and 1.
 fn id_of6(s: Ipv6Net, a: Ipv6Addr) -> Option<u64> {
-    if !s.contains(&a) || a == s.network() {
+    if !s.contains(&a) {
         return None;
     }
-    u64::try_from(u128::from(a) - u128::from(s.network()) - 1).ok()
+    let offset = u128::from(a) - u128::from(s.network());
+    if s.prefix_len() == 127 {
+        return u64::try_from(offset).ok();
+    }
+    if offset == 0 {
+        return None;
+    }
+    u64::try_from(offset - 1).ok()
 }

@@ -25,6 +25,12 @@ impl<'f> NetImport<'f, '_> {
                         "{host} itself is not imported into {} (see above)",
                         self.name
                     )
+                } else if let Some(files) = self.files_of.get(host) {
+                    format!(
+                        "{host}'s file is {}, not a {}.conf: one tunnel under two interface names (see the error about it)",
+                        files.join(", "),
+                        self.name
+                    )
                 } else {
                     format!(
                         "no {}.conf of {host} was given; add it to the import to make {host} a member",
@@ -203,16 +209,6 @@ impl<'f> NetImport<'f, '_> {
                         "not-imported",
                         format!("not imported: Endpoint/PersistentKeepalive of client `{name}` on {h}; hosts never dial clients in wgfleet (the client dials them)"),
                         f.places(lines),
-                    );
-                }
-                for kv in &s.other {
-                    self.f.note(
-                        "not-imported",
-                        format!(
-                            "not imported: {} of client `{name}` on {h} — not a key wgfleet writes",
-                            crate::wgconf::canonical_key(&kv.key)
-                        ),
-                        vec![f.place(kv.no)],
                     );
                 }
             }

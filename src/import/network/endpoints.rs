@@ -72,12 +72,10 @@ impl<'f> NetImport<'f, '_> {
                 for (from, ep, text, place) in &dialers {
                     let q = port_of(ep);
                     if q != p {
-                        let what = if port_of(&chosen) == p {
-                            format!("imported with port {p}, so applying fixes {from}'s Endpoint")
-                        } else {
-                            "a port forward? If not, the handshake fails; imported as it is"
-                                .to_owned()
-                        };
+                        // wgfleet dials a host at the port it listens on (validate checks it).
+                        let what = format!(
+                            "imported with port {p}, so applying changes {from}'s Endpoint (if a router forwards {q} to {p}, forward {p} instead)"
+                        );
                         self.f.warn(
                             "endpoint-port",
                             format!(
@@ -88,10 +86,25 @@ impl<'f> NetImport<'f, '_> {
                     }
                 }
             }
-            let strip = chosen.port == Some(self.listen_port);
+            // The endpoint's port is the one the member listens on: its own ListenPort, or, when
+            // its file has none, the port the others dial it at.
+            if own_port.is_none() {
+                let q = chosen.port.unwrap_or(self.listen_port);
+                let m = self.members.get_mut(x).expect("member");
+                if q != self.listen_port {
+                    m.own_listen_port = Some(q);
+                }
+                self.f.note(
+                    "listen-port",
+                    format!(
+                        "{x} has no ListenPort (WireGuard picks a random one), yet the others dial it at port {q}: imported as listening on {q} (a reload when applied)"
+                    ),
+                    m.file.places(m.file.interface_line),
+                );
+            }
             let ep = Endpoint {
                 host: chosen.host.clone(),
-                port: if strip { None } else { chosen.port },
+                port: None,
             };
             // A spoke's endpoint is never used: hubs learn it from the handshake.
             if self.is_mesh() || self.is_hub(x) {

@@ -15,18 +15,18 @@ impl<'f> NetImport<'f, '_> {
             let file = self.member_file(from);
             for sec in &file.peers {
                 let Some(key) = sec.key() else {
-                    self.f.warn(
+                    self.f.error(
                         "no-public-key",
-                        format!("a [Peer] on {from} has no PublicKey; wg-quick rejects it, and it is not imported"),
+                        format!("a [Peer] on {from} has no PublicKey: wg-quick refuses the file (\"A peer is missing a public key\"); the section is not imported"),
                         vec![file.place(sec.header)],
                     );
                     continue;
                 };
                 if let Some(line) = sec.bad_psk {
-                    self.f.warn(
+                    self.f.error(
                         "bad-value",
                         format!(
-                            "the PresharedKey of {from}'s peer {key} is not a key; not imported"
+                            "the PresharedKey of {from}'s peer {key} is not a key (wg-quick refuses the file); not imported"
                         ),
                         vec![file.place(line)],
                     );

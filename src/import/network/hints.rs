@@ -1,23 +1,8 @@
-//! Leftovers, descriptions, and hints about forwarding and the firewall.
+//! Descriptions, and hints about forwarding and the firewall.
 
 use super::*;
 
 impl<'f> NetImport<'f, '_> {
-    pub(crate) fn peer_leftovers(&mut self) {
-        for ((from, to), e) in &self.entries {
-            for kv in &e.sec.other {
-                self.f.note(
-                    "not-imported",
-                    format!(
-                        "not imported: {} in {from}'s entry for {to} — not a key wgfleet writes",
-                        crate::wgconf::canonical_key(&kv.key)
-                    ),
-                    vec![e.file.place(kv.no)],
-                );
-            }
-        }
-    }
-
     pub(crate) fn descriptions(&mut self) {
         let names: Vec<String> = self.members.keys().cloned().collect();
         for x in &names {
@@ -67,21 +52,30 @@ impl<'f> NetImport<'f, '_> {
     /// wgfleet opens the listen port on the hosts peers dial, in its own chain; a rule that
     /// opened it by hand stays, unreported by `apply`.
     pub(crate) fn firewall_hint(&mut self) {
-        let dialled: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(n, m)| m.endpoint.is_some() && (self.is_mesh() || self.is_hub(n)))
-            .map(|(n, _)| n.clone())
-            .collect();
-        if dialled.is_empty() {
+        // Each dialled member's own port (a member may listen on another than the network's).
+        let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for (n, m) in &self.members {
+            if m.endpoint.is_some() && (self.is_mesh() || self.is_hub(n)) {
+                let port = match m.own_listen_port {
+                    Some(p) if p > 0 => p,
+                    _ => self.listen_port,
+                };
+                by_port.entry(port).or_default().push(n.clone());
+            }
+        }
+        if by_port.is_empty() {
             return;
         }
-        let port = self.listen_port;
+        let opens: Vec<String> = by_port
+            .iter()
+            .map(|(port, hosts)| format!("UDP {port} on {}", hosts.join(", ")))
+            .collect();
+        let port = by_port.keys().next().copied().unwrap_or(self.listen_port);
         self.f.note(
             "firewall",
             format!(
-                "once applied, wgfleet opens UDP {port} on {} in its own chain (WGFLEET-INPUT) and never touches other rules: a rule that opened it by hand stays, and `wgfleet plan` and `apply` point it out until you remove it (`iptables -D INPUT -p udp --dport {port} -j ACCEPT`)",
-                dialled.join(", ")
+                "once applied, wgfleet opens {} in its own chain (WGFLEET-INPUT) and never touches other rules: a rule that opened it by hand stays, and `wgfleet plan` and `apply` point it out until you remove it (`iptables -D INPUT -p udp --dport {port} -j ACCEPT`)",
+                opens.join(", and ")
             ),
             vec![],
         );

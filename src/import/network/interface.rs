@@ -3,6 +3,9 @@
 use super::*;
 
 impl<'f> NetImport<'f, '_> {
+    /// The network's port and MTU are the members' most common ones; a member that differs keeps
+    /// its own (`listenPort`, `mtu`), and one without a ListenPort that nobody dials keeps having
+    /// none (`listenPort: 0`).
     pub(crate) fn interface_values(&mut self) {
         let ports: Vec<u16> = self
             .members
@@ -12,53 +15,79 @@ impl<'f> NetImport<'f, '_> {
         self.listen_port_set = most_common(ports.iter().copied());
         self.listen_port = self.listen_port_set.unwrap_or(DEFAULT_LISTEN_PORT);
         let port = self.listen_port;
-        let mtus: Vec<Option<u64>> = self.members.values().map(|m| m.mtu.map(|x| x.0)).collect();
-        // Ties go to "no MTU" (None sorts first): wg-quick's own choice.
-        self.mtu = most_common(mtus).flatten();
-        if let Some(m) = self.mtu.filter(|m| !(1280..=9000).contains(m)) {
-            let places: Vec<Place> = self
-                .members
-                .values()
-                .filter_map(|x| x.mtu.map(|(_, l)| x.file.place(l)))
-                .collect();
-            self.f.warn(
-                "not-imported",
-                format!("not imported: MTU {m}; wgfleet takes 1280–9000"),
-                places,
-            );
-            self.mtu = None;
+        let names: Vec<String> = self.members.keys().cloned().collect();
+        for name in &names {
+            let dialled = self
+                .entries
+                .iter()
+                .any(|((_, to), e)| to == name && e.sec.endpoint.is_some());
+            let m = &self.members[name];
+            let own = match m.listen_port {
+                None if !dialled => {
+                    self.f.note(
+                        "listen-port",
+                        format!(
+                            "{name} has no ListenPort (WireGuard picks a random one) and nobody dials it: imported as listenPort 0 (no fixed port)"
+                        ),
+                        m.file.places(m.file.interface_line),
+                    );
+                    Some(0)
+                }
+                // Dialled without a ListenPort: the port it is dialled at (see `endpoints`).
+                None => None,
+                Some((p, line)) if p != port => {
+                    self.f.note(
+                        "listen-port",
+                        format!(
+                            "{name} listens on {p}, the other members on {port}: imported as its own listenPort"
+                        ),
+                        vec![m.file.place(line)],
+                    );
+                    Some(p)
+                }
+                Some(_) => None,
+            };
+            self.members.get_mut(name).expect("member").own_listen_port = own;
         }
-        let mtu = self.mtu;
+
+        let mut usable: Vec<(String, Option<u64>)> = Vec::new();
         for (name, m) in &self.members {
-            match m.listen_port {
-                None => self.f.note(
-                    "listen-port",
-                    format!(
-                        "{name} has no ListenPort (WireGuard picks a random one); the fleet gives it the network's {port} (a reload when applied)"
-                    ),
-                    m.file.places(m.file.interface_line),
-                ),
-                Some((p, line)) if p != port => self.f.warn(
-                    "listen-port",
-                    format!(
-                        "{name} listens on {p}, the other members on {port}: wgfleet gives every member the network's listenPort, so applying moves {name} to {port}"
-                    ),
-                    vec![m.file.place(line)],
-                ),
-                _ => {}
+            match m.mtu {
+                Some((v, line)) if !(1280..=9000).contains(&v) => {
+                    self.f.warn(
+                        "not-imported",
+                        format!(
+                            "not imported: MTU {v} on {name}; wgfleet takes 1280–9000, so {name} gets wg-quick's own choice (a restart when applied)"
+                        ),
+                        vec![m.file.place(line)],
+                    );
+                    usable.push((name.clone(), None));
+                }
+                v => usable.push((name.clone(), v.map(|x| x.0))),
             }
-            if m.mtu.map(|x| x.0) != mtu {
+        }
+        // A network MTU only when every member sets one: a member cannot undo it back to
+        // wg-quick's own choice.
+        self.mtu = if usable.iter().all(|(_, v)| v.is_some()) {
+            most_common(usable.iter().filter_map(|(_, v)| *v))
+        } else {
+            None
+        };
+        let mtu = self.mtu;
+        for (name, v) in usable {
+            if v.is_some() && v != mtu {
+                let m = self.members.get_mut(&name).expect("member");
+                m.own_mtu = v;
                 let places = m
                     .mtu
                     .map(|(_, l)| vec![m.file.place(l)])
                     .unwrap_or_default();
-                let show = |v: Option<u64>| v.map_or("none".to_owned(), |v| v.to_string());
-                self.f.warn(
+                let network = mtu.map_or("none".to_owned(), |v| v.to_string());
+                self.f.note(
                     "mtu",
                     format!(
-                        "{name}'s MTU ({}) differs from the network's ({}): wgfleet gives every member the network's MTU (a restart of {name} when applied)",
-                        show(m.mtu.map(|x| x.0)),
-                        show(mtu)
+                        "{name}'s MTU ({}) is not the network's ({network}): imported as its own mtu",
+                        v.unwrap_or_default()
                     ),
                     places,
                 );

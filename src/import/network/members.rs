@@ -20,19 +20,9 @@ impl<'f> NetImport<'f, '_> {
                 continue;
             }
             if let Some(line) = file.bad_private_key {
-                self.f.warn(
+                self.f.error(
                     "bad-value",
-                    format!("the PrivateKey of {host} is not a WireGuard key (32 bytes of base64)"),
-                    vec![file.place(line)],
-                );
-            }
-            for &line in &file.unknown_sections {
-                self.f.note(
-                    "not-imported",
-                    format!(
-                        "not imported: an unknown section in {}; wg-quick ignores it too",
-                        file.src.display
-                    ),
+                    format!("the PrivateKey of {host} is not a WireGuard key (32 bytes of base64): wg-quick refuses the file"),
                     vec![file.place(line)],
                 );
             }
@@ -113,6 +103,8 @@ impl<'f> NetImport<'f, '_> {
                     addr6: v6.map(|v| v.0),
                     listen_port,
                     mtu,
+                    own_listen_port: None,
+                    own_mtu: None,
                     advertised: Vec::new(),
                     routes: Vec::new(),
                     allowed_override: None,
@@ -125,6 +117,7 @@ impl<'f> NetImport<'f, '_> {
                 },
             );
         }
+        self.shared_private_keys();
         // A file without PrivateKey (loaded by a PostUp `wg set … private-key FILE`): the key
         // others use for its address.
         for file in keyless {
@@ -174,6 +167,40 @@ impl<'f> NetImport<'f, '_> {
                 );
                 self.members.remove(&host);
             }
+        }
+    }
+
+    /// Two hosts with one PrivateKey (spokes cloned from one SD image) are one peer to
+    /// WireGuard: only the first is imported, and the error says why.
+    fn shared_private_keys(&mut self) {
+        let mut owner: BTreeMap<String, String> = BTreeMap::new();
+        let mut clones: Vec<(String, String)> = Vec::new();
+        for (name, m) in &self.members {
+            if m.key_from_peers {
+                continue;
+            }
+            match owner.get(&m.key) {
+                Some(first) => clones.push((first.clone(), name.clone())),
+                None => {
+                    owner.insert(m.key.clone(), name.clone());
+                }
+            }
+        }
+        for (first, clone) in clones {
+            let mut places = Vec::new();
+            for n in [&first, &clone] {
+                let f = self.members[n].file;
+                places.extend(f.places(f.private_key.as_ref().map(|(_, l)| *l)));
+            }
+            self.f.error(
+                "shared-private-key",
+                format!(
+                    "{first} and {clone} have the same PrivateKey (cloned from one image?): to WireGuard they are one peer ({}), and every host routes to only one of them; {clone} is not imported: give it its own key (`wg genkey`), put its public key in the others' [Peer] for it, and import again",
+                    self.members[&first].key
+                ),
+                places,
+            );
+            self.members.remove(&clone);
         }
     }
 }

@@ -18,7 +18,7 @@ mod names;
 mod subnets;
 mod topology;
 
-pub(super) use names::sanitize_name;
+pub(super) use names::{sanitize_name, without_installer_marks};
 
 pub(super) struct Member<'f> {
     file: &'f ConfFile,
@@ -32,6 +32,9 @@ pub(super) struct Member<'f> {
     addr6: Option<Ipv6Addr>,
     listen_port: Option<(u16, usize)>,
     mtu: Option<(u64, usize)>,
+    /// What the fleet sets on the member when it differs from the network's (0: no fixed port).
+    own_listen_port: Option<u16>,
+    own_mtu: Option<u64>,
     /// What the others route to it.
     advertised: Vec<IpNet>,
     routes: Vec<IpNet>,
@@ -150,6 +153,8 @@ pub(super) struct NetImport<'f, 'c> {
     pub(super) key_owners: &'c BTreeMap<String, String>,
     /// Hosts that have a file for this network (imported or not).
     pub(super) file_hosts: BTreeSet<String>,
+    /// Every host's files (any network), as reports name them.
+    pub(super) files_of: &'c BTreeMap<String, Vec<String>>,
     pub(super) members: BTreeMap<String, Member<'f>>,
     /// (from, to) → the entry `from` has for `to`.
     pub(super) entries: BTreeMap<(String, String), Entry<'f>>,

@@ -17,7 +17,8 @@ impl<'f> NetImport<'f, '_> {
         if !v4.is_empty() {
             let nets = v4
                 .iter()
-                .filter(|(_, _, l, _)| *l <= 30)
+                // A /31 is a point-to-point pair's subnet (RFC 3021).
+                .filter(|(_, _, l, _)| *l <= 31)
                 .filter_map(|(_, a, l, _)| Ipv4Net::new(*a, *l).ok().map(|n| n.trunc()));
             let subnet = most_common(nets).unwrap_or_else(|| {
                 // Every address is a host prefix (/31, /32): the /24 around them, widened.
@@ -34,7 +35,7 @@ impl<'f> NetImport<'f, '_> {
         if !v6.is_empty() {
             let nets = v6
                 .iter()
-                .filter(|(_, _, l, _)| *l <= 126)
+                .filter(|(_, _, l, _)| *l <= 127)
                 .filter_map(|(_, a, l, _)| Ipv6Net::new(*a, *l).ok().map(|n| n.trunc()));
             let subnet = most_common(nets).unwrap_or_else(|| {
                 let mut net = Ipv6Net::new(v6[0].1, 64)
@@ -52,7 +53,8 @@ impl<'f> NetImport<'f, '_> {
         for (name, m) in &mut self.members {
             let file = m.file;
             if let (Some((a, l, line)), Some(s)) = (m.v4, s4) {
-                let bad = !s.contains(&a) || a == s.network() || a == s.broadcast();
+                let p2p = s.prefix_len() == 31;
+                let bad = !s.contains(&a) || (!p2p && (a == s.network() || a == s.broadcast()));
                 if bad {
                     self.f.warn(
                         "address-outside-subnet",
@@ -75,7 +77,7 @@ impl<'f> NetImport<'f, '_> {
                 }
             }
             if let (Some((a, l, line)), Some(s)) = (m.v6, s6) {
-                if !s.contains(&a) || a == s.network() {
+                if !s.contains(&a) || (s.prefix_len() != 127 && a == s.network()) {
                     self.f.warn(
                         "address-outside-subnet",
                         format!(

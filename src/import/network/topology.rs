@@ -14,6 +14,15 @@ impl<'f> NetImport<'f, '_> {
             .iter()
             .enumerate()
             .all(|(i, a)| names[i + 1..].iter().all(|b| adjacent(a, b)));
+        // A lone server with peers no host owns (a road-warrior VPN and its phones): the
+        // clients connect to it, which is hub-and-spoke.
+        let has_clients = self
+            .foreign
+            .iter()
+            .any(|(_, _, sec, _)| sec.key().is_some_and(|k| !self.key_owners.contains_key(k)));
+        if n == 1 && has_clients {
+            self.hubs = names.clone();
+        }
         if n <= 1 {
             return;
         }
