@@ -10,6 +10,8 @@ use crate::fleet::model::{NetworkModel, Peer, PeerKind, ValidFleet, fold_prefixe
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfacePlan {
+    /// The interface on this host (its file, its `wg-quick@` unit): the network's name, or the
+    /// member's own `interface`.
     pub network: String,
     pub host: String,
     /// Addresses with the subnet's prefix length (`10.50.0.1/24`).
@@ -73,6 +75,18 @@ pub fn plan_host(fleet: &ValidFleet, host: &str, now: i64) -> Vec<InterfacePlan>
         .collect()
 }
 
+/// The fleet's network an interface plan belongs to (its `network` is the host's interface name,
+/// which a member's `interface` may make differ from the network's).
+pub fn network_of<'a>(fleet: &'a ValidFleet, plan: &InterfacePlan) -> Option<&'a NetworkModel> {
+    let renamed = fleet.networks.values().find(|n| {
+        n.peers
+            .get(&plan.host)
+            .and_then(|p| p.interface.as_ref())
+            .is_some_and(|i| *i == plan.network)
+    });
+    renamed.or_else(|| fleet.networks.get(&plan.network))
+}
+
 /// `host`'s interface in `net`, or `None` when it is not a member.
 pub fn plan_interface(
     fleet: &ValidFleet,
@@ -104,7 +118,7 @@ pub fn plan_interface(
     let addresses = interface_addresses(net, me);
     let host_model = fleet.hosts.get(host);
     Some(InterfacePlan {
-        network: net.name.clone(),
+        network: me.interface.clone().unwrap_or_else(|| net.name.clone()),
         host: host.to_owned(),
         addresses,
         listen_port: me.listen_port,

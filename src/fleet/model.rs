@@ -128,6 +128,8 @@ pub struct Peer {
     pub mtu: Option<u16>,
     /// A client's DNS servers (its own or the network's `clientDns`).
     pub dns: Vec<IpAddr>,
+    /// A member's own name for the interface (`None`: the network's name).
+    pub interface: Option<String>,
     pub forwarding: bool,
     pub nat: bool,
     /// The age file of the member's private key (hosts) or of the preshared key (clients).

@@ -207,6 +207,11 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1280, max = 9000))]
     pub mtu: Option<u64>,
+    /// This host's name for the network's interface when it is not the network's name (`wgB`
+    /// on one end of a link whose other end calls it `wgA`): its file and `wg-quick@` unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[A-Za-z0-9_.-]{1,15}$"))]
+    pub interface: Option<String>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]

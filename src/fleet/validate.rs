@@ -69,6 +69,7 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
         .run(name, net);
         networks.insert(name.clone(), model);
     }
+    links::interface_names(fleet, &mut d);
     if d.has_errors() {
         return (None, d);
     }
@@ -616,6 +617,7 @@ impl NetworkCheck<'_> {
             listen_port,
             mtu,
             dns: Vec::new(),
+            interface: m.interface.clone(),
             forwarding: m.forwarding,
             nat: m.nat,
             secret_file: m
@@ -737,6 +739,7 @@ impl NetworkCheck<'_> {
             keepalive: None,
             listen_port: None,
             mtu: None,
+            interface: None,
             dns: match &c.dns {
                 Some(list) => self.dns_list(&path.key("dns"), list),
                 None => client_dns.to_vec(),

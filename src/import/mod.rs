@@ -228,9 +228,14 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
             ));
         }
     }
+    let mut merges = Vec::new();
+    let network_of = renamed::networks(&files, &mut merges);
     let mut by_net: BTreeMap<String, Vec<&ConfFile>> = BTreeMap::new();
     for f in &files {
-        by_net.entry(f.src.network.clone()).or_default().push(f);
+        by_net
+            .entry(network_of[&f.src.network].clone())
+            .or_default()
+            .push(f);
     }
     let multi = by_net.len() > 1;
     let mut findings = Vec::new();
@@ -263,7 +268,10 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
             .or_default()
             .push(f.src.display.clone());
     }
-    renamed::report(&files, multi, &mut findings);
+    for mut m in merges {
+        m.network = m.network.filter(|_| multi);
+        findings.push(m);
+    }
     let mut used_names: BTreeSet<String> = files.iter().map(|f| f.src.host.clone()).collect();
     let mut unknown = 0usize;
     let mut nets: Vec<(String, NetOut<'_>)> = Vec::new();
@@ -482,10 +490,11 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
 fn missing_hosts(files: &[ConfFile], fleet: &Fleet, f: &mut Findings) {
     for file in files {
         let (host, net) = (&file.src.host, &file.src.network);
-        let member = fleet
-            .networks
-            .get(net)
-            .is_some_and(|n| n.members.contains_key(host));
+        let member = fleet.networks.iter().any(|(name, n)| {
+            n.members
+                .get(host)
+                .is_some_and(|m| m.interface.as_ref().unwrap_or(name) == net)
+        });
         if !member {
             f.error(
                 "host-not-imported",

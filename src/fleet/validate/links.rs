@@ -153,6 +153,32 @@ impl NetworkCheck<'_> {
     }
 }
 
+/// A member's `interface` is a valid name, and no host has two networks under one interface
+/// name (one file, one `wg-quick@` unit each).
+pub(super) fn interface_names(fleet: &Fleet, d: &mut Diagnostics) {
+    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (net_name, net) in &fleet.networks {
+        for (host, m) in &net.members {
+            let path = JsonPath::keys(&["networks", net_name, "members", host]);
+            if let Some(iface) = &m.interface
+                && let Err(e) = syntax::check_interface(iface)
+            {
+                d.error(&path.key("interface"), e);
+                continue;
+            }
+            let iface = m.interface.as_deref().unwrap_or(net_name);
+            if let Some(other) = seen.insert((host, iface), net_name) {
+                d.error(
+                    &path,
+                    format!(
+                        "{host} would run networks {other} and {net_name} both as interface {iface}; give one member its own `interface`"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +264,41 @@ mod tests {
                 "alpha": {"id": 0}, "gamma": {"id": 2}}}}
         }));
         assert_eq!(errors, vec!["id 2 does not fit in 10.10.9.0/31 (ids 0–1)"]);
+    }
+
+    #[test]
+    fn a_member_may_name_the_interface_but_not_twice_on_one_host() {
+        let (valid, errors) = check(serde_json::json!({
+            "version": 1,
+            "hosts": {"alpha": {"publicKey": A, "endpoint": "192.0.2.1"},
+                      "beta": {"publicKey": B, "endpoint": "192.0.2.2"}},
+            "networks": {"wgA": {"subnet": "10.10.9.0/31", "topology": "mesh", "members": {
+                "alpha": {"id": 0}, "beta": {"id": 1, "interface": "wgB"}}}}
+        }));
+        assert_eq!(errors, Vec::<String>::new());
+        let valid = valid.expect("valid");
+        let plan = crate::plan::plan_interface(&valid, &valid.networks["wgA"], "beta", 0).unwrap();
+        assert_eq!(plan.network, "wgB");
+        assert_eq!(
+            crate::plan::network_of(&valid, &plan).map(|n| n.name.as_str()),
+            Some("wgA")
+        );
+        let (_, errors) = check(serde_json::json!({
+            "version": 1,
+            "hosts": {"alpha": {"publicKey": A}, "beta": {"publicKey": B}},
+            "networks": {
+                "wg0": {"subnet": "10.0.0.0/24", "topology": "mesh", "members": {
+                    "alpha": {"id": 0, "interface": "wg1"}}},
+                "wg1": {"subnet": "10.0.1.0/24", "topology": "mesh", "members": {
+                    "alpha": {"id": 0}, "beta": {"id": 1, "interface": "bad name"}}}}
+        }));
+        assert_eq!(
+            errors,
+            [
+                "alpha would run networks wg0 and wg1 both as interface wg1; give one member its own `interface`",
+                "\"bad name\" is not a valid interface name: use 1–15 letters, digits, '-', '_' or '.'"
+            ]
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl<'f> NetImport<'f, '_> {
         out.nat = m.nat_wan.is_some();
         out.persistent_keepalive = m.keepalive;
         out.listen_port = m.own_listen_port.map(u64::from);
+        out.interface = (m.file.src.network != self.name).then(|| m.file.src.network.clone());
         out.mtu = m.own_mtu;
         out
     }

@@ -27,7 +27,7 @@ impl<'f> NetImport<'f, '_> {
                     )
                 } else if let Some(files) = self.files_of.get(host) {
                     format!(
-                        "{host}'s file is {}, not a {}.conf: one tunnel under two interface names (see the error about it)",
+                        "{host}'s file is {}, not a {}.conf, and they could not be taken as one network",
                         files.join(", "),
                         self.name
                     )
