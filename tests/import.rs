@@ -667,7 +667,27 @@ fn a_pivpn_server_round_trips_and_its_clients_files_carry_the_mtu() {
         ["carol", "dave-tablet"],
         "named without `### begin`"
     );
-    // The hub has no endpoint in its own file; client-config needs one.
+    // The hub has no endpoint in its own file; client-config needs one, and says so.
+    let identity = root().join("secrets/test-identity.txt");
+    let identity = identity.to_str().expect("path");
+    let refused = wgfleet(
+        dir,
+        &[
+            "client-config",
+            "carol",
+            "--fleet",
+            "fleet.json",
+            "-i",
+            identity,
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr)
+            .contains("pivpn has no endpoint, so client \"carol\" could not dial it"),
+        "{}",
+        text(&refused.stderr)
+    );
     let mut doc = fleet.clone();
     doc["hosts"]["pivpn"]["endpoint"] = "vpn.example.net".into();
     std::fs::write(dir.join("fleet.json"), doc.to_string()).expect("write");
