@@ -61,7 +61,7 @@ pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
     let mut lines = Vec::new();
     let mut ports = BTreeSet::new();
     for p in plans.iter().filter(|p| p.dialable) {
-        ports.insert(p.listen_port);
+        ports.extend(p.listen_port);
     }
     for port in ports {
         lines.push(format!(

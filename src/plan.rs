@@ -10,11 +10,14 @@ use crate::fleet::model::{NetworkModel, Peer, PeerKind, ValidFleet, fold_prefixe
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfacePlan {
+    /// The interface on this host (its file, its `wg-quick@` unit): the network's name, or the
+    /// member's own `interface`.
     pub network: String,
     pub host: String,
     /// Addresses with the subnet's prefix length (`10.50.0.1/24`).
     pub addresses: Vec<IpNet>,
-    pub listen_port: u16,
+    /// `None`: no fixed port (WireGuard picks one).
+    pub listen_port: Option<u16>,
     pub mtu: Option<u16>,
     /// The age file holding the private key, as written in the fleet.
     pub private_key_file: Option<String>,
@@ -72,6 +75,18 @@ pub fn plan_host(fleet: &ValidFleet, host: &str, now: i64) -> Vec<InterfacePlan>
         .collect()
 }
 
+/// The fleet's network an interface plan belongs to (its `network` is the host's interface name,
+/// which a member's `interface` may make differ from the network's).
+pub fn network_of<'a>(fleet: &'a ValidFleet, plan: &InterfacePlan) -> Option<&'a NetworkModel> {
+    let renamed = fleet.networks.values().find(|n| {
+        n.peers
+            .get(&plan.host)
+            .and_then(|p| p.interface.as_ref())
+            .is_some_and(|i| *i == plan.network)
+    });
+    renamed.or_else(|| fleet.networks.get(&plan.network))
+}
+
 /// `host`'s interface in `net`, or `None` when it is not a member.
 pub fn plan_interface(
     fleet: &ValidFleet,
@@ -103,11 +118,11 @@ pub fn plan_interface(
     let addresses = interface_addresses(net, me);
     let host_model = fleet.hosts.get(host);
     Some(InterfacePlan {
-        network: net.name.clone(),
+        network: me.interface.clone().unwrap_or_else(|| net.name.clone()),
         host: host.to_owned(),
         addresses,
-        listen_port: net.listen_port,
-        mtu: net.mtu,
+        listen_port: me.listen_port,
+        mtu: me.mtu,
         private_key_file: me.secret_file.clone(),
         public_key: me.public_key.clone(),
         forwarding: me.forwarding,
@@ -141,7 +156,7 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
         .endpoint
         .as_ref()
         .filter(|_| dials)
-        .map(|ep| ep.render(net.listen_port));
+        .map(|ep| ep.render(peer.listen_port.unwrap_or(net.listen_port)));
     let persistent_keepalive = endpoint.as_ref().and(me.keepalive.or(net.keepalive));
     PeerPlan {
         name: peer.name.clone(),
@@ -167,6 +182,10 @@ pub struct ClientPlan {
     pub network: String,
     pub client: String,
     pub addresses: Vec<IpNet>,
+    /// The network's MTU: a phone on an MTU-1280 network needs it too.
+    pub mtu: Option<u16>,
+    /// DNS servers (the client's `dns`, else the network's `clientDns`).
+    pub dns: Vec<std::net::IpAddr>,
     pub preshared_key_file: Option<String>,
     pub peers: Vec<PeerPlan>,
 }
@@ -215,7 +234,10 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
             } else {
                 p.advertised.clone()
             },
-            endpoint: p.endpoint.as_ref().map(|ep| ep.render(net.listen_port)),
+            endpoint: p
+                .endpoint
+                .as_ref()
+                .map(|ep| ep.render(p.listen_port.unwrap_or(net.listen_port))),
             persistent_keepalive: net.keepalive,
             preshared_key_file: me.secret_file.clone(),
             description: p.description.clone(),
@@ -228,6 +250,8 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
         network: net.name.clone(),
         client: client.to_owned(),
         addresses,
+        mtu: net.mtu,
+        dns: me.dns.clone(),
         preshared_key_file: me.secret_file.clone(),
         peers,
     })
@@ -293,4 +317,56 @@ fn interface_addresses(net: &NetworkModel, me: &Peer) -> Vec<IpNet> {
         .zip(net.subnet6)
         .map(|(a, s)| IpNet::new_assert(a.into(), s.prefix_len()));
     v4.into_iter().chain(v6).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::validate::{Options, validate};
+
+    fn valid(json: serde_json::Value) -> ValidFleet {
+        let fleet: crate::fleet::Fleet = serde_json::from_value(json).expect("fleet");
+        let (valid, d) = validate(
+            &fleet,
+            Options {
+                now: 0,
+                expiry_warning: 0,
+            },
+        );
+        valid.unwrap_or_else(|| panic!("{:?}", d.0))
+    }
+
+    /// A road-warrior server's phone: the network's MTU and DNS go into its file, as installers'
+    /// client files have them; a client's own `dns` replaces the network's.
+    #[test]
+    fn a_client_file_carries_the_networks_mtu_and_dns() {
+        let fleet = valid(serde_json::json!({
+            "version": 1,
+            "hosts": {"vpn": {"publicKey": "j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=",
+                              "endpoint": "203.0.113.5"}},
+            "networks": {"wg0": {
+                "subnet": "10.7.0.0/24", "mtu": 1280, "clientDns": ["10.7.0.1", "fd07::1"],
+                "topology": {"hubAndSpoke": {"hubs": ["vpn"]}},
+                "members": {"vpn": {"id": 0}},
+                "clients": {
+                    "alice-phone": {"publicKey": "um/TOLbxUvqJwIOGdbFPn9uBh/Es4shlVXFlWyEYvng=", "id": 1},
+                    "bob-laptop": {"publicKey": "cOW07yOnwkL6IrWiXjj2ZtKizAAu+k9RWgxFiIvoJwU=", "id": 2,
+                                   "dns": ["9.9.9.9"]}}}}
+        }));
+        let net = &fleet.networks["wg0"];
+        let alice =
+            crate::render::render_client_config(&plan_client(net, "alice-phone", 0).unwrap())
+                .unwrap();
+        assert!(
+            alice.contains("\nMTU = 1280\nDNS = 10.7.0.1, fd07::1\n"),
+            "{alice}"
+        );
+        let bob = crate::render::render_client_config(&plan_client(net, "bob-laptop", 0).unwrap())
+            .unwrap();
+        assert!(bob.contains("\nMTU = 1280\nDNS = 9.9.9.9\n"), "{bob}");
+        // The server itself gets no DNS line: clientDns is for the clients' files.
+        let server =
+            crate::render::render_config(&plan_interface(&fleet, net, "vpn", 0).unwrap()).unwrap();
+        assert!(!server.contains("DNS"), "{server}");
+    }
 }

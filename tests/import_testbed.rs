@@ -3,7 +3,8 @@
 //! comments and its own key order, UDP 51821 opened with iptables, `systemctl enable --now
 //! wg-quick@wg0`), a ping runs from worker-1 to cp, the two files are imported, and `wgfleet apply`
 //! takes each host over: the first apply only rewrites the file (same wireguard-go, no packet
-//! lost), the hand-made iptables rule is left alone, and the second apply does nothing.
+//! lost), the hand-made iptables rule is left alone, and the second apply does nothing. A
+//! site-to-site pair (wgA.conf on one host, wgB.conf on the other, a /31) is taken over likewise.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -258,4 +259,134 @@ fn import_takes_over_a_hand_made_setup_without_a_restart() {
     eprintln!("ping worker-1 → cp during the takeover: {summary}");
     eprintln!("wireguard-go PIDs (cp, worker-1): {pids:?}, unchanged");
     assert!(summary.contains(" 0% packet loss"), "{summary}");
+}
+
+/// A site-to-site pair as a server guide writes it (issue 16): `wgA.conf` on alpha, `wgB.conf` on
+/// beta, a /31 transfer net that both ends list in AllowedIPs, beta on its own port and MTU. The
+/// two files are imported as one network (beta keeps `wgB` as its member's `interface`), and the
+/// first apply on each host rewrites the file only: the same wireguard-go keeps running.
+#[test]
+fn a_site_to_site_pair_with_two_interface_names_is_taken_over_without_a_restart() {
+    let bed = Testbed::new("import-p2p").expect("testbed");
+    let hosts = bed
+        .add_hosts(&[("alpha", "192.0.2.21/24"), ("beta", "192.0.2.22/24")])
+        .expect("hosts");
+    let (alpha, beta) = (&hosts[0], &hosts[1]);
+    for h in [alpha, beta] {
+        h.sh_ok("set -e; umask 077; mkdir -p /etc/wireguard; wg genkey > /etc/wireguard/private.key; wg pubkey < /etc/wireguard/private.key > /etc/wireguard/public.key").unwrap();
+    }
+    let key = |h: &Host| {
+        h.sh_ok("cat /etc/wireguard/public.key")
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (alpha_key, beta_key) = (key(alpha), key(beta));
+    let write = |h: &Host, iface: &str, interface: &str, peer: &str| {
+        h.sh_ok(&format!(
+            "set -e; umask 077; cat > /etc/wireguard/{iface}.conf <<EOF\n{interface}\nPrivateKey = $(cat /etc/wireguard/private.key)\n\n{peer}\nEOF\nsystemctl enable --now wg-quick@{iface}"
+        ))
+        .unwrap();
+    };
+    write(
+        alpha,
+        "wgA",
+        "[Interface]\nAddress = 10.10.9.0/31\nListenPort = 51820",
+        &format!(
+            "[Peer]\n# beta\nPublicKey = {beta_key}\nAllowedIPs = 10.10.9.0/31\nEndpoint = 192.0.2.22:51821"
+        ),
+    );
+    write(
+        beta,
+        "wgB",
+        "[Interface]\nAddress = 10.10.9.1/31\nListenPort = 51821\nMTU = 1412",
+        &format!(
+            "[Peer]\n# alpha\nPublicKey = {alpha_key}\nAllowedIPs = 10.10.9.0/31\nEndpoint = 192.0.2.21:51820\nPersistentKeepalive = 25"
+        ),
+    );
+    beta.sh_ok("ping -c 1 -i 0.5 -w 30 10.10.9.0")
+        .expect("the hand-made tunnel works");
+    let pid = |h: &Host, iface: &str| {
+        h.sh_ok(&format!("pgrep -f '^wireguard-go {iface}'"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let pids = [pid(alpha, "wgA"), pid(beta, "wgB")];
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let work = work.path();
+    for (h, iface) in [(alpha, "wgA"), (beta, "wgB")] {
+        h.sh_ok(&format!(
+            "install -m 600 /etc/wireguard/{iface}.conf /x/{iface}.conf"
+        ))
+        .unwrap();
+    }
+    ok(work, "age-keygen", &["-o", "identity.txt"]);
+    let recipient = ok(work, "age-keygen", &["-y", "identity.txt"]);
+    let a_file = format!("alpha={}", alpha.dir().join("wgA.conf").display());
+    let b_file = format!("beta={}", beta.dir().join("wgB.conf").display());
+    let report = ok(
+        work,
+        env!("CARGO_BIN_EXE_wgfleet"),
+        &[
+            "import",
+            &a_file,
+            &b_file,
+            "-r",
+            recipient.trim(),
+            "-o",
+            "fleet.json",
+        ],
+    );
+    eprintln!("import:\n{report}");
+    std::fs::remove_file(alpha.dir().join("wgA.conf")).expect("remove the plain copy");
+    std::fs::remove_file(beta.dir().join("wgB.conf")).expect("remove the plain copy");
+    assert!(!report.contains("wgfleet apply` will change"), "{report}");
+    let fleet: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("fleet.json")).unwrap()).unwrap();
+    let net = &fleet["networks"]["wgA"];
+    assert_eq!(net["subnet"], "10.10.9.0/31");
+    assert_eq!(net["members"]["beta"]["interface"], "wgB");
+    assert_eq!(net["members"]["beta"]["listenPort"], 51821);
+    assert_eq!(net["members"]["beta"]["mtu"], 1412);
+
+    for h in [alpha, beta] {
+        let x = h.dir();
+        std::fs::copy(env!("CARGO_BIN_EXE_wgfleet"), x.join("wgfleet")).unwrap();
+        std::fs::copy(work.join("fleet.json"), x.join("fleet.json")).unwrap();
+        std::fs::copy(work.join("identity.txt"), x.join("identity.txt")).unwrap();
+        std::fs::create_dir_all(x.join("secrets")).unwrap();
+        for name in ["alpha", "beta"] {
+            let f = format!("secrets/{name}.age");
+            std::fs::copy(work.join(&f), x.join(&f)).unwrap();
+        }
+    }
+    for ((h, iface), before) in [(alpha, "wgA"), (beta, "wgB")].into_iter().zip(&pids) {
+        let out = apply(h);
+        eprintln!("first apply on {}:\n{out}", h.name());
+        assert!(
+            out.contains(&format!("{iface}: rewrite the file only")),
+            "{out}"
+        );
+        assert_eq!(
+            &pid(h, iface),
+            before,
+            "{}: the same wireguard-go",
+            h.name()
+        );
+        let head = h
+            .sh_ok(&format!("head -c 20 /etc/wireguard/{iface}.conf"))
+            .unwrap();
+        assert_eq!(head, "# Managed by wgfleet", "{}", h.name());
+        let again = apply(h);
+        assert!(
+            again.contains(&format!("{iface}: nothing to do")),
+            "{again}"
+        );
+    }
+    let mtu = beta.sh_ok("cat /sys/class/net/wgB/mtu").unwrap();
+    assert_eq!(mtu.trim(), "1412");
+    beta.sh_ok("ping -c 1 -i 0.5 -w 10 10.10.9.0")
+        .expect("the tunnel still works");
 }

@@ -84,6 +84,10 @@ fn build(s: &Shape) -> Value {
         if s.routed[i] {
             m["routes"] = json!([format!("192.168.{i}.0/24")]);
         }
+        // A dialled endpoint's port is its host's listen port: each its own.
+        if i != 0 && i < s.hubs.max(s.hosts) {
+            m["listenPort"] = json!(51820 + i);
+        }
         if s.reach && s.hubs > 0 && i >= s.hubs {
             m["reach"] = json!(["10.1.0.0/16"]);
         }

@@ -67,6 +67,10 @@ invalid! {
     bad_endpoint => "bad-endpoint",
     reach_in_mesh => "reach-in-mesh",
     many_errors_at_once => "many-errors-at-once",
+    endpoint_port_not_listen_port => "endpoint-port-not-listen-port",
+    dialled_without_fixed_port => "dialled-without-fixed-port",
+    shared_private_key_file => "shared-private-key-file",
+    point_to_point_too_small => "point-to-point-too-small",
     // Found by the fuzzer: an id whose address overflowed IPv6 arithmetic.
     v6_id_overflow => "v6-id-overflow",
 }

@@ -16,7 +16,8 @@ wg.mkFleet {
     mtu = 1280;
     persistentKeepalive = 25;
     topology = wg.mesh;
-    members = wg.withAll { forwarding = true; } (wg.mkMembers [ "node-a" "node-b" "node-c" ]);
+    members = wg.withAll { forwarding = true; } (wg.mkMembers [ "node-a" "node-b" ])
+      // { node-c = { id = 2; forwarding = true; listenPort = 51900; }; };
     presharedKeys = [
       { peers = [ "node-a" "node-b" ]; file = "${keys}/wg0-node-a-node-b.psk.age"; }
     ];

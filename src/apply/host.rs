@@ -112,7 +112,7 @@ fn dropin(exe: &Path, root: Option<&Path>) -> String {
 
 pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> Result<HostDiff> {
     let mut d = HostDiff::default();
-    let ports: Vec<u16> = plans.iter().map(|p| p.listen_port).collect();
+    let ports: Vec<u16> = plans.iter().filter_map(|p| p.listen_port).collect();
     for family in FAMILIES {
         let want = firewall::desired(plans, family);
         let save = run(family.save_cmd(), &[], None)?;

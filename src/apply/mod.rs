@@ -106,7 +106,7 @@ impl Desired {
             .into_iter()
             .map(|plan| {
                 let config = secrets.fill(&render::render_config(&plan)?);
-                let peers = fleet.networks.get(&plan.network).map(|net| &net.peers);
+                let peers = crate::plan::network_of(fleet, &plan).map(|net| &net.peers);
                 let names = peers
                     .into_iter()
                     .flatten()

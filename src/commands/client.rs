@@ -57,6 +57,18 @@ pub fn cmd_client_config(
     let net = &valid.networks[network];
     let plan = plan_client(net, name, now)
         .ok_or_else(|| Error::Usage(format!("client {name:?} has expired; it is on no host")))?;
+    // A lone server imported from its own file has no endpoint yet: a client file where no
+    // peer has one could never connect.
+    if let Some(hub) = plan
+        .peers
+        .first()
+        .filter(|_| plan.peers.iter().all(|p| p.endpoint.is_none()))
+    {
+        return Err(Error::Usage(format!(
+            "{} has no endpoint, so client {name:?} could not dial it; set hosts.{}.endpoint (the address clients connect to)",
+            hub.name, hub.name
+        )));
+    }
     let ids = if args.identities.is_empty() {
         None
     } else {

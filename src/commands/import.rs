@@ -115,7 +115,8 @@ pub fn cmd_import(args: &ImportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         })?;
     }
 
-    let code = if imported.valid { 0 } else { 1 };
+    let errors = imported.count(Severity::Error);
+    let code = if imported.valid && errors == 0 { 0 } else { 1 };
     if args.json {
         let secrets: Vec<_> = imported
             .secrets
@@ -157,6 +158,11 @@ pub fn cmd_import(args: &ImportArgs, out: &mut dyn Write, err: &mut dyn Write) -
             let _ = writeln!(
                 err,
                 "the imported fleet does not validate (see the errors above); fix it before `wgfleet apply`"
+            );
+        } else if errors > 0 {
+            let _ = writeln!(
+                err,
+                "the import is incomplete (see the errors above): fix the files and import again before `wgfleet apply`"
             );
         }
     }

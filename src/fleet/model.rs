@@ -2,7 +2,7 @@
 //! checked. Planning works only on this, so it never meets a value it has to doubt.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub struct NetworkModel {
     pub listen_port: u16,
     pub mtu: Option<u16>,
     pub keepalive: Option<u16>,
+    /// DNS servers for the clients' files.
+    pub client_dns: Vec<IpAddr>,
     /// Empty for a mesh; otherwise the hubs, the first being every spoke's primary hub.
     pub hubs: Vec<String>,
     /// Members and clients by name (the names are unique across both).
@@ -119,6 +121,15 @@ pub struct Peer {
     pub reach: Vec<IpNet>,
     pub endpoint: Option<Endpoint>,
     pub keepalive: Option<u16>,
+    /// The port a member listens on (its own or the network's); `None`: no fixed port.
+    /// Clients: `None`.
+    pub listen_port: Option<u16>,
+    /// A member's MTU (its own or the network's).
+    pub mtu: Option<u16>,
+    /// A client's DNS servers (its own or the network's `clientDns`).
+    pub dns: Vec<IpAddr>,
+    /// A member's own name for the interface (`None`: the network's name).
+    pub interface: Option<String>,
     pub forwarding: bool,
     pub nat: bool,
     /// The age file of the member's private key (hosts) or of the preshared key (clients).

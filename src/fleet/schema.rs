@@ -110,6 +110,10 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 65535))]
     pub persistent_keepalive: Option<u64>,
+    /// DNS servers written into the clients' files (`client-config`), as road-warrior installers
+    /// do; a client's `dns` replaces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_dns: Vec<String>,
     /// Who peers with whom.
     pub topology: Topology,
     /// Hosts in this network, by host name.
@@ -193,6 +197,21 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 65535))]
     pub persistent_keepalive: Option<u64>,
+    /// UDP port this member listens on (overrides the network's `listenPort`); 0: no fixed port
+    /// (WireGuard picks one at random), for a roaming spoke that nobody dials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 65535))]
+    pub listen_port: Option<u64>,
+    /// This member's interface MTU, 1280–9000 (overrides the network's: a spoke behind PPPoE
+    /// or LTE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1280, max = 9000))]
+    pub mtu: Option<u64>,
+    /// This host's name for the network's interface when it is not the network's name (`wgB`
+    /// on one end of a link whose other end calls it `wgA`): its file and `wg-quick@` unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[A-Za-z0-9_.-]{1,15}$"))]
+    pub interface: Option<String>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]
@@ -234,6 +253,9 @@ pub struct Client {
     /// Members this client connects to (default: all hubs, or all members in a mesh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubs: Option<Vec<String>>,
+    /// DNS servers for this client's own file (replaces the network's `clientDns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<String>>,
     /// Free text, shown in comments and reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{0,200}$"))]

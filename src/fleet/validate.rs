@@ -20,6 +20,8 @@ use super::schema::{self, Fleet, Topology};
 use super::syntax;
 use super::time;
 
+mod links;
+
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
 
 /// What validation needs from outside the description.
@@ -67,6 +69,7 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
         .run(name, net);
         networks.insert(name.clone(), model);
     }
+    links::interface_names(fleet, &mut d);
     if d.has_errors() {
         return (None, d);
     }
@@ -90,7 +93,9 @@ fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel
         } else if let Some(other) = keys.insert(&host.public_key, name) {
             d.error(
                 &path.key("publicKey"),
-                format!("the same public key as host {other:?}"),
+                format!(
+                    "the same public key as host {other:?}: the two hosts share one private key (cloned from one image?); give each its own (`wgfleet keygen`)"
+                ),
             );
         }
         if let Some(ep) = &host.endpoint
@@ -242,17 +247,20 @@ impl NetworkCheck<'_> {
         let net_path = self.path.clone();
         let keepalive = self.keepalive(&net_path, net.persistent_keepalive);
         let hubs = self.hubs(net);
+        let client_dns = self.dns_list(&self.path.key("clientDns"), &net.client_dns);
+        let defaults = links::Defaults { listen_port, mtu };
 
         let (flows, tests) = self.flows_and_tests(net);
         // Collected, then built in bulk: one sort instead of a search per peer.
         let mut peers = Vec::with_capacity(net.members.len() + net.clients.len());
         for (member_name, member) in &net.members {
-            if let Some(peer) = self.member(member_name, member, &subnets, &hubs) {
+            if let Some(peer) = self.member(member_name, member, &subnets, &hubs, defaults) {
                 peers.push((member_name.clone(), peer));
             }
         }
         for (client_name, client) in &net.clients {
-            if let Some(peer) = self.client(client_name, client, &subnets, net, &hubs) {
+            if let Some(peer) = self.client(client_name, client, &subnets, net, &hubs, &client_dns)
+            {
                 peers.push((client_name.clone(), peer));
             }
         }
@@ -270,6 +278,7 @@ impl NetworkCheck<'_> {
             listen_port,
             mtu,
             keepalive,
+            client_dns,
             hubs,
             peers,
             pair_psks: self.pair_psks(net),
@@ -281,16 +290,18 @@ impl NetworkCheck<'_> {
         self.conflicting_prefixes(&model);
         self.overlapping_routes(&model, net);
         self.hubs_reachable(&model, net);
+        self.dialled_ports(&model, net);
+        self.shared_key_files(&model);
         model
     }
 
     fn subnets(&mut self, net: &schema::Network) -> Subnets {
         let v4 = net.subnet.as_ref().and_then(|s| match parse_prefix(s) {
-            Ok(IpNet::V4(n)) if n.prefix_len() <= 30 => Some(n),
+            Ok(IpNet::V4(n)) if n.prefix_len() <= 31 => Some(n),
             Ok(IpNet::V4(_)) => {
                 self.d.error(
                     &self.path.key("subnet"),
-                    format!("{s:?} is too small; use /30 or larger"),
+                    format!("{s:?} is too small; use /31 (a point-to-point pair) or larger"),
                 );
                 None
             }
@@ -307,11 +318,11 @@ impl NetworkCheck<'_> {
             }
         });
         let v6 = net.subnet6.as_ref().and_then(|s| match parse_prefix(s) {
-            Ok(IpNet::V6(n)) if n.prefix_len() <= 126 => Some(n),
+            Ok(IpNet::V6(n)) if n.prefix_len() <= 127 => Some(n),
             Ok(IpNet::V6(_)) => {
                 self.d.error(
                     &self.path.key("subnet6"),
-                    format!("{s:?} is too small; use /126 or larger"),
+                    format!("{s:?} is too small; use /127 (a point-to-point pair) or larger"),
                 );
                 None
             }
@@ -403,9 +414,13 @@ impl NetworkCheck<'_> {
             },
             (None, Some(subnet)) => id.and_then(|id| {
                 // The (id+1)-th address; the last usable one is just below the broadcast address.
-                let usable = (1u64 << (32 - subnet.prefix_len())) - 2;
+                // A /31 has no network or broadcast address (RFC 3021): ids 0 and 1 are its two.
+                let p2p = u64::from(links::point_to_point4(subnet));
+                let usable = (1u64 << (32 - subnet.prefix_len())) - 2 + 2 * p2p;
                 if id < usable {
-                    Some(Ipv4Addr::from(u32::from(subnet.network()) + id as u32 + 1))
+                    Some(Ipv4Addr::from(
+                        u32::from(subnet.network()) + id as u32 + 1 - p2p as u32,
+                    ))
                 } else {
                     let max = usable - 1;
                     self.d.error(
@@ -437,11 +452,13 @@ impl NetworkCheck<'_> {
             },
             (None, Some(subnet)) => id.and_then(|id| {
                 // id+1 must stay inside the subnet's host bits (a /0 holds every id).
+                // A /127 has no subnet-router anycast address (RFC 6164): ids 0 and 1.
+                let p2p = u128::from(links::point_to_point6(subnet));
                 let host_bits = 128 - u32::from(subnet.prefix_len());
-                let fits = host_bits == 128 || u128::from(id) + 1 < (1u128 << host_bits);
+                let fits = host_bits == 128 || u128::from(id) + 1 - p2p < (1u128 << host_bits);
                 if fits {
                     Some(Ipv6Addr::from(
-                        u128::from(subnet.network()) + u128::from(id) + 1,
+                        u128::from(subnet.network()) + u128::from(id) + 1 - p2p,
                     ))
                 } else {
                     self.d
@@ -470,7 +487,7 @@ impl NetworkCheck<'_> {
                 .error(path, format!("{a} is outside the subnet {subnet}"));
             return None;
         }
-        if a == subnet.network() || a == subnet.broadcast() {
+        if !links::point_to_point4(subnet) && (a == subnet.network() || a == subnet.broadcast()) {
             self.d.error(
                 path,
                 format!("{a} is the network or broadcast address of {subnet}"),
@@ -492,7 +509,7 @@ impl NetworkCheck<'_> {
                 .error(path, format!("{a} is outside the subnet {subnet}"));
             return None;
         }
-        if a == subnet.network() {
+        if !links::point_to_point6(subnet) && a == subnet.network() {
             self.d.error(
                 path,
                 format!("{a} is the subnet-router anycast address of {subnet}"),
@@ -508,6 +525,7 @@ impl NetworkCheck<'_> {
         m: &schema::Member,
         subnets: &Subnets,
         hubs: &[String],
+        defaults: links::Defaults,
     ) -> Option<Peer> {
         let path = self.path.key("members").key(name);
         let Some(host) = self.fleet.hosts.get(name) else {
@@ -571,6 +589,7 @@ impl NetworkCheck<'_> {
             );
         }
         let keepalive = self.keepalive(&path, m.persistent_keepalive);
+        let (listen_port, mtu) = self.member_overrides(&path, m, defaults);
         check_opt(
             self.d,
             &path,
@@ -595,6 +614,10 @@ impl NetworkCheck<'_> {
             reach: fold_prefixes(reach),
             endpoint,
             keepalive,
+            listen_port,
+            mtu,
+            dns: Vec::new(),
+            interface: m.interface.clone(),
             forwarding: m.forwarding,
             nat: m.nat,
             secret_file: m
@@ -620,6 +643,7 @@ impl NetworkCheck<'_> {
         subnets: &Subnets,
         net: &schema::Network,
         hubs: &[String],
+        client_dns: &[IpAddr],
     ) -> Option<Peer> {
         let path = self.path.key("clients").key(name);
         if let Err(e) = syntax::check_name(name) {
@@ -713,6 +737,13 @@ impl NetworkCheck<'_> {
             reach: Vec::new(),
             endpoint: None,
             keepalive: None,
+            listen_port: None,
+            mtu: None,
+            interface: None,
+            dns: match &c.dns {
+                Some(list) => self.dns_list(&path.key("dns"), list),
+                None => client_dns.to_vec(),
+            },
             forwarding: false,
             nat: false,
             secret_file: c.preshared_key_file.clone(),
@@ -788,27 +819,35 @@ impl NetworkCheck<'_> {
     /// route to a peer is the same on every host, so one pass over the peers finds every clash;
     /// a spoke adds its `reach` to its primary hub, checked against the other hubs.
     fn conflicting_prefixes(&mut self, model: &NetworkModel) {
-        let mut owner: HashMap<IpNet, &Peer> = HashMap::default();
+        let mut owners: HashMap<IpNet, Vec<&Peer>> = HashMap::default();
         let live: Vec<&Peer> = self.live(model).collect();
+        let mut clashes: Vec<(IpNet, &Peer, &Peer)> = Vec::new();
         for peer in &live {
             for prefix in &peer.advertised {
-                let Some(other) = owner.insert(*prefix, peer) else {
-                    continue;
-                };
-                // Two peers with one tunnel address are already reported by unique_addresses.
-                let same_address =
-                    peer.host_prefixes().contains(prefix) && other.host_prefixes().contains(prefix);
-                if other.name != peer.name && !same_address {
-                    let other = &other.name;
-                    let path = self.peer_path(peer);
-                    self.d.error(
-                        &path,
-                        format!(
-                            "{prefix} would be in the AllowedIPs of both {other:?} and {:?} on {}",
-                            peer.name, model.name
-                        ),
-                    );
-                }
+                let list = owners.entry(*prefix).or_default();
+                clashes.extend(list.iter().map(|other| (*prefix, *peer, *other)));
+                list.push(peer);
+            }
+        }
+        for (prefix, peer, other) in clashes {
+            // Two peers with one tunnel address are already reported by unique_addresses.
+            let same_address =
+                peer.host_prefixes().contains(&prefix) && other.host_prefixes().contains(&prefix);
+            // WireGuard moves a prefix only between the peers of one interface: a clash
+            // needs a host that has both as peers (never the case for a lone pair).
+            if other.name != peer.name
+                && !same_address
+                && links::a_host_peers_with_both(model, &live, peer, other)
+            {
+                let other = &other.name;
+                let path = self.peer_path(peer);
+                self.d.error(
+                    &path,
+                    format!(
+                        "{prefix} would be in the AllowedIPs of both {other:?} and {:?} on {}",
+                        peer.name, model.name
+                    ),
+                );
             }
         }
         let Some((primary, others)) = model.hubs.split_first() else {
@@ -896,7 +935,12 @@ impl NetworkCheck<'_> {
 
     /// Spokes dial their hubs, so every hub that has spokes needs an endpoint.
     fn hubs_reachable(&mut self, model: &NetworkModel, net: &schema::Network) {
-        let has_spokes = model.peers.values().any(|p| !model.is_hub(&p.name));
+        // A hub whose only spokes are clients (a lone road-warrior server) is dialled by no
+        // host: its endpoint only goes into `client-config`, which asks for it there.
+        let has_spokes = model
+            .peers
+            .values()
+            .any(|p| p.kind == PeerKind::Host && !model.is_hub(&p.name));
         if !has_spokes {
             return;
         }

@@ -217,7 +217,7 @@ fn network(fleet: &ValidFleet, net: &NetworkModel, now: i64) -> NetGraph {
                     .endpoint
                     .as_ref()
                     .filter(|_| p.kind == PeerKind::Host)
-                    .map(|e| e.render(net.listen_port)),
+                    .map(|e| e.render(p.listen_port.unwrap_or(net.listen_port))),
                 reach: p.reach.clone(),
                 forwarding: p.forwarding,
                 nat: p.nat,

@@ -18,7 +18,6 @@ pub(super) struct PeerSec {
     pub(super) keepalive: Option<(String, usize)>,
     pub(super) psk: Option<(SecretKey, usize)>,
     pub(super) bad_psk: Option<usize>,
-    pub(super) other: Vec<Kv>,
 }
 
 impl PeerSec {
@@ -50,8 +49,8 @@ pub(super) struct ConfFile {
     pub(super) private_key: Option<(SecretKey, usize)>,
     pub(super) bad_private_key: Option<usize>,
     pub(super) peers: Vec<PeerSec>,
-    /// Sections other than [Interface] and [Peer].
-    pub(super) unknown_sections: Vec<usize>,
+    /// Lines wg-quick refuses, and why.
+    pub(super) refused: Vec<(usize, String)>,
     /// The meaning of the file with secret values replaced by a marker (for the round trip).
     pub(super) meaning: WgConf,
 }
@@ -91,7 +90,8 @@ const NOT_A_LABEL: &[&str] = &[
 ];
 
 pub(super) fn usable_label(text: &str) -> Option<String> {
-    let t = text.trim();
+    let t = super::network::without_installer_marks(text)?;
+    let t = t.as_str();
     let lower = t.to_ascii_lowercase();
     let ok = !t.is_empty()
         && t.chars().count() <= 200
@@ -109,7 +109,7 @@ pub(super) fn parse_file(input: &Input) -> ConfFile {
         private_key: None,
         bad_private_key: None,
         peers: Vec::new(),
-        unknown_sections: Vec::new(),
+        refused: Vec::new(),
         meaning: WgConf::default(),
     };
     let mut redacted = String::with_capacity(input.text.len());
@@ -152,7 +152,8 @@ pub(super) fn parse_file(input: &Input) -> ConfFile {
                 f.interface_line.get_or_insert(no);
             } else {
                 section = "";
-                f.unknown_sections.push(no);
+                f.refused
+                    .push((no, format!("{body} is not a section of a wg-quick file")));
             }
             pending.clear();
             f.lines.push(raw.trim().to_owned());
@@ -161,6 +162,7 @@ pub(super) fn parse_file(input: &Input) -> ConfFile {
             continue;
         }
         let Some((name, value)) = body.split_once('=') else {
+            f.refused.push((no, super::refused::refused_line(body)));
             f.lines.push(raw.trim().to_owned());
             redacted.push_str(raw);
             redacted.push('\n');
@@ -176,6 +178,11 @@ pub(super) fn parse_file(input: &Input) -> ConfFile {
             f.lines.push(raw.trim().to_owned());
             redacted.push_str(raw);
             redacted.push('\n');
+        }
+        if let Some(why) = super::refused::refused_key(section, &key) {
+            f.refused.push((no, why));
+            pending.clear();
+            continue;
         }
         match (section, peer.as_mut()) {
             ("interface", _) if key == "privatekey" => {
@@ -219,11 +226,7 @@ pub(super) fn parse_file(input: &Input) -> ConfFile {
                         Some(k) => p.psk = Some((k, no)),
                         None => p.bad_psk = Some(no),
                     },
-                    _ => p.other.push(Kv {
-                        no,
-                        key,
-                        value: value.to_owned(),
-                    }),
+                    _ => {}
                 }
             }
             _ => {}

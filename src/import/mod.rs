@@ -43,6 +43,8 @@ use crate::wgconf::{self, WgConf};
 
 mod conf;
 mod network;
+mod refused;
+mod renamed;
 mod report;
 mod round_trip;
 mod source;
@@ -167,6 +169,10 @@ impl Findings {
         });
     }
 
+    fn error(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
+        self.push(Severity::Error, kind, message, lines);
+    }
+
     fn warn(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
         self.push(Severity::Warning, kind, message, lines);
     }
@@ -222,11 +228,31 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
             ));
         }
     }
+    let mut merges = Vec::new();
+    let network_of = renamed::networks(&files, &mut merges);
     let mut by_net: BTreeMap<String, Vec<&ConfFile>> = BTreeMap::new();
     for f in &files {
-        by_net.entry(f.src.network.clone()).or_default().push(f);
+        by_net
+            .entry(network_of[&f.src.network].clone())
+            .or_default()
+            .push(f);
     }
     let multi = by_net.len() > 1;
+    let mut findings = Vec::new();
+    for f in &files {
+        for (line, why) in &f.refused {
+            findings.push(Finding {
+                severity: Severity::Error,
+                kind: "refused-by-wg-quick",
+                network: multi.then(|| f.src.network.clone()),
+                message: format!(
+                    "wg-quick refuses this line of {}: {why}; the tunnel cannot start with it: fix the file and import again",
+                    f.src.display
+                ),
+                lines: vec![f.place(*line)],
+            });
+        }
+    }
     let key_owners: BTreeMap<String, String> = files
         .iter()
         .filter_map(|f| {
@@ -235,7 +261,17 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                 .map(|(k, _)| (k.public_key(), f.src.host.clone()))
         })
         .collect();
-    let mut findings = Vec::new();
+    let mut files_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &files {
+        files_of
+            .entry(f.src.host.clone())
+            .or_default()
+            .push(f.src.display.clone());
+    }
+    for mut m in merges {
+        m.network = m.network.filter(|_| multi);
+        findings.push(m);
+    }
     let mut used_names: BTreeSet<String> = files.iter().map(|f| f.src.host.clone()).collect();
     let mut unknown = 0usize;
     let mut nets: Vec<(String, NetOut<'_>)> = Vec::new();
@@ -249,6 +285,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
             f: &mut f,
             key_owners: &key_owners,
             file_hosts: BTreeSet::new(),
+            files_of: &files_of,
             members: BTreeMap::new(),
             entries: BTreeMap::new(),
             foreign: Vec::new(),
@@ -279,7 +316,6 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
         n.advertised();
         n.endpoints();
         n.keepalives();
-        n.peer_leftovers();
         n.descriptions();
         n.forwarding_hint();
         n.firewall_hint();
@@ -437,6 +473,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
     if let Some(valid) = &valid {
         round_trip(valid, &nets, opts.now, &mut general);
     }
+    missing_hosts(&files, &fleet, &mut general);
     findings.append(&mut general.list);
     findings.sort_by_key(|f| f.severity);
     Ok(Imported {
@@ -446,6 +483,29 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
         secrets,
         valid: valid.is_some(),
     })
+}
+
+/// Every file given names a host of the fleet: an import that left one out is incomplete (its
+/// key, port and peers would be lost when the files are deleted), whatever else was reported.
+fn missing_hosts(files: &[ConfFile], fleet: &Fleet, f: &mut Findings) {
+    for file in files {
+        let (host, net) = (&file.src.host, &file.src.network);
+        let member = fleet.networks.iter().any(|(name, n)| {
+            n.members
+                .get(host)
+                .is_some_and(|m| m.interface.as_ref().unwrap_or(name) == net)
+        });
+        if !member {
+            f.error(
+                "host-not-imported",
+                format!(
+                    "{} was given, but {host} is not a member of {net} in the imported fleet (see above why): the import is incomplete; fix the file and import again",
+                    file.src.display
+                ),
+                vec![],
+            );
+        }
+    }
 }
 
 impl NetworkSummary {

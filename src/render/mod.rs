@@ -33,7 +33,7 @@ struct ConfigContext<'a> {
     host: &'a str,
     network: &'a str,
     address: String,
-    listen_port: u16,
+    listen_port: Option<u16>,
     private_key: String,
     mtu: Option<u16>,
     peers: Vec<PeerContext<'a>>,
@@ -90,6 +90,8 @@ struct ClientContext<'a> {
     network: &'a str,
     address: String,
     private_key: String,
+    mtu: Option<u16>,
+    dns: String,
     peers: Vec<PeerContext<'a>>,
 }
 
@@ -105,6 +107,13 @@ pub fn render_client_config(plan: &ClientPlan) -> Result<String> {
         network: &plan.network,
         address: join(&plan.addresses),
         private_key: client_key_placeholder(&plan.client),
+        mtu: plan.mtu,
+        dns: plan
+            .dns
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         peers: plan.peers.iter().map(peer_context).collect(),
     };
     let tera = TERA.as_ref().map_err(|message| Error::Render {
