@@ -157,7 +157,9 @@ rec {
           others = attrValues (removeAttr host (value.members or { }));
         in
         {
-          interface = name;
+          # The host's own name for the interface (a point-to-point pair may name it differently
+          # on each end).
+          interface = member.interface or name;
           dialled = endpoint != null && (hubs == null || elem host hubs);
           listenPort = port;
           policy = (value.flows or [ ]) != [ ];

@@ -362,6 +362,7 @@ fn host_needs_agree_with_wgfleets_plan() {
         "examples/seed-001",
         "examples/seed-002",
         "examples/seed-004",
+        "examples/site-to-site",
     ]
     .iter()
     .map(|d| root().join(d).join("fleet.json"))

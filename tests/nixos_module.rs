@@ -314,9 +314,9 @@ fn the_firewall_opens_the_port_peers_dial_and_trusts_tunnels_that_flows_police()
     // A worker only dials out; its replies come back as established traffic.
     let r = example_on("seed-000", "worker-1", "");
     assert_eq!(r["firewall"]["allowedUDPPorts"], serde_json::json!([]));
-    // In a mesh every member with an endpoint is dialled.
+    // In a mesh every member with an endpoint is dialled, on its own port where it has one.
     let r = example_on("seed-004", "node-c", "");
-    assert_eq!(r["firewall"]["allowedUDPPorts"], serde_json::json!([51820]));
+    assert_eq!(r["firewall"]["allowedUDPPorts"], serde_json::json!([51900]));
     // With flows, wgfleet's WGFLEET-INPUT lets in what they allow and drops the rest: NixOS's
     // firewall trusts the tunnel instead of dropping it in its own table.
     let r = example_on("seed-000-policy", "cp", "");
