@@ -3,8 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::keys::SecretKey;
 use crate::wgconf::{self, RELOADABLE_INTERFACE_KEYS, WgConf};
 
 /// Actions, from least to most disruptive.
@@ -75,6 +77,11 @@ pub enum Change {
         detail: String,
     },
     NetworkRemoved,
+    /// An earlier run wrote the file but was killed before its job finished (its record is
+    /// under the state directory): this run does the job.
+    Interrupted {
+        action: Action,
+    },
 }
 
 /// The unit as systemd reports it.
@@ -90,10 +97,15 @@ impl UnitState {
     }
 }
 
-/// What `wg show IFACE dump` says about the running interface (no key material kept).
+/// What `wg show IFACE dump` and `ip` say about the running interface (no key material kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Live {
     pub listen_port: Option<String>,
+    /// The public key of the live private key (derived here; the private key is not kept).
+    pub public_key: Option<String>,
+    /// The interface's global addresses and MTU (`None`: not observed).
+    pub addresses: Option<BTreeSet<IpNet>>,
+    pub mtu: Option<String>,
     /// By public key: allowed IPs, keepalive ("off" or seconds), whether a PSK is set.
     pub peers: BTreeMap<String, LivePeer>,
 }
@@ -110,13 +122,18 @@ pub struct LivePeer {
     pub tx_bytes: u64,
 }
 
-/// Parses `wg show IFACE dump`. The private key (first field) and PSKs are skipped, not kept.
+/// Parses `wg show IFACE dump`. Of the private key (first field) only its public key is kept;
+/// PSKs are skipped.
 pub fn parse_dump(dump: &str) -> Live {
     let mut lines = dump.lines();
-    let listen_port = lines
+    let first: Vec<&str> = lines
         .next()
-        .and_then(|l| l.split('\t').nth(2))
-        .map(str::to_owned);
+        .map_or_else(Vec::new, |l| l.split('\t').collect());
+    let listen_port = first.get(2).map(|s| (*s).to_owned());
+    let public_key = first
+        .first()
+        .and_then(|k| SecretKey::from_base64(k.as_bytes()))
+        .map(|k| k.public_key());
     let mut peers = BTreeMap::new();
     for line in lines {
         let f: Vec<&str> = line.split('\t').collect();
@@ -143,7 +160,23 @@ pub fn parse_dump(dump: &str) -> Live {
             },
         );
     }
-    Live { listen_port, peers }
+    Live {
+        listen_port,
+        public_key,
+        peers,
+        ..Live::default()
+    }
+}
+
+/// The global addresses in `ip -o address show dev IFACE` (link-local ones are the kernel's).
+pub fn parse_addresses(text: &str) -> BTreeSet<IpNet> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            words.next()?.parse().ok()
+        })
+        .collect()
 }
 
 /// What one interface needs.
@@ -203,8 +236,9 @@ pub fn diff_network(
         && file_equal
         && let Some(live) = live
     {
-        let found = live_drift(&new, live, names);
+        let (found, restart) = live_drift(&new, live, names);
         drift = !found.is_empty();
+        needs_restart |= restart;
         changes.extend(found);
     }
     let action = if !running {
@@ -300,9 +334,80 @@ fn peer_changes(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) ->
     changes
 }
 
-/// Differences between the file's meaning and the running interface. Endpoints are not
-/// compared: peers roam, and hubs learn spokes' endpoints from handshakes.
-fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
+/// An earlier run that was killed before its job finished: the job is this run's to do (the
+/// file on disk may already be the new one, so the diff alone would not see it). Said even when
+/// the diff already calls for as much, so that the operator learns of the crash.
+pub fn finish_interrupted(mut diff: NetworkDiff, interrupted: Action) -> NetworkDiff {
+    let job = matches!(
+        interrupted,
+        Action::Reload | Action::Restart | Action::Start
+    );
+    if job && diff.action != Action::Remove {
+        diff.action = diff.action.max(interrupted);
+        diff.changes.push(Change::Interrupted {
+            action: interrupted,
+        });
+    }
+    diff
+}
+
+/// Differences between the file's meaning and the running interface, and whether they need a
+/// restart (wg-quick sets Address and MTU only on `up`; `wg syncconf` sets the rest).
+/// Endpoints are not compared: peers roam, and hubs learn spokes' endpoints from handshakes.
+fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> (Vec<Change>, bool) {
+    let mut restart = false;
+    let mut found = Vec::new();
+    let mtu = conf.interface.get("mtu").and_then(|v| v.last());
+    if let (Some(want), Some(have)) = (mtu, &live.mtu)
+        && want != have
+    {
+        restart = true;
+        found.push(Change::LiveDrift {
+            detail: format!("MTU is {have} live"),
+        });
+    }
+    let want: BTreeSet<IpNet> = conf
+        .interface
+        .get("address")
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| {
+            let a = a.trim();
+            a.parse()
+                .ok()
+                .or_else(|| a.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        })
+        .collect();
+    if let Some(have) = &live.addresses
+        && !want.is_empty()
+        && *have != want
+    {
+        restart = true;
+        let have: BTreeSet<String> = have.iter().map(ToString::to_string).collect();
+        found.push(Change::LiveDrift {
+            detail: format!("addresses {} live", join(&have)),
+        });
+    }
+    let key = conf
+        .interface
+        .get("privatekey")
+        .and_then(|v| v.last())
+        .and_then(|k| SecretKey::from_base64(k.as_bytes()))
+        .map(|k| k.public_key());
+    if key.is_some() && live.public_key.is_some() && key != live.public_key {
+        found.push(Change::LiveDrift {
+            detail: format!(
+                "the interface runs with another private key (public key {})",
+                opt(&live.public_key)
+            ),
+        });
+    }
+    found.extend(peer_drift(conf, live, names));
+    (found, restart)
+}
+
+fn peer_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
     let name = |k: &String| {
         names
             .get(k)
@@ -392,6 +497,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            ..Live::default()
         }
     }
     fn names() -> BTreeMap<String, String> {
@@ -491,6 +597,84 @@ mod tests {
     }
 
     #[test]
+    fn live_mtu_or_addresses_unlike_the_file_restart_and_a_live_key_reloads() {
+        let conf = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nMTU = 1380\n");
+        let mut live = live_of(&conf);
+        live.mtu = Some("1420".into());
+        let d = diff_network("wg0", &conf, Some(&conf), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Restart);
+        assert_eq!(
+            d.changes,
+            vec![Change::LiveDrift {
+                detail: "MTU is 1420 live".into()
+            }]
+        );
+        live.mtu = Some("1380".into());
+        live.addresses = Some(["10.0.0.1/24".parse().unwrap()].into());
+        let d = diff_network("wg0", &conf, Some(&conf), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Nothing, "{:?}", d.changes);
+        live.addresses = Some(["10.0.0.9/24".parse().unwrap()].into());
+        let d = diff_network("wg0", &conf, Some(&conf), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Restart);
+
+        let private = SecretKey::generate_private();
+        let conf = BASE.replace(
+            "PrivateKey = K",
+            &format!("PrivateKey = {}", *private.to_base64()),
+        );
+        let mut live = live_of(&conf);
+        live.public_key = Some(private.public_key());
+        let d = diff_network("wg0", &conf, Some(&conf), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Nothing);
+        live.public_key = Some(SecretKey::generate_private().public_key());
+        let d = diff_network("wg0", &conf, Some(&conf), Some(&live), &up(), &names());
+        assert_eq!(d.action, Action::Reload);
+        assert!(!format!("{:?}", d.changes).contains(private.to_base64().as_str()));
+    }
+
+    #[test]
+    fn an_interrupted_job_is_finished_by_the_next_run() {
+        let d = diff_network(
+            "wg0",
+            BASE,
+            Some(BASE),
+            Some(&live_of(BASE)),
+            &up(),
+            &names(),
+        );
+        let d = finish_interrupted(d, Action::Restart);
+        assert_eq!(d.action, Action::Restart);
+        assert_eq!(
+            d.changes,
+            vec![Change::Interrupted {
+                action: Action::Restart
+            }]
+        );
+        // Already as disruptive: said, and the action stays; a removal stays a removal.
+        let again = finish_interrupted(d.clone(), Action::Reload);
+        assert_eq!(again.action, Action::Restart);
+        assert_eq!(again.changes.len(), 2);
+        let removed = finish_interrupted(diff_removed("wg0"), Action::Restart);
+        assert_eq!(removed.action, Action::Remove);
+        // A write without a job (formatting only) leaves nothing to finish.
+        let d = diff_network("wg0", BASE, Some(BASE), None, &up(), &names());
+        assert_eq!(
+            finish_interrupted(d, Action::WriteFile).action,
+            Action::Nothing
+        );
+    }
+
+    #[test]
+    fn addresses_are_read_from_ip() {
+        let text = "5: wg0    inet 10.50.0.11/24 scope global wg0\\       valid_lft forever preferred_lft forever\n5: wg0    inet6 fd00::b/64 scope global \\       valid_lft forever preferred_lft forever\n";
+        let got: Vec<String> = parse_addresses(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["10.50.0.11/24", "fd00::b/64"]);
+    }
+
+    #[test]
     fn dump_parsing_keeps_no_key_material() {
         let dump = "PRIV\tPUB\t51820\toff\nA\tPSK\t192.0.2.1:51820\t10.0.0.2/32,10.1.0.0/16\t0\t0\t0\t25\nB\t(none)\t(none)\t(none)\t0\t0\t0\toff\n";
         let live = parse_dump(dump);
@@ -499,5 +683,10 @@ mod tests {
         assert_eq!(live.peers["A"].allowed_ips.len(), 2);
         assert!(live.peers["B"].allowed_ips.is_empty());
         assert!(!format!("{live:?}").contains("PRIV") && !format!("{live:?}").contains("PSK\""));
+        let private = SecretKey::generate_private();
+        let dump = format!("{}\tPUB\t51820\toff\n", *private.to_base64());
+        let live = parse_dump(&dump);
+        assert_eq!(live.public_key, Some(private.public_key()));
+        assert!(!format!("{live:?}").contains(private.to_base64().as_str()));
     }
 }

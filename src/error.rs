@@ -75,6 +75,37 @@ pub enum Error {
     #[error("{what}: {message}")]
     System { what: String, message: String },
 
+    /// A systemd call or job that failed; `what` is the network (or `systemd`).
+    #[error("{what}: {source}")]
+    Systemd {
+        what: String,
+        source: crate::apply::systemd::SystemdError,
+    },
+
+    /// A step failed and what it had changed was undone (exit code 3).
+    #[error("{error}; {rollback}")]
+    RolledBack {
+        #[source]
+        error: Box<Error>,
+        rollback: crate::apply::RolledBack,
+    },
+
+    /// A step failed and undoing it failed too (exit code 4): the host needs a look.
+    #[error("{error}; rollback failed too: {rollback}")]
+    RollbackFailed {
+        #[source]
+        error: Box<Error>,
+        rollback: Box<Error>,
+    },
+
+    /// wgfleet's own state under /var/lib/wgfleet.
+    #[error("{path}: {message}")]
+    State { path: PathBuf, message: String },
+
+    /// Writing the command's output failed (not the fleet: nothing was read wrong).
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] std::io::Error),
+
     #[error("rendering {what}: {message}")]
     Render { what: String, message: String },
 }
@@ -92,10 +123,86 @@ fn invalid_summary(diagnostics: &[Located]) -> String {
 }
 
 impl Error {
-    /// 1 for every error: 0 and 2 are reserved for success and "changes pending".
+    /// The documented exit code of each error (README, "Exit codes"); 2 is reserved for
+    /// `plan --detailed-exitcode`'s "changes pending".
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Error::RolledBack { .. } => 3,
+            Error::RollbackFailed { .. } => 4,
+            _ if self.is_closed_output() => 0,
+            _ => 1,
+        }
+    }
+
+    /// The reader of our output went away (`wgfleet render | head`): not an error to report.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::RolledBack;
+    use crate::apply::systemd::SystemdError;
+
+    fn job_failed() -> Error {
+        Error::Systemd {
+            what: "network wg0".into(),
+            source: SystemdError::JobFailed {
+                what: "reloading",
+                unit: "wg-quick@wg0.service".into(),
+                result: "failed".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn each_outcome_has_its_documented_exit_code_and_keeps_its_cause() {
+        let rolled = Error::RolledBack {
+            error: Box::new(job_failed()),
+            rollback: RolledBack::RestoredAndRestarted,
+        };
+        assert_eq!(rolled.exit_code(), 3);
+        assert_eq!(
+            rolled.to_string(),
+            "network wg0: reloading wg-quick@wg0.service finished with result \"failed\"; see \
+             `journalctl -u wg-quick@wg0.service`; the previous config was restored and the \
+             tunnel is back up"
+        );
+        // The chain keeps the kinds: rolled back ← the job's error ← systemd's.
+        let cause = std::error::Error::source(&rolled).expect("a source");
+        let systemd = cause.source().expect("systemd's error");
+        assert!(matches!(
+            systemd.downcast_ref::<SystemdError>(),
+            Some(SystemdError::JobFailed { .. })
+        ));
+        let failed = Error::RollbackFailed {
+            error: Box::new(job_failed()),
+            rollback: Box::new(job_failed()),
+        };
+        assert_eq!(failed.exit_code(), 4);
+        assert!(
+            failed
+                .to_string()
+                .contains("; rollback failed too: network wg0")
+        );
+        assert_eq!(job_failed().exit_code(), 1);
+    }
+
+    #[test]
+    fn only_a_closed_output_is_quiet() {
+        let closed = Error::Output(std::io::ErrorKind::BrokenPipe.into());
+        assert!(closed.is_closed_output());
+        assert_eq!(closed.exit_code(), 0);
+        let full = Error::Output(std::io::Error::from_raw_os_error(28));
+        assert!(!full.is_closed_output());
+        assert_eq!(full.exit_code(), 1);
+        assert!(
+            full.to_string()
+                .starts_with("cannot write to standard output: No space left on device")
+        );
+    }
+}

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
+pub mod operations;
 pub mod plan;
 pub mod render;
 pub mod report;

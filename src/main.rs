@@ -16,6 +16,9 @@ fn main() -> ExitCode {
     let mut stderr = std::io::stderr();
     match wgfleet::commands::run(cli, &mut stdout, &mut stderr) {
         Ok(code) => ExitCode::from(code),
+        // A closed stdout (`wgfleet render | head`) ends quietly with 0, as ripgrep does: the
+        // reader has all it wanted, and an error there would only make the pipeline fail.
+        Err(e) if e.is_closed_output() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wgfleet: {e}");
             ExitCode::from(e.exit_code())

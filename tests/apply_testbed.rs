@@ -16,12 +16,13 @@ use wgfleet_on::{
 
 const HOSTS: [&str; 4] = ["cp", "worker-1", "worker-2", "proxy"];
 
-fn apply_fails(host: &Host, why: &str) -> String {
+/// `apply`, which must fail with exit code `code` (1: error, 3: rolled back).
+fn apply_fails(host: &Host, code: i32, why: &str) -> String {
     let out = wgfleet(host, "apply");
     let text = printed(&out);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(code),
         "apply on {} must fail ({why}):\n{text}",
         host.name()
     );
@@ -165,6 +166,20 @@ fn apply_reconciles_real_hosts() {
         set_fleet(h, &seed000_fleet(&HOSTS));
     }
     assert_eq!(plan_exit(cp), Some(2));
+    // plan --json lists the operations apply runs, and how a failure is undone.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&wgfleet(cp, "plan --json").stdout).unwrap();
+    let wg0 = &plan["networks"][0]["operations"];
+    let ops: Vec<&str> = wg0["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["write-config", "job", "audit"], "{wg0}");
+    assert_eq!(wg0["ops"][1]["job"], "reload");
+    assert_eq!(wg0["onFailure"]["rollback"], "restore-previous");
+    assert_eq!(wg0["onFailure"]["restart"], "wg-quick@wg0.service");
     let pinger = w1.spawn("ping -c 40 -i 0.1 -W 1 10.50.0.1").unwrap();
     let out = apply(cp);
     assert!(
@@ -249,12 +264,12 @@ fn apply_reconciles_real_hosts() {
     // 5. Bad input leaves the running tunnel alone.
     let (file, pid) = (file_id(w1), wg_go_pid(w1));
     std::fs::write(w1.dir().join("fleet.json"), "{ \"version\": 1, ").unwrap();
-    apply_fails(w1, "invalid fleet");
+    apply_fails(w1, 1, "invalid fleet");
     let mut wrong_key = mtu.clone();
     wrong_key["hosts"]["worker-1"]["publicKey"] = mtu["hosts"]["worker-2"]["publicKey"].clone();
     wrong_key["hosts"]["worker-2"]["publicKey"] = mtu["hosts"]["worker-1"]["publicKey"].clone();
     set_fleet(w1, &wrong_key);
-    let out = apply_fails(w1, "key does not match");
+    let out = apply_fails(w1, 1, "key does not match");
     assert!(out.contains("belongs to public key"), "{out}");
     set_fleet(w1, &mtu);
     w1.sh_ok("age-keygen -o /x/other-identity.txt 2>/dev/null")
@@ -272,14 +287,15 @@ fn apply_reconciles_real_hosts() {
         "bad input touched the tunnel"
     );
     eprintln!("scenario 5: a config wg-quick cannot apply");
-    // A config wg-quick cannot apply (its new port is taken): rolled back, tunnel up, audited.
+    // A config wg-quick cannot apply (its new port is taken): rolled back (exit code 3), tunnel
+    // up, audited.
     w1.sh_ok("wireguard-go wgblock && wg set wgblock listen-port 51999")
         .unwrap();
     let mut busy_port = mtu.clone();
     busy_port["networks"]["wg0"]["listenPort"] = json!(51999);
     set_fleet(w1, &busy_port);
     let before = audit_lines(w1);
-    let out = apply_fails(w1, "port in use");
+    let out = apply_fails(w1, 3, "port in use");
     assert!(out.contains("restored"), "{out}");
     assert!(
         w1.sh_ok("cat /etc/wireguard/wg0.conf")
@@ -366,6 +382,72 @@ fn apply_reconciles_real_hosts() {
     set_fleet(w1, &mtu);
     apply(w1);
     ping(w1, "10.50.0.1");
+
+    eprintln!("scenario 7b");
+    // 7b. Killed right after writing an MTU change, before the restart (the test-only fault
+    // hook: no timing hits that point reliably). The file already matches the fleet; the step's
+    // record under /var/lib/wgfleet makes the next run restart, and so does the live MTU alone
+    // (the record removed by hand).
+    let mtu_of = |h: &Host| {
+        h.sh_ok("cat /sys/class/net/wg0/mtu")
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    for (keep_record, new_mtu) in [(true, 1340), (false, 1350)] {
+        let mut variant = mtu.clone();
+        variant["networks"]["wg0"]["mtu"] = json!(new_mtu);
+        set_fleet(w1, &variant);
+        let killed = w1
+            .sh_ok(&format!(
+                "WGFLEET_TEST_KILL_AFTER_WRITE=1 {cmd} >/dev/null 2>&1; echo $?"
+            ))
+            .unwrap();
+        assert_eq!(killed.trim(), "137", "apply was killed by SIGKILL");
+        assert!(
+            w1.sh_ok("cat /etc/wireguard/wg0.conf")
+                .unwrap()
+                .contains(&format!("MTU = {new_mtu}")),
+            "the new file was written"
+        );
+        assert_eq!(mtu_of(w1), "1380", "the restart did not happen");
+        let record = w1.sh_ok("cat /var/lib/wgfleet/pending.json").unwrap();
+        assert!(
+            record.contains("\"restart\"") && !record.contains("PrivateKey"),
+            "{record}"
+        );
+        if !keep_record {
+            w1.sh_ok("rm /var/lib/wgfleet/pending.json").unwrap();
+        }
+        assert_eq!(plan_exit(w1), Some(2), "the interrupted restart is pending");
+        let out = apply(w1);
+        let why = if keep_record {
+            "interrupted"
+        } else {
+            "drift: MTU is 1380 live"
+        };
+        assert!(out.contains("restart") && out.contains(why), "{out}");
+        assert_eq!(mtu_of(w1), new_mtu.to_string());
+        assert!(
+            w1.sh("test -e /var/lib/wgfleet/pending.json")
+                .unwrap()
+                .status
+                .code()
+                == Some(1),
+            "the record is gone once the step ended"
+        );
+        assert_eq!(plan_exit(w1), Some(0));
+        ping(w1, "10.50.0.1");
+        set_fleet(w1, &mtu);
+        // An apply whose reader went away still acts, and ends quietly with 0.
+        let closed = w1
+            .sh_ok(&format!(
+                "bash -c '{cmd} | (exec 0<&-; true); echo ${{PIPESTATUS[0]}}'"
+            ))
+            .unwrap();
+        assert_eq!(closed.trim(), "0");
+        assert_eq!(mtu_of(w1), "1380");
+    }
 
     eprintln!("scenario 8");
     // 8. Two applies at once serialise; both succeed; the audit log has the one that changed

@@ -62,3 +62,37 @@ fn man_pages_for_wgfleet_and_each_command() {
 fn version_names_the_schema_versions_it_reads() {
     assert!(wgfleet(&["--version"]).contains("reads fleet schema version 1"));
 }
+
+/// `wgfleet render` for seed 000's control plane with `tail` after it (bash); what the whole
+/// line printed, stdout and stderr.
+fn render_then(tail: &str) -> (String, String) {
+    let script = format!(
+        "{} render --fleet {}/examples/seed-000/fleet.json --host cp {tail}",
+        env!("CARGO_BIN_EXE_wgfleet"),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("run bash");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_0() {
+    let (code, stderr) = render_then("| (exec 0<&-; true); echo ${PIPESTATUS[0]}");
+    assert_eq!((code.as_str(), stderr.as_str()), ("0\n", ""));
+}
+
+#[test]
+fn a_failed_write_names_standard_output_not_the_fleet() {
+    let (code, stderr) = render_then("> /dev/full; echo $?");
+    assert_eq!(code, "1\n");
+    assert!(
+        stderr.starts_with("wgfleet: cannot write to standard output: No space left on device"),
+        "{stderr}"
+    );
+}

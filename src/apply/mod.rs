@@ -1,11 +1,13 @@
-//! The imperative shell: observe the host, diff it against the plan (pure, in `diff`), and act.
-//! The only code that touches the system. Nothing is touched before the fleet is valid and
+//! The imperative shell: observe the host, diff it against the plan (pure, in `diff`), compute
+//! each step's operations (pure, in `operations`), and run them. The only code that touches the
+//! system. Nothing is touched before the fleet is valid and
 //! every secret decrypted and checked; a failed start or reload restores the previous file and
 //! brings the old tunnel back.
 
 pub mod audit;
 pub mod host;
 pub mod lock;
+pub mod pending;
 pub mod systemd;
 
 use std::collections::BTreeMap;
@@ -20,9 +22,11 @@ use crate::diff::{self, Action, Live, NetworkDiff};
 use crate::error::{Error, Result};
 use crate::fleet::ValidFleet;
 use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::operations::{self, Op, Operations, Rollback};
 use crate::plan::InterfacePlan;
 use crate::render::{self, MANAGED_MARKER};
 use crate::secrets::HostSecrets;
+use pending::Pending;
 use systemd::{Job, Systemd, unit_name};
 
 /// Where wgfleet reads and writes; `--root` moves them all under a directory.
@@ -128,28 +132,39 @@ impl Desired {
     }
 }
 
-/// The diff of one interface with what was on disk before, for acting and rolling back.
+/// The diff of one interface with what was on disk before, and the operations that realise it.
 pub struct Step<'d> {
     pub diff: NetworkDiff,
+    pub ops: Operations,
     pub desired: Option<&'d Desired>,
+    /// The config to go back to if the job fails.
     pub previous: Option<Zeroizing<String>>,
+    /// The unit was running before (or before the interrupted run that this step finishes).
     pub was_running: bool,
 }
 
+/// The host-wide diff and its operations (empty when there is nothing to do).
+pub struct HostStep {
+    pub diff: host::HostDiff,
+    pub ops: Operations,
+}
+
 /// Reads what is on disk and live, and diffs every interface of the host against it, plus the
-/// interfaces wgfleet manages that the host no longer has.
+/// interfaces wgfleet manages that the host no longer has. A step an earlier run left
+/// unfinished (`pending`) is finished. `audit_all`: every interface gets an audit line (with
+/// all its peers), changed or not.
 pub fn observe<'d>(
     desired: &'d [Desired],
     paths: &Paths,
     systemd: &Systemd,
+    pending: &Pending,
+    audit_all: bool,
 ) -> Result<Vec<Step<'d>>> {
     let mut steps = Vec::new();
     for d in desired {
         let iface = &d.plan.network;
         let on_disk = read_private(&paths.config(iface))?;
-        let unit = systemd
-            .state(&unit_name(iface))
-            .map_err(|e| sys_err(iface, e))?;
+        let unit = systemd.state(&unit_name(iface)).map_err(sys(iface))?;
         let live = if unit.is_running() {
             live_state(iface)
         } else {
@@ -163,33 +178,97 @@ pub fn observe<'d>(
             &unit,
             &d.names,
         );
-        steps.push(Step {
+        steps.push(step(
             diff,
-            desired: Some(d),
-            previous: on_disk,
-            was_running: unit.is_running(),
-        });
+            Some(d),
+            on_disk,
+            unit.is_running(),
+            paths,
+            pending,
+            audit_all,
+        )?);
     }
     for iface in managed_interfaces(&paths.wireguard)? {
         if desired.iter().all(|d| d.plan.network != iface) {
-            let unit = systemd
-                .state(&unit_name(&iface))
-                .map_err(|e| sys_err(&iface, e))?;
-            steps.push(Step {
-                diff: diff::diff_removed(&iface),
-                desired: None,
-                previous: read_private(&paths.config(&iface))?,
-                was_running: unit.is_running(),
-            });
+            let unit = systemd.state(&unit_name(&iface)).map_err(sys(&iface))?;
+            let on_disk = read_private(&paths.config(&iface))?;
+            let diff = diff::diff_removed(&iface);
+            steps.push(step(
+                diff,
+                None,
+                on_disk,
+                unit.is_running(),
+                paths,
+                pending,
+                audit_all,
+            )?);
         }
     }
     Ok(steps)
 }
 
-fn sys_err(iface: &str, e: systemd::SystemdError) -> Error {
-    Error::System {
-        what: format!("network {iface}"),
-        message: e.to_string(),
+fn step<'d>(
+    mut diff: NetworkDiff,
+    desired: Option<&'d Desired>,
+    on_disk: Option<Zeroizing<String>>,
+    mut was_running: bool,
+    paths: &Paths,
+    pending: &Pending,
+    audit_all: bool,
+) -> Result<Step<'d>> {
+    let mut previous = on_disk;
+    if let Some(record) = pending.get(&diff.network) {
+        diff = diff::finish_interrupted(diff, record.operations.action);
+        was_running |= record.was_running;
+        if let pending::Previous::Kept(kept) =
+            record.previous(previous.as_deref().map(|s| s.as_str()))
+        {
+            previous = match kept {
+                Some(path) => read_private(path)?,
+                None => None,
+            };
+        }
+    }
+    let facts = operations::Facts {
+        has_previous: previous.is_some(),
+        was_running,
+        runtime_units: paths.runtime_units,
+        audit_all,
+    };
+    Ok(Step {
+        ops: operations::for_network(&diff, facts, paths),
+        diff,
+        desired,
+        previous,
+        was_running,
+    })
+}
+
+/// The host-wide diff (firewall, sysctls, boot files) and its operations.
+pub fn observe_host(
+    plans: &[InterfacePlan],
+    paths: &Paths,
+    root: Option<&Path>,
+    pending: &Pending,
+) -> Result<HostStep> {
+    let diff = host::observe(plans, paths, root)?;
+    let interrupted = pending
+        .get(operations::HOST)
+        .is_some_and(|r| r.operations.reloads_daemon());
+    Ok(HostStep {
+        ops: operations::for_host(&diff, interrupted, paths),
+        diff,
+    })
+}
+
+fn sys(what: &str) -> impl Fn(systemd::SystemdError) -> Error + '_ {
+    move |source| Error::Systemd {
+        what: if what == operations::HOST {
+            "(host)".into()
+        } else {
+            format!("network {what}")
+        },
+        source,
     }
 }
 
@@ -233,7 +312,8 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>> {
     }
 }
 
-/// `wg show IFACE dump`, parsed at once; the private key it prints is zeroized with the buffer.
+/// `wg show IFACE dump` (parsed at once; the private key it prints is zeroized with the
+/// buffer, only its public key kept), with the interface's addresses (`ip`) and MTU (sysfs).
 pub fn live_state(iface: &str) -> Option<Live> {
     let out = Command::new("wg")
         .args(["show", iface, "dump"])
@@ -242,9 +322,22 @@ pub fn live_state(iface: &str) -> Option<Live> {
         .output()
         .ok()?;
     let stdout = Zeroizing::new(out.stdout);
-    out.status
-        .success()
-        .then(|| diff::parse_dump(&String::from_utf8_lossy(&stdout)))
+    if !out.status.success() {
+        return None;
+    }
+    let mut live = diff::parse_dump(&String::from_utf8_lossy(&stdout));
+    live.addresses = Command::new("ip")
+        .args(["-o", "address", "show", "dev", iface, "scope", "global"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| diff::parse_addresses(&String::from_utf8_lossy(&o.stdout)));
+    live.mtu = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .ok()
+        .map(|m| m.trim().to_owned());
+    Some(live)
 }
 
 /// How one step ended.
@@ -257,6 +350,58 @@ pub struct Outcome {
     pub result: String,
 }
 
+/// What a rollback achieved (the error it followed is beside it in [`Error::RolledBack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolledBack {
+    Restored,
+    RestoredAndRestarted,
+    RemovedNew,
+}
+
+impl std::fmt::Display for RolledBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RolledBack::Restored => "the previous config was restored",
+            RolledBack::RestoredAndRestarted => {
+                "the previous config was restored and the tunnel is back up"
+            }
+            RolledBack::RemovedNew => "the new config was removed",
+        })
+    }
+}
+
+/// What a step acts on: the host-wide state or one interface.
+#[derive(Clone, Copy)]
+enum Subject<'a, 'd> {
+    Host(&'a HostStep),
+    Interface(&'a Step<'d>),
+}
+
+impl Subject<'_, '_> {
+    fn ops(&self) -> &Operations {
+        match self {
+            Subject::Host(h) => &h.ops,
+            Subject::Interface(s) => &s.ops,
+        }
+    }
+
+    fn config(&self) -> Option<&str> {
+        match self {
+            Subject::Interface(s) => s.desired.map(|d| d.config.as_str()),
+            Subject::Host(_) => None,
+        }
+    }
+
+    fn changes(&self) -> serde_json::Value {
+        match self {
+            Subject::Host(h) => serde_json::to_value(&h.diff),
+            Subject::Interface(s) => serde_json::to_value(&s.diff.changes),
+        }
+        .unwrap_or_default()
+    }
+}
+
 /// Who runs, where, and how it is recorded.
 pub struct Run<'a> {
     pub paths: &'a Paths,
@@ -267,12 +412,17 @@ pub struct Run<'a> {
     pub audit_snapshot: bool,
 }
 
-/// Carries out the host-wide changes, then every interface step. Each change is audited; a step
-/// with nothing to do is not (`last-run.json` says when the host was last seen in sync). Stops at
-/// the first failure, after rolling it back.
-pub fn act(host_diff: &host::HostDiff, steps: &[Step<'_>], run: &Run<'_>) -> Result<Vec<Outcome>> {
+/// Runs the host-wide step, then every interface step, each recorded as pending while it runs
+/// and audited; a step with nothing to do is not (`last-run.json` says when the host was last
+/// seen in sync). Stops at the first failure, after rolling it back.
+pub fn act(
+    host_step: &HostStep,
+    steps: &[Step<'_>],
+    run: &Run<'_>,
+    pending: &mut Pending,
+) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
-    let result = act_all(host_diff, steps, run, &mut outcomes);
+    let result = act_all(host_step, steps, run, pending, &mut outcomes);
     let last = audit::LastRun {
         time: crate::fleet::time::format_rfc3339(now()),
         host: run.host.to_owned(),
@@ -280,7 +430,7 @@ pub fn act(host_diff: &host::HostDiff, steps: &[Step<'_>], run: &Run<'_>) -> Res
         in_sync: result.is_ok(),
         networks: outcomes
             .iter()
-            .filter(|o| o.network != "host")
+            .filter(|o| o.network != operations::HOST)
             .map(|o| audit::LastRunNetwork {
                 network: o.network.clone(),
                 action: o.action,
@@ -296,109 +446,157 @@ pub fn act(host_diff: &host::HostDiff, steps: &[Step<'_>], run: &Run<'_>) -> Res
 }
 
 fn act_all(
-    host_diff: &host::HostDiff,
+    host_step: &HostStep,
     steps: &[Step<'_>],
     run: &Run<'_>,
+    pending: &mut Pending,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<()> {
-    let paths = run.paths;
-    let log_err = |source| Error::Write {
-        path: paths.state.join(audit::LOG_NAME),
-        source,
-    };
-    // A new file starts with every interface's peers, so that it reads on its own once the
-    // older files are gone.
-    let snapshot_all = audit::roll_if_full(&paths.state).map_err(log_err)? || run.audit_snapshot;
-    // Records a step's outcome, and audits it unless it is `PeerRecord::Unaudited`.
-    let mut record = |network: &str,
-                      action: Action,
-                      changes: serde_json::Value,
-                      result: &Result<()>,
-                      peers: PeerRecord|
-     -> Result<()> {
-        let (ok, text) = match result {
-            Ok(()) => (true, "ok".to_owned()),
-            Err(e) => (false, e.to_string()),
-        };
-        if matches!(peers, PeerRecord::Unaudited) {
-            outcomes.push(Outcome {
-                network: network.to_owned(),
-                action,
-                ok,
-                result: text,
-            });
-            return Ok(());
-        }
-        let (added, removed, snapshot) = if ok {
-            peers.split()
-        } else {
-            Default::default()
-        };
-        let entry = audit::Entry {
-            time: crate::fleet::time::format_rfc3339(now()),
-            host: run.host,
-            fleet_digest: run.digest,
-            network,
-            action,
-            changes,
-            result: text.clone(),
-            added,
-            removed,
-            peers: snapshot,
-        };
-        audit::append(&paths.state, &entry).map_err(log_err)?;
+    // Every interface has an outcome (`last-run.json`); the host-wide step only when it acts.
+    let host = (!host_step.ops.ops.is_empty()).then_some(Subject::Host(host_step));
+    let subjects: Vec<Subject> = host
+        .into_iter()
+        .chain(steps.iter().map(Subject::Interface))
+        .collect();
+    let acting: Vec<&str> = subjects
+        .iter()
+        .map(|s| s.ops())
+        .filter(|ops| ops.changes_something())
+        .map(|ops| ops.network.as_str())
+        .collect();
+    pending.retain(&acting)?;
+    for subject in subjects {
+        let ops = subject.ops();
+        let result = run_step(subject, run, pending);
         outcomes.push(Outcome {
-            network: network.to_owned(),
-            action,
-            ok,
-            result: text,
+            network: ops.network.clone(),
+            action: ops.action,
+            ok: result.is_ok(),
+            result: result
+                .as_ref()
+                .map_or_else(ToString::to_string, |()| "ok".to_owned()),
         });
-        Ok(())
-    };
-    if !host_diff.is_empty() {
-        let result = host::act(host_diff, paths).and_then(|dropin_changed| {
-            if dropin_changed {
-                run.systemd
-                    .daemon_reload()
-                    .map_err(|e| sys_err("(host)", e))?;
-            }
-            Ok(())
-        });
-        let changes = serde_json::to_value(host_diff).unwrap_or_default();
-        record(
-            "host",
-            Action::HostState,
-            changes,
-            &result,
-            PeerRecord::None,
-        )?;
-        result?;
-    }
-    for step in steps {
-        let changed = step.diff.action != Action::Nothing || step.diff.enable;
-        let result = act_one(step, paths, run.systemd);
-        let changes = serde_json::to_value(&step.diff.changes).unwrap_or_default();
-        let peers = if changed || snapshot_all {
-            PeerRecord::of(step, snapshot_all)
-        } else {
-            PeerRecord::Unaudited
-        };
-        record(
-            &step.diff.network,
-            step.diff.action,
-            changes,
-            &result,
-            peers,
-        )?;
         result?;
     }
     Ok(())
 }
 
+/// The thin loop: records the step, runs its ops in order, rolls back a failed job, audits how it
+/// ended, and forgets the record.
+fn run_step(subject: Subject<'_, '_>, run: &Run<'_>, pending: &mut Pending) -> Result<()> {
+    let ops = subject.ops();
+    let network = &ops.network;
+    let acts = ops.changes_something();
+    if acts {
+        let record = pending::Record {
+            started: crate::fleet::time::format_rfc3339(now()),
+            was_running: matches!(subject, Subject::Interface(s) if s.was_running),
+            writes: ops
+                .writes_config()
+                .then(|| subject.config().map(pending::config_digest))
+                .flatten(),
+            operations: ops.clone(),
+        };
+        pending.begin(network, record)?;
+    }
+    let mut result = Ok(());
+    for op in &ops.ops {
+        match op {
+            Op::Audit { network } => audit(subject, network, &result, run)?,
+            // After a failure only the audit runs.
+            _ if result.is_err() => {}
+            Op::Job { .. } => {
+                result = run_op(op, subject, run).map_err(|e| rollback(e, subject, run));
+            }
+            _ => result = run_op(op, subject, run),
+        }
+    }
+    let ended = if acts { pending.end(network) } else { Ok(()) };
+    result.and(ended)
+}
+
+fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
+    let network = &subject.ops().network;
+    match op {
+        Op::WriteConfig {
+            path,
+            keep_previous,
+        } => {
+            let previous = match subject {
+                Subject::Interface(s) => s.previous.as_deref().map(|s| s.as_str()),
+                Subject::Host(_) => None,
+            };
+            write_config(
+                path,
+                keep_previous.as_deref().zip(previous),
+                subject.config().unwrap_or_default(),
+                &run.paths.wireguard,
+            )?;
+            test_kill_after_write();
+            Ok(())
+        }
+        Op::Enable { unit, runtime } => run.systemd.enable(unit, *runtime).map_err(sys(network)),
+        Op::Job { job, unit } => run.systemd.run(*job, unit).map_err(sys(network)),
+        Op::Disable { unit } => run.systemd.disable(unit).map_err(sys(network)),
+        Op::RemoveFile { path } => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
+                path: path.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        },
+        Op::HostState { .. } => match subject {
+            Subject::Host(h) => host::act(&h.diff, run.paths).map(|_| ()),
+            Subject::Interface(_) => Ok(()),
+        },
+        Op::DaemonReload => run.systemd.daemon_reload().map_err(sys(network)),
+        Op::Audit { .. } => Ok(()),
+    }
+}
+
+/// Test-only fault: `WGFLEET_TEST_KILL_AFTER_WRITE=1` makes apply SIGKILL itself right after a
+/// config is written and before its job, the crash tests/apply_testbed.rs recovers from and
+/// that no timing from outside can hit reliably.
+fn test_kill_after_write() {
+    if std::env::var_os("WGFLEET_TEST_KILL_AFTER_WRITE").is_some() {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// The step's line in the audit log, with how it ended.
+fn audit(
+    subject: Subject<'_, '_>,
+    network: &str,
+    result: &Result<()>,
+    run: &Run<'_>,
+) -> Result<()> {
+    let peers = match subject {
+        Subject::Interface(step) if result.is_ok() => PeerRecord::of(step, run.audit_snapshot),
+        _ => PeerRecord::None,
+    };
+    let (added, removed, snapshot) = peers.split();
+    let entry = audit::Entry {
+        time: crate::fleet::time::format_rfc3339(now()),
+        host: run.host,
+        fleet_digest: run.digest,
+        network,
+        action: subject.ops().action,
+        changes: subject.changes(),
+        result: result
+            .as_ref()
+            .map_or_else(ToString::to_string, |()| "ok".to_owned()),
+        added,
+        removed,
+        peers: snapshot,
+    };
+    audit::append(&run.paths.state, &entry).map_err(|source| Error::Write {
+        path: run.paths.state.join(audit::LOG_NAME),
+        source,
+    })
+}
+
 /// What an interface's audit entry says of its peers.
 enum PeerRecord {
-    /// No entry at all: the step changed nothing.
-    Unaudited,
     None,
     /// Peers added and removed.
     Changes(Vec<audit::AuditPeer>, Vec<audit::AuditPeer>),
@@ -442,7 +640,7 @@ impl PeerRecord {
         Option<Vec<audit::AuditPeer>>,
     ) {
         match self {
-            PeerRecord::Unaudited | PeerRecord::None => Default::default(),
+            PeerRecord::None => Default::default(),
             PeerRecord::Changes(added, removed) => (added, removed, None),
             PeerRecord::Snapshot(all) => (Vec::new(), Vec::new(), Some(all)),
         }
@@ -456,99 +654,64 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-fn act_one(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<()> {
-    let iface = &step.diff.network;
-    let unit = unit_name(iface);
-    let sys = |e| sys_err(iface, e);
-    let Some(desired) = step.desired else {
-        // Removed from the fleet for this host: stop, disable, then remove the file.
-        if step.was_running {
-            systemd.run(Job::Stop, &unit).map_err(sys)?;
-        }
-        systemd.disable(&unit).map_err(sys)?;
-        for path in [paths.config(iface), paths.previous(iface)] {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::Write { path, source: e });
-                }
-                _ => {}
-            }
-        }
-        return Ok(());
+/// Undoes a failed job as the step's `on_failure` says; the error keeps what the rollback
+/// achieved, or how it failed.
+fn rollback(error: Error, subject: Subject<'_, '_>, run: &Run<'_>) -> Error {
+    let Subject::Interface(step) = subject else {
+        return error;
     };
-    if step.diff.write_file {
-        write_config(
-            paths,
-            iface,
-            &desired.config,
-            step.previous.as_deref().map(|s| s.as_str()),
-        )?;
-    }
-    if step.diff.enable {
-        systemd.enable(&unit, paths.runtime_units).map_err(sys)?;
-    }
-    let job = match step.diff.action {
-        Action::Nothing | Action::HostState | Action::WriteFile | Action::Remove => return Ok(()),
-        Action::Reload => Job::Reload,
-        Action::Restart => Job::Restart,
-        Action::Start => Job::Start,
-    };
-    // A reload runs `wgfleet reload-interface` (the drop-in's ExecReload), which adds the
-    // routes for new AllowedIPs itself.
-    match systemd.run(job, &unit) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let rolled = rollback(step, paths, systemd);
-            Err(Error::System {
-                what: format!("network {iface}"),
-                message: format!(
-                    "{e}; {}",
-                    match rolled {
-                        Ok(text) => text,
-                        Err(r) => format!("rollback failed too: {r}"),
-                    }
-                ),
-            })
-        }
-    }
-}
-
-/// Puts the previous file back and brings the old tunnel up again.
-fn rollback(step: &Step<'_>, paths: &Paths, systemd: &Systemd) -> Result<String> {
-    let iface = &step.diff.network;
-    let unit = unit_name(iface);
-    let sys = |e| sys_err(iface, e);
-    match &step.previous {
-        Some(old) => {
-            write_atomic(&paths.config(iface), old.as_bytes(), 0o600).map_err(|source| {
-                Error::Write {
-                    path: paths.config(iface),
+    let network = &step.ops.network;
+    let outcome = match &step.ops.on_failure {
+        Rollback::Nothing => return error,
+        Rollback::RestorePrevious { path, restart } => {
+            let old = step
+                .previous
+                .as_deref()
+                .map(|s| s.as_bytes())
+                .unwrap_or_default();
+            write_atomic(path, old, 0o600)
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
                     source,
-                }
-            })?;
-            if step.was_running {
-                systemd.run(Job::Restart, &unit).map_err(sys)?;
-                Ok("the previous config was restored and the tunnel is back up".into())
-            } else {
-                Ok("the previous config was restored".into())
-            }
+                })
+                .and_then(|()| match restart {
+                    Some(unit) => run
+                        .systemd
+                        .run(Job::Restart, unit)
+                        .map(|()| RolledBack::RestoredAndRestarted)
+                        .map_err(sys(network)),
+                    None => Ok(RolledBack::Restored),
+                })
         }
-        None => {
-            let _ = std::fs::remove_file(paths.config(iface));
-            let _ = systemd.run(Job::Stop, &unit);
-            Ok("the new config was removed".into())
+        Rollback::RemoveNew { path, unit } => {
+            let _ = std::fs::remove_file(path);
+            let _ = run.systemd.run(Job::Stop, unit);
+            Ok(RolledBack::RemovedNew)
         }
+    };
+    match outcome {
+        Ok(rollback) => Error::RolledBack {
+            error: Box::new(error),
+            rollback,
+        },
+        Err(rollback) => Error::RollbackFailed {
+            error: Box::new(error),
+            rollback: Box::new(rollback),
+        },
     }
 }
 
-fn write_config(paths: &Paths, iface: &str, config: &str, previous: Option<&str>) -> Result<()> {
-    let werr = |path: PathBuf| move |source| Error::Write { path, source };
-    ensure_private_dir(&paths.wireguard).map_err(werr(paths.wireguard.clone()))?;
-    if let Some(old) = previous {
-        write_atomic(&paths.previous(iface), old.as_bytes(), 0o600)
-            .map_err(werr(paths.previous(iface)))?;
+/// Keeps the file being replaced (`keep`: where, and its text), then writes the new one.
+fn write_config(path: &Path, keep: Option<(&Path, &str)>, config: &str, dir: &Path) -> Result<()> {
+    let werr = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Write { path, source }
+    };
+    ensure_private_dir(dir).map_err(werr(dir))?;
+    if let Some((kept, old)) = keep {
+        write_atomic(kept, old.as_bytes(), 0o600).map_err(werr(kept))?;
     }
-    write_atomic(&paths.config(iface), config.as_bytes(), 0o600).map_err(werr(paths.config(iface)))
+    write_atomic(path, config.as_bytes(), 0o600).map_err(werr(path))
 }
 
 /// What `systemctl reload wg-quick@IFACE` runs under wgfleet's drop-in (`wgfleet
@@ -648,12 +811,13 @@ fn add_missing_routes(iface: &str, config: &str) -> Result<()> {
     Ok(())
 }
 
-/// What `plan` and `apply` print before acting.
+/// What `plan` and `apply` print before acting: each step's action (from its operations) and
+/// the changes behind it.
 pub fn describe(steps: &[Step<'_>]) -> String {
     let mut out = String::new();
     for step in steps {
         let d = &step.diff;
-        out.push_str(&format!("{}: {}\n", d.network, d.action.describe()));
+        out.push_str(&format!("{}: {}\n", d.network, step.ops.action.describe()));
         for c in &d.changes {
             out.push_str(&format!("  {}\n", describe_change(c)));
         }
@@ -691,12 +855,14 @@ fn describe_change(c: &diff::Change) -> String {
         UnitNotEnabled => "! unit is not enabled at boot".into(),
         LiveDrift { detail } => format!("! drift: {detail}"),
         NetworkRemoved => "- this host is no longer in the network".into(),
+        Interrupted { action } => format!(
+            "! an earlier run was interrupted before it could {}",
+            action.describe()
+        ),
     }
 }
 
 /// Whether the steps change anything.
 pub fn has_changes(steps: &[Step<'_>]) -> bool {
-    steps
-        .iter()
-        .any(|s| s.diff.action != Action::Nothing || s.diff.enable)
+    steps.iter().any(|s| s.ops.changes_something())
 }

@@ -93,7 +93,8 @@ pub fn unit_name(iface: &str) -> String {
     format!("wg-quick@{iface}.service")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Job {
     Start,
     Stop,

@@ -5,8 +5,11 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{check_valid, host_or_hostname, plans_for, write_out};
-use crate::apply::host::{self, HostDiff};
-use crate::apply::{self, Desired, Paths, Step, lock::RunLock, systemd::Systemd};
+use crate::apply::host;
+use crate::apply::pending::Pending;
+use crate::apply::{
+    self, Desired, HostStep, Paths, Run, Step, audit, lock::RunLock, systemd::Systemd,
+};
 use crate::cli::{ApplyArgs, HostArgs, PlanArgs};
 use crate::error::{Error, Result};
 use crate::secrets::{self, age};
@@ -26,32 +29,39 @@ fn prepare(args: &HostArgs, err: &mut dyn Write) -> Result<(String, String, Vec<
 }
 
 fn connect() -> Result<Systemd> {
-    Systemd::connect().map_err(|e| Error::System {
+    Systemd::connect().map_err(|source| Error::Systemd {
         what: "systemd".into(),
-        message: e.to_string(),
+        source,
     })
 }
 
-fn report(steps: &[Step<'_>], host_diff: &HostDiff, host: &str) -> serde_json::Value {
+/// What `plan --json` prints (and `apply --json` before its outcomes): per network the diff
+/// and the exact operations apply runs.
+fn report(steps: &[Step<'_>], host_step: &HostStep, host: &str) -> serde_json::Value {
     let networks: Vec<_> = steps
         .iter()
-        .map(|s| json!({"network": s.diff.network, "action": s.diff.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes}))
+        .map(|s| json!({"network": s.diff.network, "action": s.ops.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes, "operations": s.ops}))
         .collect();
-    let changes = apply::has_changes(steps) || !host_diff.is_empty();
-    json!({"host": host, "changes": changes, "networks": networks, "hostWide": host_diff})
+    json!({"host": host, "changes": has_changes(steps, host_step), "networks": networks, "hostWide": host_step.diff, "hostOperations": host_step.ops})
+}
+
+fn has_changes(steps: &[Step<'_>], host_step: &HostStep) -> bool {
+    apply::has_changes(steps) || host_step.ops.changes_something()
 }
 
 pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let (host, _, desired) = prepare(&args.host, err)?;
     let paths = Paths::new(args.host.root.as_deref());
-    let steps = apply::observe(&desired, &paths, &connect()?)?;
-    let host_diff = host::observe(&plans_of(&desired), &paths, args.host.root.as_deref())?;
+    let pending = Pending::load(&paths.state)?;
+    let steps = apply::observe(&desired, &paths, &connect()?, &pending, false)?;
+    let root = args.host.root.as_deref();
+    let host_step = apply::observe_host(&plans_of(&desired), &paths, root, &pending)?;
     if args.host.json {
-        write_out(out, &format!("{:#}\n", report(&steps, &host_diff, &host)))?;
+        write_out(out, &format!("{:#}\n", report(&steps, &host_step, &host)))?;
     } else {
-        write_out(out, &describe(&steps, &host_diff, &host))?;
+        write_out(out, &describe(&steps, &host_step, &host))?;
     }
-    let changes = apply::has_changes(&steps) || !host_diff.is_empty();
+    let changes = has_changes(&steps, &host_step);
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
@@ -68,27 +78,41 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         path: paths.lock.clone(),
         source,
     })?;
-    // Observed under the lock, so a concurrent run's changes are seen, not overwritten.
-    let steps = apply::observe(&desired, &paths, &systemd)?;
-    let host_diff = host::observe(&plans_of(&desired), &paths, args.root.as_deref())?;
-    if !args.json {
-        write_out(out, &describe(&steps, &host_diff, &host))?;
-    }
-    let run = apply::Run {
+    // Observed under the lock, so a concurrent run's changes are seen, not overwritten, and a
+    // step a killed run left unfinished is finished.
+    let mut pending = Pending::load(&paths.state)?;
+    // A new audit file starts with every interface's peers, so that it reads on its own once
+    // the older files are gone.
+    let audit_all = audit::roll_if_full(&paths.state).map_err(|source| Error::Write {
+        path: paths.state.join(audit::LOG_NAME),
+        source,
+    })? || apply_args.audit_snapshot;
+    let steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
+    let host_step =
+        apply::observe_host(&plans_of(&desired), &paths, args.root.as_deref(), &pending)?;
+    // Output never stops the run: a reader that went away (`apply | head`) or a full disk must
+    // not leave a change half made, and the act's own error comes first.
+    let mut shown = if args.json {
+        Ok(())
+    } else {
+        write_out(out, &describe(&steps, &host_step, &host))
+    };
+    let run = Run {
         paths: &paths,
         systemd: &systemd,
         host: &host,
         digest: &digest,
-        audit_snapshot: apply_args.audit_snapshot,
+        audit_snapshot: audit_all,
     };
-    let outcomes = apply::act(&host_diff, &steps, &run);
+    let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
     if args.json {
-        let mut doc = report(&steps, &host_diff, &host);
+        let mut doc = report(&steps, &host_step, &host);
         doc["outcomes"] = json!(outcomes.as_ref().ok());
         doc["error"] = json!(outcomes.as_ref().err().map(ToString::to_string));
-        write_out(out, &format!("{doc:#}\n"))?;
+        shown = shown.and(write_out(out, &format!("{doc:#}\n")));
     }
     let outcomes = outcomes?;
+    shown?;
     if !args.json {
         for o in &outcomes {
             write_out(out, &format!("{}: done\n", o.network))?;
@@ -101,13 +125,16 @@ fn plans_of(desired: &[Desired]) -> Vec<crate::plan::InterfacePlan> {
     desired.iter().map(|d| d.plan.clone()).collect()
 }
 
-fn describe(steps: &[Step<'_>], host_diff: &HostDiff, host: &str) -> String {
+fn describe(steps: &[Step<'_>], host_step: &HostStep, host: &str) -> String {
     let mut text = if steps.is_empty() {
         format!("host {host} is in no network\n")
     } else {
         apply::describe(steps)
     };
-    text.push_str(&host::describe(host_diff));
+    text.push_str(&host::describe(&host_step.diff));
+    if host_step.ops.reloads_daemon() && host_step.diff.is_empty() {
+        text.push_str("systemd: reload units (an earlier run was interrupted before it could)\n");
+    }
     text
 }
 

@@ -79,10 +79,8 @@ pub fn schema_json() -> String {
 
 pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
     out.write_all(text.as_bytes())
-        .map_err(|source| Error::Read {
-            path: "<stdout>".into(),
-            source,
-        })
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 fn now(args: &FleetArgs) -> Result<i64> {

@@ -44,16 +44,16 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let (loaded, valid, now) = check_valid(&args.fleet, err)?;
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
-    let systemd = Systemd::connect().map_err(|e| Error::System {
+    let systemd = Systemd::connect().map_err(|source| Error::Systemd {
         what: "systemd".into(),
-        message: e.to_string(),
+        source,
     })?;
     let mut networks = Vec::new();
     for plan in &plans {
         let unit = unit_name(&plan.network);
-        let state = systemd.state(&unit).map_err(|e| Error::System {
+        let state = systemd.state(&unit).map_err(|source| Error::Systemd {
             what: unit.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let live = if state.is_running() {
             live_state(&plan.network).unwrap_or_default()
