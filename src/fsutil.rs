@@ -1,9 +1,57 @@
 //! Files that are never seen half-written and never readable by others.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+use zeroize::Zeroizing;
+
+/// The most a key, identity or recipients file may hold: keys are tens of bytes, an RSA identity
+/// a few KiB.
+pub const SMALL_FILE_LIMIT: u64 = 64 * 1024;
+
+/// Reads a small file someone else may have put there: only a regular file (a FIFO, a device
+/// such as /dev/zero, or a directory is refused without blocking), and at most `limit` bytes, so
+/// that nothing downstream parses an unbounded input. The buffer is zeroized on drop and never
+/// reallocated, so no copy of a secret is left behind.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Zeroizing<Vec<u8>>> {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what}, not a regular file"),
+        ));
+    }
+    let cap = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut data = Zeroizing::new(Vec::with_capacity(cap));
+    file.take(limit.saturating_add(1)).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} KiB; this is not a key file", limit / 1024),
+        ));
+    }
+    Ok(data)
+}
 
 /// Replaces `path` with `contents` atomically: a temp file in the same directory, created with
 /// `mode` from the start (never chmod-ed after the secret is in it), fsync'd, renamed over the
@@ -45,6 +93,33 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn bounded_reads_refuse_devices_fifos_and_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"key").unwrap();
+        assert_eq!(read_bounded(&small, 16).unwrap().as_slice(), b"key");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 17]).unwrap();
+        assert!(
+            read_bounded(&big, 16)
+                .unwrap_err()
+                .to_string()
+                .contains("larger")
+        );
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(
+            read_bounded(&fifo, 16)
+                .unwrap_err()
+                .to_string()
+                .contains("FIFO")
+        );
+        let zero = read_bounded(Path::new("/dev/zero"), 16).unwrap_err();
+        assert!(zero.to_string().contains("device"), "{zero}");
+        assert!(read_bounded(dir.path(), 16).is_err());
+    }
 
     #[test]
     fn replaces_atomically_with_mode() {

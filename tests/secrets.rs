@@ -414,3 +414,116 @@ fn rekey_moves_secrets_to_new_recipients_atomically() {
         "no temp file left: {names:?}"
     );
 }
+
+/// Security review (issue 14, finding 1): a preshared key that is some host's private key (here
+/// through a link, which `validate` cannot see) is refused, and the key is never printed.
+#[test]
+fn a_private_key_is_never_handed_out_as_a_preshared_key() {
+    let bed = Bed::new();
+    bed.sh("age-keygen -o right.txt 2>/dev/null");
+    let recipient = bed.sh("age-keygen -y right.txt").trim().to_owned();
+    let (private, public) = bed.wg_keypair();
+    ok(
+        bed.path(),
+        "age",
+        &["-r", &recipient, "-o", "cp.age"],
+        Some(format!("{private}\n").as_bytes()),
+    );
+    bed.sh("ln -s cp.age psk.age");
+    let (_, client_public) = bed.wg_keypair();
+    let fleet = serde_json::json!({
+        "version": 1,
+        "hosts": {"cp": {"publicKey": public, "privateKeyFile": "cp.age", "endpoint": "192.0.2.1"}},
+        "networks": {"wg0": {"subnet": "10.9.0.0/24", "topology": {"hubAndSpoke": {"hubs": ["cp"]}},
+            "members": {"cp": {"id": 0}},
+            "clients": {"laptop": {"publicKey": client_public, "id": 5, "presharedKeyFile": "psk.age"}}}}
+    });
+    std::fs::write(bed.path().join("fleet.json"), fleet.to_string()).expect("write fleet");
+    let out = wgfleet(
+        bed.path(),
+        &[
+            "client-config",
+            "laptop",
+            "--fleet",
+            "fleet.json",
+            "-i",
+            "right.txt",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "must be refused: {stderr}");
+    assert!(
+        stderr.contains("holds the private key of host cp"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&private));
+    assert!(!stderr.contains(&private));
+    // The hub's own apply/plan decrypt the same way (check-secrets is their dry run): refused.
+    let hub = bed.check_err(&["right.txt"]);
+    assert!(hub.contains("holds the private key of host cp"), "{hub}");
+    assert!(!hub.contains(&private));
+}
+
+/// Runs wgfleet and fails the test if it has not finished within `limit`.
+fn wgfleet_within(dir: &Path, args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wgfleet");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wgfleet {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Security review (issue 14, finding 5): key and identity files are read only when they are
+/// regular files, and at most 64 KiB of them, before any parsing: /dev/zero does not exhaust
+/// memory, a FIFO does not block, and a 2 MB header of repeated stanzas (quadratic in age's
+/// parser) is refused at once.
+#[test]
+fn key_files_are_read_bounded() {
+    let bed = Bed::new();
+    bed.sh("age-keygen -o right.txt 2>/dev/null");
+    let (_, public) = bed.wg_keypair();
+    bed.sh("mkfifo fifo.age");
+    let mut header = b"age-encryption.org/v1\n".to_vec();
+    while header.len() < 2_000_000 {
+        header.extend_from_slice(b"-> a\n\n");
+    }
+    std::fs::write(bed.path().join("stanzas.age"), &header).expect("write");
+    let limit = std::time::Duration::from_secs(20);
+    for (key_file, identity, expect) in [
+        ("/dev/zero", "right.txt", "a device, not a regular file"),
+        ("fifo.age", "right.txt", "a FIFO, not a regular file"),
+        ("stanzas.age", "right.txt", "larger than 64 KiB"),
+        ("fifo.age", "/dev/zero", "a device, not a regular file"),
+    ] {
+        bed.fleet(&public, key_file);
+        let out = wgfleet_within(
+            bed.path(),
+            &[
+                "check-secrets",
+                "--fleet",
+                "fleet.json",
+                "--host",
+                "cp",
+                "-i",
+                identity,
+            ],
+            limit,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{key_file}: {stderr}");
+        assert!(stderr.contains(expect), "{key_file} / {identity}: {stderr}");
+    }
+}

@@ -71,6 +71,8 @@ invalid! {
     dialled_without_fixed_port => "dialled-without-fixed-port",
     shared_private_key_file => "shared-private-key-file",
     point_to_point_too_small => "point-to-point-too-small",
+    // Security review (issue 14): a host's private key file named as a preshared key.
+    key_file_as_psk => "key-file-as-psk",
     // Found by the fuzzer: an id whose address overflowed IPv6 arithmetic.
     v6_id_overflow => "v6-id-overflow",
 }

@@ -10,6 +10,7 @@ use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use zeroize::Zeroizing;
 
 use super::SecretError;
+use crate::fsutil::{SMALL_FILE_LIMIT, read_bounded};
 
 /// SSH host keys tried when no `--identity` is given, as agenix does.
 pub const DEFAULT_IDENTITIES: &[&str] =
@@ -52,12 +53,11 @@ pub fn load_identities(paths: &[PathBuf]) -> Result<Identities, SecretError> {
 fn load_identity_file(
     path: &Path,
 ) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, SecretError> {
-    let text = Zeroizing::new(
-        std::fs::read(path).map_err(|source| SecretError::IdentityRead {
+    let text =
+        read_bounded(path, SMALL_FILE_LIMIT).map_err(|source| SecretError::IdentityRead {
             path: path.to_owned(),
             source,
-        })?,
-    );
+        })?;
     let invalid = |reason: &str| SecretError::IdentityInvalid {
         path: path.to_owned(),
         reason: reason.to_owned(),
@@ -88,17 +88,19 @@ fn load_identity_file(
 
 /// Decrypts one age file (binary or armored) into a zeroizing buffer.
 pub fn decrypt_file(file: &Path, ids: &Identities) -> Result<Zeroizing<Vec<u8>>, SecretError> {
-    let reader = std::fs::File::open(file).map_err(|source| SecretError::SecretRead {
-        file: file.to_owned(),
-        source,
-    })?;
+    // Bounded before parsing: a key file is tiny, and the age header parser is not linear in
+    // a hostile header's length.
+    let sealed =
+        read_bounded(file, SMALL_FILE_LIMIT).map_err(|source| SecretError::SecretRead {
+            file: file.to_owned(),
+            source,
+        })?;
     let corrupt = |reason: String| SecretError::Corrupt {
         file: file.to_owned(),
         reason,
     };
-    let decryptor =
-        age::Decryptor::new_buffered(BufReader::new(ArmoredReader::new(BufReader::new(reader))))
-            .map_err(|e| corrupt(e.to_string()))?;
+    let decryptor = age::Decryptor::new_buffered(BufReader::new(ArmoredReader::new(&sealed[..])))
+        .map_err(|e| corrupt(e.to_string()))?;
     let mut stream = decryptor
         .decrypt(ids.keys.iter().map(|k| k.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {

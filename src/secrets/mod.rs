@@ -51,6 +51,15 @@ pub enum SecretError {
         declared: String,
         derived: String,
     },
+    #[error(
+        "{file} holds the private key of host {host} (public key {public}), not a preshared \
+         key; nothing was written"
+    )]
+    PrivateKeyAsPreshared {
+        file: PathBuf,
+        host: String,
+        public: String,
+    },
     #[error("no privateKeyFile is declared for this host")]
     NoKeyFile,
     #[error("recipient {text:?}: {reason}")]
@@ -129,7 +138,7 @@ pub fn load_client_secrets(
                 "{context}: its preshared key {file} needs --identity to decrypt"
             ))
         })?;
-        let key = decrypt_key(loaded, file, ids)
+        let key = decrypt_preshared(loaded, file, ids)
             .map_err(|source| crate::Error::Secret { context, source })?;
         secrets.insert(
             crate::render::secret_placeholder(Some(file), "preshared key"),
@@ -175,7 +184,7 @@ pub fn load_host_secrets(
                 let placeholder =
                     crate::render::secret_placeholder(Some(psk_file), "preshared key");
                 if let Entry::Vacant(slot) = secrets.by_placeholder.entry(placeholder) {
-                    let psk = decrypt_key(loaded, psk_file, ids).map_err(|source| {
+                    let psk = decrypt_preshared(loaded, psk_file, ids).map_err(|source| {
                         crate::Error::Secret {
                             context: format!("{}, preshared key for peer {}", context(), peer.name),
                             source,
@@ -197,6 +206,42 @@ fn decrypt_key(
     let path = loaded.resolve(file);
     let plain = age::decrypt_file(&path, ids)?;
     SecretKey::from_base64(&plain).ok_or(SecretError::NotAKey { file: path })
+}
+
+/// Decrypts a preshared key, refusing one that is some host's private key: a key file reached
+/// through a link or a copy is not caught by `validate`, but its public key gives it away.
+fn decrypt_preshared(
+    loaded: &Loaded,
+    file: &str,
+    ids: &age::Identities,
+) -> Result<SecretKey, SecretError> {
+    let key = decrypt_key(loaded, file, ids)?;
+    let public = key.public_key();
+    if let Some(host) = owner_of_public_key(&loaded.fleet, &public) {
+        return Err(SecretError::PrivateKeyAsPreshared {
+            file: loaded.resolve(file),
+            host,
+            public,
+        });
+    }
+    Ok(key)
+}
+
+/// The host that declares `public` as its key (fleet-wide or in one network).
+pub fn owner_of_public_key(fleet: &crate::fleet::Fleet, public: &str) -> Option<String> {
+    let by_host = fleet
+        .hosts
+        .iter()
+        .find(|(_, h)| h.public_key == public)
+        .map(|(name, _)| name.clone());
+    by_host.or_else(|| {
+        fleet.networks.values().find_map(|net| {
+            net.members
+                .iter()
+                .find(|(_, m)| m.public_key.as_deref() == Some(public))
+                .map(|(name, _)| name.clone())
+        })
+    })
 }
 
 #[cfg(test)]

@@ -22,11 +22,16 @@ pub struct RecipientsFile {
 
 impl RecipientsFile {
     pub fn read(path: &Path) -> Result<Self, SecretError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SecretError::IdentityRead {
+        let read_err = |source| SecretError::IdentityRead {
             path: path.to_owned(),
             source,
-        })?;
-        Self::parse(path, &text)
+        };
+        // Public keys only, but bounded all the same: at most a few hundred lines of SSH keys.
+        let bytes = crate::fsutil::read_bounded(path, 16 * crate::fsutil::SMALL_FILE_LIMIT)
+            .map_err(read_err)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        Self::parse(path, text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, SecretError> {
