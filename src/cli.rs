@@ -258,6 +258,11 @@ pub struct FleetArgs {
     /// Evaluate expiry as of this RFC 3339 time instead of now
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+
+    /// Let a .nix fleet also read files under DIR (it reads only its own directory tree
+    /// otherwise); repeatable
+    #[arg(long, value_name = "DIR")]
+    pub nix_allow: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +473,10 @@ pub struct ClientConfigArgs {
     /// Write the configuration to this file (0600) instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Replace the file given with -o if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

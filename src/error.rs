@@ -13,7 +13,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("{path}:{line}:{column}: {field}: {message}")]
+    // Field and message echo the input (an unknown key, a bad value): escaped, so that a hostile
+    // key can neither forge a line nor send the terminal a sequence.
+    #[error("{path}:{line}:{column}: {}: {}", printable(field), printable(message))]
     Parse {
         path: PathBuf,
         line: usize,
@@ -28,7 +30,7 @@ pub enum Error {
     )]
     NixMissing { path: PathBuf },
 
-    #[error("{path}: Nix evaluation failed:\n{stderr}")]
+    #[error("{path}: Nix evaluation failed:\n{}", printable_lines(stderr))]
     NixEval { path: PathBuf, stderr: String },
 
     #[error("{path}: unknown file type; a fleet is a .json or .nix file")]
@@ -140,6 +142,36 @@ impl Error {
     }
 }
 
+/// `text` with every control character (newlines included) and every bidirectional override
+/// escaped as `\u{..}` / `\n`, so that it prints as one inert line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    escape(text, false)
+}
+
+/// As `printable`, but line breaks stay (for multi-line messages of other programs).
+pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -204,5 +236,15 @@ mod tests {
             full.to_string()
                 .starts_with("cannot write to standard output: No space left on device")
         );
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_bidi_overrides() {
+        assert_eq!(printable("plain é"), "plain é");
+        assert_eq!(
+            printable("a\u{1b}]0;x\u{7}\nb\u{202e}"),
+            "a\\u{1b}]0;x\\u{7}\\nb\\u{202e}"
+        );
+        assert_eq!(printable_lines("a\nb\u{1b}"), "a\nb\\u{1b}");
     }
 }

@@ -475,7 +475,7 @@ fn library_examples_equal_the_json_examples() {
         assert_eq!(value, json_file(json), "{nix} differs from {json}");
         // And wgfleet itself reads it as a valid fleet.
         let out = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
-            .args(["validate", "--fleet", nix])
+            .args(["validate", "--fleet", nix, "--nix-allow", "nix"])
             .current_dir(root())
             .output()
             .unwrap();

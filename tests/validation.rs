@@ -73,6 +73,7 @@ invalid! {
     point_to_point_too_small => "point-to-point-too-small",
     // Security review (issue 14): a host's private key file named as a preshared key.
     key_file_as_psk => "key-file-as-psk",
+    network_named_interfaces => "network-named-interfaces",
     // Found by the fuzzer: an id whose address overflowed IPv6 arithmetic.
     v6_id_overflow => "v6-id-overflow",
 }

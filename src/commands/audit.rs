@@ -4,9 +4,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use super::write_out;
-use crate::apply::audit::{Record, intervals, log_files};
+use crate::apply::audit::{Interval, Record, intervals, log_files};
 use crate::cli::AuditArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, printable};
 
 pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
     let logs = if args.logs.is_empty() {
@@ -25,24 +25,7 @@ pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
     if args.json {
         write_out(out, &format!("{:#}\n", serde_json::json!(found)))?;
     } else {
-        for i in &found {
-            let owner = i
-                .owner
-                .as_ref()
-                .map(|o| format!(" ({o})"))
-                .unwrap_or_default();
-            let until = i
-                .until
-                .clone()
-                .unwrap_or_else(|| "now (still there)".into());
-            write_out(
-                out,
-                &format!(
-                    "{}{owner} on {} {}: {} → {until}\n",
-                    i.peer, i.host, i.network, i.from
-                ),
-            )?;
-        }
+        write_out(out, &intervals_text(&found))?;
     }
     Ok(0)
 }
@@ -69,14 +52,53 @@ fn read_log(log: &Path, records: &mut Vec<Record>) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line).map_err(|e| Error::Parse {
-            path: log.to_owned(),
-            line: i + 1,
-            column: e.column(),
-            field: "(audit record)".into(),
-            message: e.to_string(),
-        })?;
-        records.push(record);
+        records.push(parse_record(log, i + 1, &line)?);
     }
     Ok(())
+}
+
+/// One line of an audit log. The log may come from another host: a bad line is an error naming
+/// the file and line, never a panic.
+fn parse_record(log: &Path, line_no: usize, line: &str) -> Result<Record> {
+    serde_json::from_str(line).map_err(|e| Error::Parse {
+        path: log.to_owned(),
+        line: line_no,
+        column: e.column(),
+        field: "(audit record)".into(),
+        message: e.to_string(),
+    })
+}
+
+/// The records of a whole log's text, as `read_log` reads them (for the fuzzer).
+pub fn parse_log(log: &Path, text: &str) -> Result<Vec<Record>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| parse_record(log, i + 1, l))
+        .collect()
+}
+
+/// One line per interval. Every field comes from a log file, so every field is escaped: a peer
+/// named with a terminal sequence or a newline prints as inert text.
+pub fn intervals_text(found: &[Interval]) -> String {
+    let mut text = String::new();
+    for i in found {
+        let owner = i
+            .owner
+            .as_ref()
+            .map(|o| format!(" ({})", printable(o)))
+            .unwrap_or_default();
+        let until = i
+            .until
+            .as_deref()
+            .map_or("now (still there)".into(), printable);
+        text.push_str(&format!(
+            "{}{owner} on {} {}: {} → {until}\n",
+            printable(&i.peer),
+            printable(&i.host),
+            printable(&i.network),
+            printable(&i.from)
+        ));
+    }
+    text
 }

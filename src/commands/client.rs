@@ -1,6 +1,7 @@
 //! `wgfleet client-config`: a client's own wg-quick file, optionally with a new key pair.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
@@ -54,6 +55,12 @@ pub fn cmd_client_config(
             )));
         }
     };
+    if let Some(path) = &args.out
+        && !args.force
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(Error::Exists { path: path.clone() });
+    }
     let net = &valid.networks[network];
     let plan = plan_client(net, name, now)
         .ok_or_else(|| Error::Usage(format!("client {name:?} has expired; it is on no host")))?;
@@ -80,15 +87,11 @@ pub fn cmd_client_config(
         )
     };
     let mut secrets = secrets::load_client_secrets(&loaded, &plan, ids.as_ref())?;
+    let mut new_public = None;
     if args.generate {
         let key = SecretKey::generate_private();
-        let public = key.public_key();
+        new_public = Some(key.public_key());
         secrets.insert(client_key_placeholder(name), key);
-        let _ = writeln!(
-            err,
-            "{}",
-            record_public_key(&loaded, network, name, &net.peers[name].public_key, &public)?
-        );
     }
     let config = secrets.fill(&render_client_config(&plan)?);
     let text = if args.qr {
@@ -104,6 +107,8 @@ pub fn cmd_client_config(
     } else {
         config.to_string()
     };
+    // The configuration first, the fleet after: when the configuration cannot be written, the
+    // fleet still holds the old key (the private key of the new one exists nowhere else).
     match &args.out {
         Some(path) => {
             write_atomic(path, text.as_bytes(), 0o600).map_err(|source| Error::Write {
@@ -112,6 +117,16 @@ pub fn cmd_client_config(
             })?
         }
         None => write_out(out, &text)?,
+    }
+    if let Some(public) = new_public {
+        let old = &net.peers[name].public_key;
+        let said = record_public_key(&loaded, network, name, old, &public).map_err(|e| {
+            Error::Usage(format!(
+                "{e}\nthe configuration holds a new key whose public key is {public}: set \
+                 networks.{network}.clients.{name}.publicKey to it by hand"
+            ))
+        })?;
+        let _ = writeln!(err, "{said}");
     }
     Ok(0)
 }
@@ -131,10 +146,19 @@ fn record_public_key(
         && text.matches(&quoted).count() == 1
     {
         let updated = text.replace(&quoted, &format!("\"{new}\""));
-        write_atomic(&loaded.path, updated.as_bytes(), 0o644).map_err(|source| Error::Write {
+        // Through a symlink to the file it names, keeping that file's mode (a 0600 fleet stays
+        // 0600; the link stays a link).
+        let write_err = |source| Error::Write {
             path: loaded.path.clone(),
             source,
-        })?;
+        };
+        let target = std::fs::canonicalize(&loaded.path).map_err(write_err)?;
+        let mode = std::fs::metadata(&target)
+            .map_err(write_err)?
+            .permissions()
+            .mode()
+            & 0o7777;
+        write_atomic(&target, updated.as_bytes(), mode).map_err(write_err)?;
         return Ok(format!(
             "{}: {field} is now {new}; commit it, and the hubs pick it up at their next apply",
             loaded.path.display()

@@ -15,11 +15,13 @@ mod import;
 mod secrets;
 mod status;
 
+pub use audit::{intervals_text, parse_log};
+
 use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
 use crate::error::{Error, Result};
 use crate::fleet::diag::{Located, Severity};
 use crate::fleet::validate::{self, Options};
-use crate::fleet::{Loaded, ValidFleet, load, time};
+use crate::fleet::{Loaded, ValidFleet, time};
 use crate::plan;
 use crate::render;
 
@@ -109,7 +111,7 @@ struct Checked {
 
 fn check(args: &FleetArgs, expiry_warning_days: u32) -> Result<Checked> {
     let now = now(args)?;
-    let loaded = load(&args.fleet)?;
+    let loaded = crate::fleet::load::load_with(&args.fleet, &args.nix_allow)?;
     let opts = Options {
         now,
         expiry_warning: i64::from(expiry_warning_days) * 86_400,
@@ -149,7 +151,24 @@ pub(crate) fn check_valid(
 }
 
 fn cmd_validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let c = check(&args.fleet, args.expiry_warning_days)?;
+    let c = match check(&args.fleet, args.expiry_warning_days) {
+        Ok(c) => c,
+        // A fleet that does not even load is still a finding for `--json` readers.
+        Err(e) if args.json => {
+            let finding = load_failure(&args.fleet.fleet, &e);
+            let doc = json!({
+                "file": args.fleet.fleet.display().to_string(),
+                "valid": false,
+                "digest": null,
+                "diagnostics": [finding],
+                "summary": null,
+            });
+            write_out(out, &format!("{:#}\n", doc))?;
+            let _ = writeln!(err, "wgfleet: {e}");
+            return Ok(e.exit_code());
+        }
+        Err(e) => return Err(e),
+    };
     let errors = c
         .findings
         .iter()
@@ -188,6 +207,26 @@ fn cmd_validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
     }
     Ok(if errors == 0 { 0 } else { 1 })
+}
+
+/// A fleet that failed to load, as one finding (for `validate --json`).
+fn load_failure(file: &Path, e: &Error) -> Located {
+    let (line, path, message) = match e {
+        Error::Parse {
+            line,
+            field,
+            message,
+            ..
+        } => (Some(*line), field.clone(), message.clone()),
+        other => (None, "(top level)".to_owned(), other.to_string()),
+    };
+    Located {
+        file: file.display().to_string(),
+        line,
+        severity: Severity::Error,
+        path,
+        message,
+    }
 }
 
 /// Counts per network, for the summary line and `--json`.

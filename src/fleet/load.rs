@@ -1,7 +1,11 @@
 //! Reading a fleet from `.json`, or from `.nix` through `nix-instantiate --eval --strict --json`.
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -47,6 +51,11 @@ impl Loaded {
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {
+    load_with(path, &[])
+}
+
+/// As `load`; a `.nix` fleet may also read files under the `nix_allow` directories.
+pub fn load_with(path: &Path, nix_allow: &[PathBuf]) -> Result<Loaded> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -61,7 +70,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             })
         }
         Some("nix") => {
-            let json = eval_nix(path)?;
+            let json = eval_nix(path, nix_allow)?;
             let fleet = parse_json(path, &json)?;
             Ok(Loaded {
                 path: path.to_owned(),
@@ -118,22 +127,72 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn eval_nix(path: &Path) -> Result<String> {
+/// How long a `.nix` fleet may evaluate before the whole `nix-instantiate` process group is
+/// killed. `WGFLEET_NIX_TIMEOUT` (seconds) overrides it for the operator, never for the fleet.
+const NIX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most `nix-instantiate` may print (the fleet as JSON, or its error).
+const NIX_OUTPUT_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// The `nix-instantiate` command line for a `.nix` fleet. Evaluation runs as root on every host,
+/// so it is confined, with every option pinned here rather than taken from the environment or a
+/// user's nix.conf: restricted mode (no file, `<path>` or URL outside the fleet's own directory
+/// tree and the `allow` directories; `getEnv` sees nothing), no import from derivation, no
+/// `builtins.exec`, nothing written to the store, and an empty environment.
+pub fn nix_command(fleet: &Path, allow: &[PathBuf]) -> Command {
+    let dir = fleet.parent().unwrap_or(Path::new("/"));
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.env_clear()
+        // Only to find nix-instantiate and its helpers; builtins.exec, the one way a fleet could
+        // use PATH, is off.
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        // No user nix.conf, no cache in someone's home.
+        .env("HOME", "/nonexistent")
+        .args(["--eval", "--strict", "--json", "--readonly-mode"])
+        .args(["--option", "restrict-eval", "true"])
+        .args(["--option", "allow-import-from-derivation", "false"])
+        .args([
+            "--option",
+            "allow-unsafe-native-code-during-evaluation",
+            "false",
+        ])
+        .args(["--option", "allowed-uris", ""])
+        .args(["--option", "nix-path", ""])
+        .arg("-I")
+        .arg(dir);
+    for extra in allow {
+        cmd.arg("-I").arg(extra);
+    }
+    cmd.arg(fleet).stdin(Stdio::null());
+    cmd
+}
+
+fn eval_nix(path: &Path, allow: &[PathBuf]) -> Result<String> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json"])
-        .arg(&absolute)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NixMissing {
-                path: path.to_owned(),
-            },
-            _ => Error::Read {
-                path: path.to_owned(),
-                source: e,
-            },
-        })?;
+    let allow: Vec<PathBuf> = allow
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let timeout = std::env::var("WGFLEET_NIX_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(NIX_TIMEOUT, Duration::from_secs);
+    let output = run_bounded(nix_command(&absolute, &allow), timeout).map_err(|e| match e {
+        RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => Error::NixMissing {
+            path: path.to_owned(),
+        },
+        RunError::Spawn(source) => Error::Read {
+            path: path.to_owned(),
+            source,
+        },
+        RunError::Timeout => Error::NixEval {
+            path: path.to_owned(),
+            stderr: format!(
+                "the evaluation took more than {} s and was stopped (WGFLEET_NIX_TIMEOUT sets the limit)",
+                timeout.as_secs()
+            ),
+        },
+    })?;
     if !output.status.success() {
         return Err(Error::NixEval {
             path: path.to_owned(),
@@ -146,4 +205,94 @@ fn eval_nix(path: &Path) -> Result<String> {
         path: path.to_owned(),
         stderr: "nix-instantiate printed something that is not UTF-8".into(),
     })
+}
+
+enum RunError {
+    Spawn(std::io::Error),
+    Timeout,
+}
+
+/// The process group of the running `nix-instantiate`, for the signal handler (0: none).
+static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// On SIGTERM, SIGINT or SIGHUP while Nix evaluates: kill its process group (nix-instantiate
+/// ignores SIGTERM while it evaluates), then die of the signal as usual. Only async-signal-safe
+/// calls.
+extern "C" fn kill_child_and_die(signal: nix::libc::c_int) {
+    let group = CHILD_GROUP.load(Ordering::SeqCst);
+    // SAFETY: kill, signal and raise are async-signal-safe.
+    unsafe {
+        if group > 0 {
+            nix::libc::kill(-group, nix::libc::SIGKILL);
+        }
+        nix::libc::signal(signal, nix::libc::SIG_DFL);
+        nix::libc::raise(signal);
+    }
+}
+
+/// Runs `cmd` in a process group of its own, collects its output (capped), and kills the whole
+/// group when it outlives `timeout` or when wgfleet itself is told to stop.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let handler = SigAction::new(
+        SigHandler::Handler(kill_child_and_die),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    let signals = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+    // SAFETY: the handler only makes async-signal-safe calls.
+    let previous: Vec<_> = signals
+        .iter()
+        .map(|s| unsafe { sigaction(*s, &handler) }.ok())
+        .collect();
+    let result = (|| {
+        let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+        let group = i32::try_from(child.id()).unwrap_or(0);
+        CHILD_GROUP.store(group, Ordering::SeqCst);
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(p) = pipe {
+                    let _ = p.take(NIX_OUTPUT_LIMIT).read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    // SAFETY: kill on our own child's process group.
+                    unsafe { nix::libc::kill(-group, nix::libc::SIGKILL) };
+                    let _ = child.wait();
+                    break Err(RunError::Timeout);
+                }
+            }
+        };
+        CHILD_GROUP.store(0, Ordering::SeqCst);
+        // The group is gone; a grandchild holding the pipes open was killed with it.
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        Ok(Output {
+            status: status?,
+            stdout,
+            stderr,
+        })
+    })();
+    for (signal, old) in signals.iter().zip(previous) {
+        if let Some(old) = old {
+            // SAFETY: restoring what was installed before.
+            let _ = unsafe { sigaction(*signal, &old) };
+        }
+    }
+    result
 }

@@ -42,6 +42,18 @@ pub fn check_interface(name: &str) -> Result<(), String> {
     }
 }
 
+/// A network's name is its interface name, and more: `wg show NAME` must mean that interface, so
+/// the words `wg show` takes in its place (`all`, `interfaces`) are refused.
+pub fn check_network_name(name: &str) -> Result<(), String> {
+    check_interface(name)?;
+    if matches!(name, "all" | "interfaces") {
+        return Err(format!(
+            "{name:?} cannot name a network: `wg show {name}` means something else; pick another interface name"
+        ));
+    }
+    Ok(())
+}
+
 /// A WireGuard key: 32 bytes in standard base64 (44 characters with one '=').
 pub fn check_key(key: &str) -> Result<[u8; 32], String> {
     let bytes = STANDARD.decode(key).map_err(|_| {

@@ -57,7 +57,7 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
     let mut networks = BTreeMap::new();
     for (name, net) in &fleet.networks {
         let path = root.key("networks").key(name);
-        if let Err(e) = syntax::check_interface(name) {
+        if let Err(e) = syntax::check_network_name(name) {
             d.error(&path, e);
         }
         let model = NetworkCheck {
@@ -152,7 +152,12 @@ fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
     for (name, host) in &fleet.hosts {
         if let Some(file) = &host.private_key_file {
             let path = JsonPath::keys(&["hosts", name, "privateKeyFile"]);
-            uses.push((normalise_ref(file), file, KeyRole::Private(name.clone()), path));
+            uses.push((
+                normalise_ref(file),
+                file,
+                KeyRole::Private(name.clone()),
+                path,
+            ));
         }
     }
     for (net_name, net) in &fleet.networks {
@@ -160,7 +165,12 @@ fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
         for (name, member) in &net.members {
             if let Some(file) = &member.private_key_file {
                 let path = net_path.key("members").key(name).key("privateKeyFile");
-                uses.push((normalise_ref(file), file, KeyRole::Private(name.clone()), path));
+                uses.push((
+                    normalise_ref(file),
+                    file,
+                    KeyRole::Private(name.clone()),
+                    path,
+                ));
             }
         }
         for (name, client) in &net.clients {
@@ -171,7 +181,12 @@ fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
         }
         for (i, pair) in net.preshared_keys.iter().enumerate() {
             let path = net_path.key("presharedKeys").index(i).key("file");
-            uses.push((normalise_ref(&pair.file), &pair.file, KeyRole::Preshared, path));
+            uses.push((
+                normalise_ref(&pair.file),
+                &pair.file,
+                KeyRole::Preshared,
+                path,
+            ));
         }
     }
     let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
