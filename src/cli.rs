@@ -386,7 +386,9 @@ pub struct HostArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
 
-    /// Read and write /etc/wireguard, /var/lib/wgfleet and /run/wgfleet.lock under this directory
+    /// plan only: read /etc/wireguard, /etc/systemd/system (or /run/systemd/system),
+    /// /etc/sysctl.d, /var/lib/wgfleet and /run/wgfleet.lock under DIR. Units, interfaces,
+    /// firewall and sysctls are still this machine's live ones; apply refuses --root
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 

@@ -89,6 +89,30 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// The directory of files holding secrets (/etc/wireguard): created 0700; an existing one is
+/// tightened to 0700, and a symbolic link is refused (the keys would go wherever it points).
+pub fn ensure_secret_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symbolic link; keys are written only into a real directory",
+        )),
+        Ok(m) if m.is_dir() => {
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a directory",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => ensure_private_dir(dir),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +143,23 @@ mod tests {
         let zero = read_bounded(Path::new("/dev/zero"), 16).unwrap_err();
         assert!(zero.to_string().contains("device"), "{zero}");
         assert!(read_bounded(dir.path(), 16).is_err());
+    }
+
+    #[test]
+    fn secret_dirs_are_tightened_and_never_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let wg = dir.path().join("wireguard");
+        std::fs::create_dir(&wg).unwrap();
+        std::fs::set_permissions(&wg, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_secret_dir(&wg).unwrap();
+        assert_eq!(
+            std::fs::metadata(&wg).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&wg, &link).unwrap();
+        assert!(ensure_secret_dir(&link).is_err());
+        ensure_secret_dir(&dir.path().join("new")).unwrap();
     }
 
     #[test]

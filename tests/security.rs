@@ -378,3 +378,53 @@ fn stopping_wgfleet_stops_the_nix_evaluation() {
         "nix-instantiate survived the SIGTERM sent to wgfleet"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Finding 8: a wedged system bus.
+
+#[test]
+fn a_bus_that_never_answers_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts every connection and never says a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+        .current_dir(root)
+        .args([
+            "apply",
+            "--fleet",
+            "examples/seed-000/fleet.json",
+            "--host",
+            "cp",
+        ])
+        .args(["-i", "secrets/test-identity.txt"])
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", socket.display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let finished = wait_until(Duration::from_secs(90), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !finished {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("apply still waits for the bus after {:?}", start.elapsed());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no answer within"), "{stderr}");
+}

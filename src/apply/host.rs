@@ -29,6 +29,10 @@ pub struct HostDiff {
     /// Rules outside wgfleet's chains that also open a listen port of this host (left by a
     /// hand-made setup): reported, never touched, since they may be another tool's.
     pub foreign_rules: Vec<String>,
+    /// Why the drop-in cannot be written: no wgfleet binary only root can change (apply then
+    /// changes nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl HostDiff {
@@ -36,7 +40,96 @@ impl HostDiff {
         self.firewall.iter().all(|(_, d)| d.is_empty())
             && self.sysctls.is_empty()
             && self.files.is_empty()
+            && self.refused.is_none()
     }
+}
+
+/// Where a root-owned wgfleet is looked for when the running one may be changed by others
+/// (SECURITY.md): the drop-in then runs that one.
+pub const TRUSTED_FALLBACKS: &[&str] = &[
+    "/usr/local/sbin/wgfleet",
+    "/usr/local/bin/wgfleet",
+    "/usr/sbin/wgfleet",
+    "/usr/bin/wgfleet",
+    "/run/current-system/sw/bin/wgfleet",
+];
+
+/// `exe` as the path the drop-in may run as root: its real path, when the file and every
+/// directory above it are owned by root and writable by no one else. A directory writable by its
+/// group is accepted only with the sticky bit and no world write (the Nix store, 1775).
+pub fn trusted_exe(exe: &Path) -> std::result::Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is owned by uid {} with mode {:o}: someone other than root can change it",
+            real.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    for dir in real.ancestors().skip(1) {
+        let m = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mode = m.mode();
+        let sticky_group = mode & 0o020 != 0 && mode & 0o1000 != 0;
+        if m.uid() != 0 || mode & 0o002 != 0 || (mode & 0o020 != 0 && !sticky_group) {
+            return Err(format!(
+                "{} is in {}, owned by uid {} with mode {:o}: someone other than root can replace it",
+                real.display(),
+                dir.display(),
+                m.uid(),
+                mode & 0o7777
+            ));
+        }
+    }
+    Ok(real)
+}
+
+/// The binary the drop-in runs: `exe` when only root can change it, else the first trusted
+/// fallback; `Err` says why there is none.
+fn dropin_exe(exe: &Path) -> std::result::Result<std::path::PathBuf, String> {
+    trusted_exe(exe).or_else(|why| {
+        TRUSTED_FALLBACKS
+            .iter()
+            .find_map(|c| trusted_exe(Path::new(c)).ok())
+            .ok_or_else(|| {
+                format!(
+                    "{why}. The wg-quick@ drop-in runs wgfleet as root at every tunnel start, so it \
+                     must name a binary only root can change, and none of {} is one: install \
+                     wgfleet as root (e.g. /usr/local/bin/wgfleet) and run that; nothing was changed",
+                    TRUSTED_FALLBACKS.join(", ")
+                )
+            })
+    })
+}
+
+/// One argument of an `Exec*=` line, quoted when needed: systemd splits on spaces, expands `%`
+/// specifiers and `$` variables, and reads C escapes inside quotes. A control character (a
+/// newline would start a new directive) is refused.
+pub fn systemd_arg(arg: &str) -> std::result::Result<String, String> {
+    if arg.chars().any(char::is_control) {
+        return Err(format!("{arg:?} holds a control character"));
+    }
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@".contains(c));
+    if plain {
+        return Ok(arg.to_owned());
+    }
+    let mut out = String::from("\"");
+    for c in arg.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
 }
 
 fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
@@ -97,17 +190,23 @@ fn wanted_sysctls(plans: &[InterfacePlan]) -> Vec<(&'static str, &'static str)> 
 /// The drop-in on every `wg-quick@` unit: it restores the chains before an interface comes up,
 /// and reloads without `wg-quick strip` (a bash loop over every line of the file: 97% of a
 /// reload of a 10,000-peer hub), keeping the reload in systemd's hands.
-fn dropin(exe: &Path, root: Option<&Path>) -> String {
-    let root_arg = root
-        .map(|r| format!(" --root {}", r.display()))
-        .unwrap_or_default();
-    let exe = exe.display();
-    format!(
+fn dropin(exe: &Path, root: Option<&Path>) -> std::result::Result<String, String> {
+    let utf8 = |p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+    };
+    let root_arg = match root {
+        Some(r) => format!(" --root {}", systemd_arg(&utf8(r)?)?),
+        None => String::new(),
+    };
+    let exe = systemd_arg(&utf8(exe)?)?;
+    Ok(format!(
         "# Managed by wgfleet: restore wgfleet's firewall chains before a WireGuard interface starts,\n\
          # and reload by feeding the stripped file to `wg syncconf` (see `wgfleet reload-interface`).\n\
          [Service]\nExecStartPre=-{exe} firewall-restore{root_arg}\n\
          ExecReload=\nExecReload={exe} reload-interface %i{root_arg}\n"
-    )
+    ))
 }
 
 pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> Result<HostDiff> {
@@ -137,10 +236,14 @@ pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> R
         })?,
     };
     // Wherever wgfleet manages an interface (or has rules to restore).
-    d.files.push((
-        paths.dropin(),
-        (any_rules || !plans.is_empty()).then(|| dropin(&exe, root)),
-    ));
+    if any_rules || !plans.is_empty() {
+        match dropin_exe(&exe).and_then(|exe| dropin(&exe, root)) {
+            Ok(text) => d.files.push((paths.dropin(), Some(text))),
+            Err(why) => d.refused = Some(why),
+        }
+    } else {
+        d.files.push((paths.dropin(), None));
+    }
     let wanted = wanted_sysctls(plans);
     let conf: String = wanted.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     d.files.push((
@@ -169,6 +272,12 @@ pub fn observe(plans: &[InterfacePlan], paths: &Paths, root: Option<&Path>) -> R
 
 /// Returns whether the `wg-quick@` drop-in changed (systemd must then reload its units).
 pub fn act(d: &HostDiff, paths: &Paths) -> Result<bool> {
+    if let Some(why) = &d.refused {
+        return Err(Error::System {
+            what: "the wg-quick@ drop-in".into(),
+            message: why.clone(),
+        });
+    }
     for (path, content) in &d.files {
         match content {
             Some(text) => {
@@ -263,6 +372,9 @@ pub fn describe(d: &HostDiff) -> String {
              wgfleet's WGFLEET-INPUT does that where peers dial in: remove it when you are ready\n"
         ));
     }
+    if let Some(why) = &d.refused {
+        out.push_str(&format!("refused: {why}\n"));
+    }
     if d.is_empty() {
         out.push_str("firewall and sysctls: nothing to do\n");
         return out;
@@ -294,4 +406,48 @@ pub fn describe(d: &HostDiff) -> String {
         out.push_str(&format!("boot persistence: update {f}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropin_arguments_are_quoted_for_systemd() {
+        let text = dropin(
+            Path::new("/usr/local/bin/wgfleet"),
+            Some(Path::new("/srv/a b%$\"x")),
+        )
+        .unwrap();
+        assert!(
+            text.contains(
+                "ExecStartPre=-/usr/local/bin/wgfleet firewall-restore --root \"/srv/a b%%$$\\\"x\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            dropin(
+                Path::new("/usr/bin/wgfleet"),
+                Some(Path::new("/a\nExecStartPre=/bin/sh"))
+            )
+            .is_err()
+        );
+        assert_eq!(systemd_arg("/x/wgfleet").unwrap(), "/x/wgfleet");
+        assert_eq!(systemd_arg("").unwrap(), "\"\"");
+    }
+
+    #[test]
+    fn only_a_binary_only_root_can_change_is_trusted() {
+        // /proc/self/exe's real file is this test binary, under the user's target directory; the
+        // shell is root's.
+        assert!(trusted_exe(Path::new("/bin/sh")).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::fs::copy("/bin/true", open.join("wgfleet")).unwrap();
+        let why = trusted_exe(&open.join("wgfleet")).unwrap_err();
+        assert!(why.contains("mode 777"), "{why}");
+    }
 }

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::diff::{self, Action, Live, NetworkDiff};
 use crate::error::{Error, Result};
 use crate::fleet::ValidFleet;
-use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::fsutil::{ensure_secret_dir, write_atomic};
 use crate::operations::{self, Op, Operations, Rollback};
 use crate::plan::InterfacePlan;
 use crate::render::{self, MANAGED_MARKER};
@@ -707,7 +707,13 @@ fn write_config(path: &Path, keep: Option<(&Path, &str)>, config: &str, dir: &Pa
         let path = path.to_owned();
         move |source| Error::Write { path, source }
     };
-    ensure_private_dir(dir).map_err(werr(dir))?;
+    ensure_secret_dir(dir).map_err(werr(dir))?;
+    // A linked config is not followed: its target would be copied and then replaced.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(werr(path)(std::io::Error::other(
+            "a symbolic link; wgfleet replaces only a regular file (remove the link)",
+        )));
+    }
     if let Some((kept, old)) = keep {
         write_atomic(kept, old.as_bytes(), 0o600).map_err(werr(kept))?;
     }

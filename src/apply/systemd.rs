@@ -82,6 +82,10 @@ pub enum SystemdError {
 /// How long one job may take: wg-quick resolves endpoints, which can take a while.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long connecting to the bus, or one method call, may take: a wedged bus (a socket that
+/// accepts and never answers) is an error, not a hang.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A connection to the system manager.
 #[derive(Clone)]
 pub struct Systemd {
@@ -116,13 +120,28 @@ impl Job {
 impl Systemd {
     /// Connects and subscribes (once per connection) so that systemd sends job signals.
     pub fn connect() -> Result<Self, SystemdError> {
-        let connect = || SystemdError::Connect;
-        zbus::block_on(async {
-            let conn = Connection::system().await?;
-            ManagerProxy::new(&conn).await?.subscribe().await?;
-            Ok(Systemd { conn })
-        })
-        .map_err(|e: zbus::Error| connect()(e.to_string()))
+        // The authentication handshake has no timeout of its own: it runs on a thread, waited
+        // for with a deadline. Every method call on the connection then has `CALL_TIMEOUT`.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(zbus::block_on(async {
+                let conn = zbus::connection::Builder::system()
+                    .method_timeout(CALL_TIMEOUT)
+                    .build()
+                    .await?;
+                ManagerProxy::new(&conn).await?.subscribe().await?;
+                Ok(Systemd { conn })
+            }));
+        });
+        match rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(result) => result.map_err(|e: zbus::Error| SystemdError::Connect(e.to_string())),
+            Err(_) => Err(SystemdError::Connect(format!(
+                "no answer within {} s (is the bus at {} wedged?)",
+                CALL_TIMEOUT.as_secs(),
+                std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                    .unwrap_or_else(|_| "/run/dbus/system_bus_socket".into())
+            ))),
+        }
     }
 
     async fn manager(&self) -> zbus::Result<ManagerProxy<'static>> {

@@ -71,6 +71,15 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
 
 pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let args = &apply_args.host;
+    if let Some(root) = &args.root {
+        // --root moves files, but the firewall, the sysctls and the wg-quick@ units (which read
+        // the real /etc/wireguard) are this machine's: no directory confines them.
+        return Err(Error::Usage(format!(
+            "--root {}: apply changes this machine's firewall, sysctls and wg-quick@ units, which \
+             --root does not move; apply refuses --root (use `plan --root` to compare files)",
+            root.display()
+        )));
+    }
     let (host, digest, desired) = prepare(args, err)?;
     let paths = Paths::new(args.root.as_deref());
     let systemd = connect()?;
