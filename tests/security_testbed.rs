@@ -9,7 +9,7 @@ mod wgfleet_on;
 use testbed::Testbed;
 use wgfleet_on::{CP_IP, firewall, printed, provision, seed000_fleet, set_fleet};
 
-const DROPIN: &str = "/etc/systemd/system/wg-quick@.service.d/wgfleet.conf";
+const DROPIN: &str = "/etc/systemd/system/wg-quick@.service.d/wgfleet-firewall.conf";
 
 #[test]
 fn host_findings_of_the_security_review() {
