@@ -501,11 +501,19 @@ fn key_files_are_read_bounded() {
         header.extend_from_slice(b"-> a\n\n");
     }
     std::fs::write(bed.path().join("stanzas.age"), &header).expect("write");
+    // Under the cap, but still ~10,000 stanzas: minutes in age's header parser, so counted first.
+    header.truncate(60_000);
+    std::fs::write(bed.path().join("many.age"), &header).expect("write");
     let limit = std::time::Duration::from_secs(20);
     for (key_file, identity, expect) in [
         ("/dev/zero", "right.txt", "a device, not a regular file"),
         ("fifo.age", "right.txt", "a FIFO, not a regular file"),
         ("stanzas.age", "right.txt", "larger than 64 KiB"),
+        (
+            "many.age",
+            "right.txt",
+            "recipient stanzas; a key file has one per recipient",
+        ),
         ("fifo.age", "/dev/zero", "a device, not a regular file"),
     ] {
         bed.fleet(&public, key_file);

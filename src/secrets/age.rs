@@ -2,7 +2,7 @@
 //! recipients, binary or ASCII-armored files. Never prompts: a passphrase-protected key is an
 //! error, not a hang.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -86,6 +86,9 @@ fn load_identity_file(
     Ok(keys)
 }
 
+/// The most recipient stanzas a key file may have (one per operator and host that decrypts it).
+pub const MAX_STANZAS: usize = 512;
+
 /// Decrypts one age file (binary or armored) into a zeroizing buffer.
 pub fn decrypt_file(file: &Path, ids: &Identities) -> Result<Zeroizing<Vec<u8>>, SecretError> {
     // Bounded before parsing: a key file is tiny, and the age header parser is not linear in
@@ -99,8 +102,29 @@ pub fn decrypt_file(file: &Path, ids: &Identities) -> Result<Zeroizing<Vec<u8>>,
         file: file.to_owned(),
         reason,
     };
-    let decryptor = age::Decryptor::new_buffered(BufReader::new(ArmoredReader::new(&sealed[..])))
+    // De-armored first (linear), then the header's stanzas counted before age parses it: its
+    // header parser is not linear in the number of stanzas (a 64 KiB header of empty stanzas
+    // runs for minutes), and a key file has one stanza per recipient.
+    let mut binary = Vec::with_capacity(sealed.len());
+    ArmoredReader::new(&sealed[..])
+        .take(SMALL_FILE_LIMIT)
+        .read_to_end(&mut binary)
         .map_err(|e| corrupt(e.to_string()))?;
+    let header_end = binary
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .unwrap_or(binary.len());
+    let stanzas = binary[..header_end]
+        .windows(4)
+        .filter(|w| *w == b"\n-> ")
+        .count();
+    if stanzas > MAX_STANZAS {
+        return Err(corrupt(format!(
+            "{stanzas} recipient stanzas; a key file has one per recipient (at most {MAX_STANZAS})"
+        )));
+    }
+    let decryptor =
+        age::Decryptor::new_buffered(&binary[..]).map_err(|e| corrupt(e.to_string()))?;
     let mut stream = decryptor
         .decrypt(ids.keys.iter().map(|k| k.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {
