@@ -606,7 +606,7 @@ fn apply_vs_syncconf() {
         Some(&add_sync),
     ));
     line(&row(
-        "`systemctl reload wg-quick@wg0` (the unit's ExecReload, i.e. the same pipeline via systemd; nothing to change)",
+        "`systemctl reload wg-quick@wg0` (the unit's ExecReload: wgfleet's drop-in runs `wgfleet reload-interface`, the file stripped in process and piped to `wg syncconf`; nothing to change)",
         &a_reload,
         Some(&add_sync),
     ));
@@ -614,8 +614,8 @@ fn apply_vs_syncconf() {
     line(&format!(
         "Where the time goes (medians; wg0.conf is {conf_kib} KiB): the raw pipeline {:.0} ms is `wg-quick strip` {:.0} ms ({:.0}%) \
          + `wg syncconf` on the stripped file {:.0} ms. wgfleet apply {:.0} ms is `plan` {:.0} ms (load and validate the {}-host fleet, \
-         decrypt, observe, diff) + the reload, which systemd runs as the same stock pipeline (`systemctl reload` alone {:.0} ms) \
-         + lock, atomic write, job wait, route check and audit. Paired per run (apply, then the raw pipeline, back to back): \
+         decrypt, observe, diff) + the reload, which systemd runs as wgfleet's `reload-interface` (`systemctl reload` alone {:.0} ms) \
+         + lock, atomic write, job wait and audit. Paired per run (apply, then the raw pipeline, back to back): \
          apply − pipeline = {:.0} ± {:.0} ms (median {:.0} ms).",
         add_sync.median,
         add_st.median,
