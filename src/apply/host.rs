@@ -448,6 +448,15 @@ mod tests {
             .unwrap();
         std::fs::copy("/bin/true", open.join("wgfleet")).unwrap();
         let why = trusted_exe(&open.join("wgfleet")).unwrap_err();
-        assert!(why.contains("mode 777"), "{why}");
+        // As root the copy is root's, so the open directory is what makes it untrusted; as
+        // anyone else (the Nix build sandbox's nobody) the copy itself is already theirs.
+        let uid =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(open.join("wgfleet")).unwrap());
+        let expected = if uid == 0 {
+            "mode 777".to_owned()
+        } else {
+            format!("owned by uid {uid} ")
+        };
+        assert!(why.contains(&expected), "{why}");
     }
 }
