@@ -3,33 +3,13 @@
 //! every machine. What the module derives from a fleet is checked against wgfleet's own plan.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn nix_instantiate(args: &[&str]) -> Output {
-    Command::new("nix-instantiate")
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run nix-instantiate ({e}); install Nix (Debian: nix-bin), as tests/run-all.sh does")
-        })
-}
-
-/// A Nix string literal.
-fn nix_str(s: &str) -> String {
-    format!(
-        "\"{}\"",
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace("${", "\\${")
-    )
-}
+#[path = "support/nix.rs"]
+mod nix;
+use nix::{nix_instantiate, nix_str, root};
 
 /// A file as a Nix path value (`/. + "/abs/path"`), as `./fleet.json` is in a configuration.
 fn nix_path(path: &Path) -> String {

@@ -7,14 +7,14 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/nix.rs"]
+mod nix;
+use nix::{nix_instantiate, nix_str, root};
 
 /// nixpkgs' `lib` directory: `$WGFLEET_NIXPKGS_LIB`, else `<nixpkgs/lib>` from `NIX_PATH`.
 fn find_nixpkgs_lib() -> Result<PathBuf, String> {
@@ -62,26 +62,6 @@ macro_rules! need_nixpkgs {
             return;
         }
     };
-}
-
-fn nix_instantiate(args: &[&str]) -> Output {
-    Command::new("nix-instantiate")
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run nix-instantiate ({e}); install Nix (Debian: nix-bin), as tests/run-all.sh does")
-        })
-}
-
-/// A Nix string literal.
-fn nix_str(s: &str) -> String {
-    format!(
-        "\"{}\"",
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace("${", "\\${")
-    )
 }
 
 /// A file of the repository as a Nix expression (a string path, fine for `import`).
