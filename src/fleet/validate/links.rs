@@ -1,4 +1,4 @@
-//! Per-member link settings (listen port, MTU, DNS), point-to-point subnets, and the checks that
+//! Link settings (listen port, MTU, keepalive, DNS), point-to-point subnets, and the checks that
 //! need them: a dialled endpoint's port, prefixes per host's own peers, shared key files.
 
 use super::*;
@@ -45,6 +45,45 @@ pub(super) fn a_host_peers_with_both(
 }
 
 impl NetworkCheck<'_> {
+    /// The network's `listenPort` and `mtu`, which its members inherit.
+    pub(super) fn network_defaults(&mut self, net: &schema::Network) -> Defaults {
+        let listen_port = match net.listen_port {
+            None => DEFAULT_LISTEN_PORT,
+            Some(p @ 1..=65535) => p as u16,
+            Some(p) => {
+                self.d.error(
+                    &self.path.key("listenPort"),
+                    format!("{p} is not a port (1–65535)"),
+                );
+                DEFAULT_LISTEN_PORT
+            }
+        };
+        let mtu = net.mtu.and_then(|m| {
+            if (1280..=9000).contains(&m) {
+                Some(m as u16)
+            } else {
+                self.d
+                    .error(&self.path.key("mtu"), format!("{m} is outside 1280–9000"));
+                None
+            }
+        });
+        Defaults { listen_port, mtu }
+    }
+
+    pub(super) fn keepalive(&mut self, parent: &JsonPath, value: Option<u64>) -> Option<u16> {
+        match value {
+            None | Some(0) => None,
+            Some(k @ 1..=65535) => Some(k as u16),
+            Some(k) => {
+                self.d.error(
+                    &parent.key("persistentKeepalive"),
+                    format!("{k} is not a keepalive interval (0–65535 seconds)"),
+                );
+                None
+            }
+        }
+    }
+
     /// A member's own `listenPort` (0: no fixed port) and `mtu`, else the network's.
     pub(super) fn member_overrides(
         &mut self,

@@ -1,0 +1,186 @@
+//! Keys: public keys unique in a network, one secret per key file, and preshared keys between
+//! pairs of members.
+
+use super::*;
+
+/// What a key file holds, by the field that names it.
+enum KeyRole {
+    /// The private key of this host.
+    Private(String),
+    Preshared,
+}
+
+/// One key file is one secret. The same file as a private key and a preshared key would hand a
+/// host's private key to a client as its `PresharedKey` (and `rekey` would re-encrypt it to the
+/// peer); as two hosts' private keys written differently (`./a.age`, `x/../a.age`), it is one key
+/// on two hosts (the same spelling is `links::shared_key_files`' finding). Files are compared by
+/// their lexically normalised path; an alias through a link is caught when the key is decrypted.
+pub(super) fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
+    let mut uses: Vec<(String, &str, KeyRole, JsonPath)> = Vec::new();
+    for (name, host) in &fleet.hosts {
+        if let Some(file) = &host.private_key_file {
+            let path = JsonPath::keys(&["hosts", name, "privateKeyFile"]);
+            uses.push((
+                normalise_ref(file),
+                file,
+                KeyRole::Private(name.clone()),
+                path,
+            ));
+        }
+    }
+    for (net_name, net) in &fleet.networks {
+        let net_path = JsonPath::keys(&["networks", net_name]);
+        for (name, member) in &net.members {
+            if let Some(file) = &member.private_key_file {
+                let path = net_path.key("members").key(name).key("privateKeyFile");
+                uses.push((
+                    normalise_ref(file),
+                    file,
+                    KeyRole::Private(name.clone()),
+                    path,
+                ));
+            }
+        }
+        for (name, client) in &net.clients {
+            if let Some(file) = &client.preshared_key_file {
+                let path = net_path.key("clients").key(name).key("presharedKeyFile");
+                uses.push((normalise_ref(file), file, KeyRole::Preshared, path));
+            }
+        }
+        for (i, pair) in net.preshared_keys.iter().enumerate() {
+            let path = net_path.key("presharedKeys").index(i).key("file");
+            uses.push((
+                normalise_ref(&pair.file),
+                &pair.file,
+                KeyRole::Preshared,
+                path,
+            ));
+        }
+    }
+    let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for (file, raw, role, _) in &uses {
+        if let KeyRole::Private(host) = role {
+            owner.entry(file.as_str()).or_insert((host.as_str(), raw));
+        }
+    }
+    for (file, raw, role, path) in &uses {
+        let Some(&(first, first_raw)) = owner.get(file.as_str()) else {
+            continue;
+        };
+        match role {
+            KeyRole::Private(host) if host != first && *raw != first_raw => d.error(
+                path,
+                format!(
+                    "{file:?} is also host {first:?}'s private key file; every host needs its \
+                     own key (wgfleet keygen)"
+                ),
+            ),
+            KeyRole::Private(_) => {}
+            KeyRole::Preshared => d.error(
+                path,
+                format!(
+                    "{file:?} is host {first:?}'s private key file, not a preshared key; give \
+                     the preshared key its own file (wgfleet keygen --psk)"
+                ),
+            ),
+        }
+    }
+}
+
+/// A file reference with `.` and `dir/..` folded, so that `./secrets/a.age` and
+/// `secrets/x/../a.age` name the same file as `secrets/a.age`.
+fn normalise_ref(file: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in file.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if file.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+impl NetworkCheck<'_> {
+    pub(super) fn unique_keys(&mut self, model: &NetworkModel) {
+        let mut seen: HashMap<&str, &str> = HashMap::default();
+        // Hosts' own keys are compared under `hosts`; here only overrides and clients can clash anew.
+        let host_key = |p: &Peer| {
+            p.kind == PeerKind::Host
+                && self
+                    .fleet
+                    .hosts
+                    .get(&p.name)
+                    .is_some_and(|h| h.public_key == p.public_key)
+        };
+        for peer in model.peers.values() {
+            if let Some(other) = seen.insert(&peer.public_key, &peer.name)
+                && !(host_key(peer) && model.peers.get(other).is_some_and(host_key))
+            {
+                let path = self.peer_path(peer);
+                self.d.error(
+                    &path,
+                    format!(
+                        "public key {:?} is also the key of {other:?}",
+                        peer.public_key
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(super) fn pair_psks(
+        &mut self,
+        net: &schema::Network,
+    ) -> BTreeMap<(String, String), String> {
+        let mut pairs = BTreeMap::new();
+        for (i, pair) in net.preshared_keys.iter().enumerate() {
+            let path = self.path.key("presharedKeys").index(i);
+            check_opt(
+                self.d,
+                &path,
+                "file",
+                Some(&pair.file),
+                syntax::check_file_ref,
+            );
+            let [a, b] = pair.peers.as_slice() else {
+                self.d.error(
+                    &path.key("peers"),
+                    "a preshared key is between exactly two members",
+                );
+                continue;
+            };
+            for (j, name) in [a, b].into_iter().enumerate() {
+                if !net.members.contains_key(name) {
+                    self.d.error(
+                        &path.key("peers").index(j),
+                        format!("{name:?} is not a member of this network"),
+                    );
+                }
+            }
+            if a == b {
+                self.d
+                    .error(&path.key("peers"), "names the same member twice");
+            }
+            let key = if a <= b {
+                (a.clone(), b.clone())
+            } else {
+                (b.clone(), a.clone())
+            };
+            if pairs.insert(key, pair.file.clone()).is_some() {
+                self.d.error(
+                    &path.key("peers"),
+                    format!("{a:?} and {b:?} already have a preshared key"),
+                );
+            }
+        }
+        pairs
+    }
+}

@@ -1,0 +1,231 @@
+//! Topology and hubs: the hosts, each network's members (a host's peer), the hubs of a
+//! hub-and-spoke network, and that spokes can dial their hubs.
+
+use super::addresses::parse_prefixes;
+use super::*;
+
+pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel> {
+    let mut hosts = BTreeMap::new();
+    let mut keys: HashMap<&str, &str> = HashMap::default();
+    for (name, host) in &fleet.hosts {
+        let path = JsonPath::keys(&["hosts", name]);
+        if let Err(e) = syntax::check_name(name) {
+            d.error(&path, e);
+        }
+        if let Err(e) = syntax::check_key(&host.public_key) {
+            d.error(&path.key("publicKey"), e);
+        } else if let Some(other) = keys.insert(&host.public_key, name) {
+            d.error(
+                &path.key("publicKey"),
+                format!(
+                    "the same public key as host {other:?}: the two hosts share one private key (cloned from one image?); give each its own (`wgfleet keygen`)"
+                ),
+            );
+        }
+        if let Some(ep) = &host.endpoint
+            && let Err(e) = syntax::parse_endpoint(ep)
+        {
+            d.error(&path.key("endpoint"), e);
+        }
+        if let Some(wan) = &host.wan_interface
+            && let Err(e) = syntax::check_interface(wan)
+        {
+            d.error(&path.key("wanInterface"), e);
+        }
+        check_opt(
+            d,
+            &path,
+            "privateKeyFile",
+            host.private_key_file.as_deref(),
+            syntax::check_file_ref,
+        );
+        check_opt(
+            d,
+            &path,
+            "description",
+            host.description.as_deref(),
+            syntax::check_text,
+        );
+        hosts.insert(
+            name.clone(),
+            HostModel {
+                public_key: host.public_key.clone(),
+                private_key_file: host.private_key_file.clone(),
+                wan_interface: host.wan_interface.clone(),
+            },
+        );
+    }
+    hosts
+}
+
+impl NetworkCheck<'_> {
+    pub(super) fn hubs(&mut self, net: &schema::Network) -> Vec<String> {
+        let Topology::HubAndSpoke(hs) = &net.topology else {
+            return Vec::new();
+        };
+        let path = self.path.key("topology").key("hubAndSpoke").key("hubs");
+        if hs.hubs.is_empty() {
+            self.d
+                .error(&path, "a hub-and-spoke network needs at least one hub");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, hub) in hs.hubs.iter().enumerate() {
+            if !net.members.contains_key(hub) {
+                self.d.error(
+                    &path.index(i),
+                    format!("hub {hub:?} is not a member of this network"),
+                );
+            }
+            if !seen.insert(hub) {
+                self.d
+                    .error(&path.index(i), format!("hub {hub:?} is listed twice"));
+            }
+        }
+        hs.hubs.clone()
+    }
+
+    pub(super) fn member(
+        &mut self,
+        name: &str,
+        m: &schema::Member,
+        subnets: &Subnets,
+        hubs: &[String],
+        defaults: links::Defaults,
+    ) -> Option<Peer> {
+        let path = self.path.key("members").key(name);
+        let Some(host) = self.fleet.hosts.get(name) else {
+            self.d.error(
+                &path,
+                format!("{name:?} is not a host; add it under hosts first"),
+            );
+            return None;
+        };
+        let public_key = m
+            .public_key
+            .clone()
+            .unwrap_or_else(|| host.public_key.clone());
+        if m.public_key.is_some()
+            && let Err(e) = syntax::check_key(&public_key)
+        {
+            self.d.error(&path.key("publicKey"), e);
+        }
+        let endpoint_text = m.endpoint.as_ref().or(host.endpoint.as_ref());
+        let endpoint = endpoint_text.and_then(|t| match syntax::parse_endpoint(t) {
+            Ok(ep) => Some(ep),
+            Err(e) => {
+                if m.endpoint.is_some() {
+                    self.d.error(&path.key("endpoint"), e);
+                }
+                None
+            }
+        });
+        let (address, address6) = self.addresses(
+            &path,
+            m.id,
+            m.address.as_deref(),
+            m.address6.as_deref(),
+            subnets,
+        );
+        let routes = parse_prefixes(self.d, &path, "routes", &m.routes);
+        let reach = parse_prefixes(self.d, &path, "reach", &m.reach);
+        if !reach.is_empty() {
+            if hubs.is_empty() {
+                self.d.error(
+                    &path.key("reach"),
+                    "reach needs a hub-and-spoke network; in a mesh, list the prefix under the routes of the member that has it",
+                );
+            } else if hubs.iter().any(|h| h == name) {
+                self.d.error(
+                    &path.key("reach"),
+                    "a hub peers with everyone; reach is for spokes",
+                );
+            }
+        }
+        let override_ips = m
+            .allowed_ips
+            .as_ref()
+            .map(|l| parse_prefixes(self.d, &path, "allowedIPs", l));
+        if m.nat && host.wan_interface.is_none() {
+            self.d.error(
+                &path.key("nat"),
+                format!(
+                    "nat masquerades out of the host's wanInterface; set hosts.{name}.wanInterface"
+                ),
+            );
+        }
+        let keepalive = self.keepalive(&path, m.persistent_keepalive);
+        let (listen_port, mtu) = self.member_overrides(&path, m, defaults);
+        check_opt(
+            self.d,
+            &path,
+            "description",
+            m.description.as_deref(),
+            syntax::check_text,
+        );
+        check_opt(
+            self.d,
+            &path,
+            "privateKeyFile",
+            m.private_key_file.as_deref(),
+            syntax::check_file_ref,
+        );
+        let mut peer = Peer {
+            name: name.to_owned(),
+            kind: PeerKind::Host,
+            public_key,
+            address,
+            address6,
+            advertised: Vec::new(),
+            reach: fold_prefixes(reach),
+            endpoint,
+            keepalive,
+            listen_port,
+            mtu,
+            dns: Vec::new(),
+            interface: m.interface.clone(),
+            forwarding: m.forwarding,
+            nat: m.nat,
+            secret_file: m
+                .private_key_file
+                .clone()
+                .or_else(|| host.private_key_file.clone()),
+            description: m.description.clone().or_else(|| host.description.clone()),
+            owner: None,
+            expires: None,
+            hubs: None,
+        };
+        peer.advertised = match override_ips {
+            Some(list) => fold_prefixes(list),
+            None => fold_prefixes(peer.host_prefixes().into_iter().chain(routes)),
+        };
+        Some(peer)
+    }
+
+    /// Spokes dial their hubs, so every hub that has spokes needs an endpoint.
+    pub(super) fn hubs_reachable(&mut self, model: &NetworkModel, net: &schema::Network) {
+        // A hub whose only spokes are clients (a lone road-warrior server) is dialled by no
+        // host: its endpoint only goes into `client-config`, which asks for it there.
+        let has_spokes = model
+            .peers
+            .values()
+            .any(|p| p.kind == PeerKind::Host && !model.is_hub(&p.name));
+        if !has_spokes {
+            return;
+        }
+        for hub in &model.hubs {
+            let declared = self
+                .fleet
+                .hosts
+                .get(hub)
+                .is_some_and(|h| h.endpoint.is_some())
+                || net.members.get(hub).is_some_and(|m| m.endpoint.is_some());
+            if model.peers.contains_key(hub) && !declared {
+                let path = self.path.key("members").key(hub);
+                self.d.error(
+                    &path,
+                    format!("hub {hub:?} has no endpoint, so its spokes cannot dial it; set hosts.{hub}.endpoint"),
+                );
+            }
+        }
+    }
+}
