@@ -11,6 +11,7 @@ pub mod diff;
 pub mod error;
 pub mod firewall;
 pub mod fleet;
+pub mod flow_pairs;
 pub mod fsutil;
 pub mod graph;
 pub mod import;

@@ -140,7 +140,7 @@ pub fn plan_interface(
 fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
     let me_is_spoke = !net.is_mesh() && !net.is_hub(&me.name);
     let allowed_ips = if me_is_spoke && net.hubs.first() == Some(&peer.name) {
-        let extra = crate::access::spoke_extra(net, &me.name);
+        let extra = crate::flow_pairs::spoke_extra(net, &me.name);
         if extra.is_empty() {
             peer.advertised.clone()
         } else {
@@ -260,8 +260,8 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
 /// The firewall side of the flows for `me`: what is addressed to it, and, when it forwards, what
 /// passes through it between others.
 fn policy(net: &NetworkModel, me: &Peer) -> Option<Policy> {
-    use crate::access::{pairs, prefixes};
     use crate::fleet::model::Party;
+    use crate::flow_pairs::{pairs, prefixes};
     if net.flows.is_empty() {
         return None;
     }

@@ -295,7 +295,7 @@ fn network(fleet: &ValidFleet, net: &NetworkModel, now: i64) -> NetGraph {
         Party::Peer(n) => net.peers.get(n).is_some_and(|p| p.is_expired(now)),
         Party::Cidr(_) => false,
     };
-    for pair in crate::access::pairs(net) {
+    for pair in crate::flow_pairs::pairs(net) {
         for party in [pair.from, pair.to] {
             if let Party::Cidr(c) = party
                 && !prefixes.iter().any(|p| p.prefix == *c)

@@ -299,7 +299,7 @@ impl NetworkCheck<'_> {
             .filter(|p| p.kind == PeerKind::Host && !model.is_hub(&p.name))
         {
             // What the spoke sends through its primary hub: its reach and its flows' other ends.
-            let extra = crate::access::spoke_extra(model, &spoke.name);
+            let extra = crate::flow_pairs::spoke_extra(model, &spoke.name);
             for hub in others {
                 let Some(hub_peer) = model.peers.get(hub) else {
                     continue;

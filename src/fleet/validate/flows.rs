@@ -151,7 +151,7 @@ pub(super) fn check_policy(valid: &ValidFleet, net: &NetworkModel, now: i64, d: 
         Party::Cidr(_) => true,
     };
     let mut tables = crate::access::Tables::new(valid, net, now);
-    for pair in crate::access::pairs(net) {
+    for pair in crate::flow_pairs::pairs(net) {
         let Party::Peer(from) = pair.from else {
             continue;
         };
