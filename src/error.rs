@@ -174,6 +174,16 @@ fn escape(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::secrets::LoadError> for Error {
+    fn from(e: crate::secrets::LoadError) -> Self {
+        use crate::secrets::LoadError;
+        match e {
+            LoadError::Usage(message) => Error::Usage(message),
+            LoadError::Secret { context, source } => Error::Secret { context, source },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fleet::time::format_rfc3339;
 use crate::plan::{ClientPlan, InterfacePlan, PeerPlan};
+use crate::secrets::secret_placeholder;
 
 const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
 const CLIENT_TEMPLATE: &str = include_str!("templates/client.conf.tera");
@@ -47,14 +48,6 @@ struct PeerContext<'a> {
     allowed_ips: String,
     endpoint: Option<&'a str>,
     keepalive: Option<u16>,
-}
-
-/// The placeholder standing for a secret read from an age file.
-pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
-    match age_file {
-        Some(file) => format!("<{what} from {file}>"),
-        None => format!("<{what}: no age file declared>"),
-    }
 }
 
 /// The wg-quick file for one interface, secrets as placeholders.

@@ -74,6 +74,30 @@ pub enum SecretError {
     Encrypt { reason: String },
 }
 
+/// Why the secrets a plan needs could not be loaded; `crate::Error` takes each as it is, so
+/// this module does not depend on the crate's error type (which holds `SecretError`).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A key needs an identity to decrypt and none was given: the caller's mistake.
+    #[error("{0}")]
+    Usage(String),
+    /// A key could not be decrypted or checked; `context` names the host or client and network.
+    #[error("{context}: {source}")]
+    Secret {
+        context: String,
+        source: SecretError,
+    },
+}
+
+/// The placeholder standing for a secret read from an age file: `render` writes it on the key
+/// lines, and `HostSecrets` finds the key by it.
+pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
+    match age_file {
+        Some(file) => format!("<{what} from {file}>"),
+        None => format!("<{what}: no age file declared>"),
+    }
+}
+
 /// The decrypted secrets of one host, ready to be put into its configs.
 #[derive(Debug, Default)]
 pub struct HostSecrets {
@@ -129,21 +153,18 @@ pub fn load_client_secrets(
     loaded: &Loaded,
     plan: &crate::plan::ClientPlan,
     ids: Option<&age::Identities>,
-) -> Result<HostSecrets, crate::Error> {
+) -> Result<HostSecrets, LoadError> {
     let mut secrets = HostSecrets::default();
     if let Some(file) = &plan.preshared_key_file {
         let context = format!("client {}, network {}", plan.client, plan.network);
         let ids = ids.ok_or_else(|| {
-            crate::Error::Usage(format!(
+            LoadError::Usage(format!(
                 "{context}: its preshared key {file} needs --identity to decrypt"
             ))
         })?;
         let key = decrypt_preshared(loaded, file, ids)
-            .map_err(|source| crate::Error::Secret { context, source })?;
-        secrets.insert(
-            crate::render::secret_placeholder(Some(file), "preshared key"),
-            key,
-        );
+            .map_err(|source| LoadError::Secret { context, source })?;
+        secrets.insert(secret_placeholder(Some(file), "preshared key"), key);
     }
     Ok(secrets)
 }
@@ -154,11 +175,11 @@ pub fn load_host_secrets(
     loaded: &Loaded,
     plans: &[InterfacePlan],
     ids: &age::Identities,
-) -> Result<HostSecrets, crate::Error> {
+) -> Result<HostSecrets, LoadError> {
     let mut secrets = HostSecrets::default();
     for plan in plans {
         let context = || format!("host {}, network {}", plan.host, plan.network);
-        let wrap = |source| crate::Error::Secret {
+        let wrap = |source| LoadError::Secret {
             context: context(),
             source,
         };
@@ -175,17 +196,15 @@ pub fn load_host_secrets(
                 derived,
             }));
         }
-        secrets.by_placeholder.insert(
-            crate::render::secret_placeholder(Some(file), "private key"),
-            key,
-        );
+        secrets
+            .by_placeholder
+            .insert(secret_placeholder(Some(file), "private key"), key);
         for peer in &plan.peers {
             if let Some(psk_file) = &peer.preshared_key_file {
-                let placeholder =
-                    crate::render::secret_placeholder(Some(psk_file), "preshared key");
+                let placeholder = secret_placeholder(Some(psk_file), "preshared key");
                 if let Entry::Vacant(slot) = secrets.by_placeholder.entry(placeholder) {
                     let psk = decrypt_preshared(loaded, psk_file, ids).map_err(|source| {
-                        crate::Error::Secret {
+                        LoadError::Secret {
                             context: format!("{}, preshared key for peer {}", context(), peer.name),
                             source,
                         }
