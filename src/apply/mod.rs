@@ -563,22 +563,46 @@ fn test_kill_after_write() {
     }
 }
 
-/// The step's line in the audit log, with how it ended.
+/// Appends the step's line to the audit log.
 fn audit(
     subject: Subject<'_, '_>,
     network: &str,
     result: &Result<()>,
     run: &Run<'_>,
 ) -> Result<()> {
+    let entry = audit_entry(
+        subject,
+        network,
+        result,
+        run.host,
+        run.digest,
+        run.audit_snapshot,
+    );
+    audit::append(&run.paths.state, &entry).map_err(|source| Error::Write {
+        path: run.paths.state.join(audit::LOG_NAME),
+        source,
+    })
+}
+
+/// The step's line in the audit log, with how it ended: the action is the step's own
+/// (`host-state` for the host-wide step).
+fn audit_entry<'r>(
+    subject: Subject<'_, '_>,
+    network: &'r str,
+    result: &Result<()>,
+    host: &'r str,
+    digest: &'r str,
+    snapshot: bool,
+) -> audit::Entry<'r> {
     let peers = match subject {
-        Subject::Interface(step) if result.is_ok() => PeerRecord::of(step, run.audit_snapshot),
+        Subject::Interface(step) if result.is_ok() => PeerRecord::of(step, snapshot),
         _ => PeerRecord::None,
     };
     let (added, removed, snapshot) = peers.split();
-    let entry = audit::Entry {
+    audit::Entry {
         time: crate::fleet::time::format_rfc3339(now()),
-        host: run.host,
-        fleet_digest: run.digest,
+        host,
+        fleet_digest: digest,
         network,
         action: subject.ops().action,
         changes: subject.changes(),
@@ -588,11 +612,7 @@ fn audit(
         added,
         removed,
         peers: snapshot,
-    };
-    audit::append(&run.paths.state, &entry).map_err(|source| Error::Write {
-        path: run.paths.state.join(audit::LOG_NAME),
-        source,
-    })
+    }
 }
 
 /// What an interface's audit entry says of its peers.
@@ -871,4 +891,36 @@ fn describe_change(c: &diff::Change) -> String {
 /// Whether the steps change anything.
 pub fn has_changes(steps: &[Step<'_>]) -> bool {
     steps.iter().any(|s| s.ops.changes_something())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Host-wide changes once went into the audit log as `reload`; they are `host-state`.
+    #[test]
+    fn the_host_wide_audit_entry_is_host_state() {
+        let paths = Paths::new(Some(Path::new("/nonexistent-root")));
+        let diff = host::HostDiff {
+            sysctls: vec![("net.ipv4.ip_forward".into(), "0".into(), "1".into())],
+            ..host::HostDiff::default()
+        };
+        let step = HostStep {
+            ops: operations::for_host(&diff, false, &paths),
+            diff,
+        };
+        let entry = audit_entry(
+            Subject::Host(&step),
+            operations::HOST,
+            &Ok(()),
+            "h1",
+            "digest",
+            false,
+        );
+        assert_eq!(entry.action, Action::HostState);
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["action"], "host-state");
+        assert_eq!(json["network"], operations::HOST);
+        assert_eq!(json["changes"]["sysctls"][0][2], "1");
+    }
 }
