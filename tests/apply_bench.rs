@@ -25,6 +25,8 @@
 
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +35,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testbed::{Host, Testbed};
+use wgfleet_on::{file_id, root, set_fleet};
 
 const HUB_IP: &str = "192.0.2.10";
 /// Public key of `secrets/examples/seed-000/cp.age` (decrypted with `secrets/test-identity.txt`).
@@ -56,10 +59,6 @@ rc=$?
 e=$EPOCHREALTIME
 echo "$s $e $rc"
 "#;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -133,14 +132,6 @@ fn provision(host: &Host) {
     std::fs::write(dir.join("timeit.sh"), TIMEIT).unwrap();
 }
 
-fn set_fleet(host: &Host, doc: &Value) {
-    std::fs::write(
-        host.dir().join("fleet.json"),
-        serde_json::to_string_pretty(doc).unwrap(),
-    )
-    .unwrap();
-}
-
 fn sh(host: &Host, cmd: &str) -> String {
     host.sh_ok(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -184,10 +175,6 @@ fn peers(host: &Host) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn file_id(host: &Host) -> String {
-    sh(host, "stat -c '%i %Y.%y' /etc/wireguard/wg0.conf")
 }
 
 fn journal_lines(host: &Host) -> String {

@@ -10,8 +10,8 @@ mod wgfleet_on;
 use serde_json::json;
 use testbed::{Host, Testbed};
 use wgfleet_on::{
-    CP_IP, apply, file_id, firewall, printed, provision, seed000_fleet, set_fleet, wg_go_pid,
-    wgfleet,
+    apply, assert_in_sync, file_id, firewall, printed, provision, seed000_fleet, seed000_hosts,
+    set_fleet, wg_go_pid, wgfleet,
 };
 
 const HOSTS: [&str; 4] = ["cp", "worker-1", "worker-2", "proxy"];
@@ -51,14 +51,7 @@ fn audit_lines(host: &Host) -> usize {
 #[test]
 fn apply_reconciles_real_hosts() {
     let bed = Testbed::new("apply").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-            ("worker-2", "192.0.2.12/24"),
-            ("proxy", "192.0.2.30/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &HOSTS);
     let [cp, w1, w2, proxy] = [&hosts[0], &hosts[1], &hosts[2], &hosts[3]];
     for h in &hosts {
         provision(h, &HOSTS);
@@ -130,13 +123,7 @@ fn apply_reconciles_real_hosts() {
             .unwrap();
         let out = apply(h);
         assert!(out.contains("wg0: nothing to do"), "{out}");
-        let plan = wgfleet(h, "plan --detailed-exitcode");
-        assert_eq!(
-            plan.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&plan.stdout)
-        );
+        assert_in_sync(h);
         assert_eq!(
             (file_id(h), wg_go_pid(h), firewall(h), audit_sum(h)),
             (file, pid, fw, audit),

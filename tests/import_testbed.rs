@@ -15,7 +15,9 @@ use std::path::Path;
 use std::process::Command;
 
 use testbed::{Host, Testbed};
-use wgfleet_on::{CP_IP, apply, file_id, firewall, printed, wg_go_pid, wgfleet};
+use wgfleet_on::{
+    CP_IP, apply, assert_in_sync, file_id, firewall, printed, seed000_hosts, wg_go_pid,
+};
 
 const HAND_RULE: &str = "-A INPUT -p udp -m udp --dport 51821 -j ACCEPT";
 
@@ -68,12 +70,7 @@ fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
 #[test]
 fn import_takes_over_a_hand_made_setup_without_a_restart() {
     let bed = Testbed::new("import").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp", "worker-1"]);
     let (cp, w1) = (&hosts[0], &hosts[1]);
 
     // 1. By hand, as seed 000's script does it. The worker's key first, so that the CP's
@@ -233,13 +230,7 @@ fn import_takes_over_a_hand_made_setup_without_a_restart() {
             h.name()
         );
         assert_eq!(&wg_go_pid(h), pid);
-        let plan = wgfleet(h, "plan --detailed-exitcode");
-        assert_eq!(
-            plan.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&plan.stdout)
-        );
+        assert_in_sync(h);
     }
 
     // 8. Not one ping lost.

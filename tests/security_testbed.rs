@@ -7,16 +7,14 @@ mod testbed;
 mod wgfleet_on;
 
 use testbed::Testbed;
-use wgfleet_on::{CP_IP, firewall, printed, provision, seed000_fleet, set_fleet};
+use wgfleet_on::{firewall, printed, provision, seed000_fleet, seed000_hosts, set_fleet};
 
 const DROPIN: &str = "/etc/systemd/system/wg-quick@.service.d/wgfleet-firewall.conf";
 
 #[test]
 fn host_findings_of_the_security_review() {
     let bed = Testbed::new("security").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[("cp", &format!("{CP_IP}/24"))])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp"]);
     let cp = &hosts[0];
     provision(cp, &["cp"]);
     set_fleet(cp, &seed000_fleet(&[]));

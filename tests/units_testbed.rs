@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testbed::{Host, Testbed};
-use wgfleet_on::{CP_IP, provision, root, seed000_fleet, wg_go_pid};
+use wgfleet_on::{provision, root, seed000_fleet, seed000_hosts, wg_go_pid};
 
 /// A few timer periods (5 s) plus a run; generous for a loaded machine.
 const TIMER_DEADLINE: Duration = Duration::from_secs(60);
@@ -32,11 +32,7 @@ fn public_key(name: &str) -> String {
 
 /// Replaces /etc/wgfleet/fleet.json atomically (a run never reads half a file).
 fn set_fleet(host: &Host, doc: &Value) {
-    std::fs::write(
-        host.dir().join("fleet.json"),
-        serde_json::to_string_pretty(doc).unwrap(),
-    )
-    .unwrap();
+    wgfleet_on::set_fleet(host, doc);
     host.sh_ok("cp /x/fleet.json /etc/wgfleet/.fleet.json.new && mv /etc/wgfleet/.fleet.json.new /etc/wgfleet/fleet.json")
         .unwrap();
 }
@@ -125,12 +121,7 @@ fn runs(host: &Host) -> usize {
 #[test]
 fn timer_keeps_hosts_in_line_with_the_fleet() {
     let bed = Testbed::new("units").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp", "worker-1"]);
     let [cp, w1] = [&hosts[0], &hosts[1]];
     for h in &hosts {
         install(h);

@@ -9,10 +9,34 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::testbed::Host;
+use crate::testbed::{Host, Testbed};
 
 /// The control plane's underlay address: where seed 000's fleet has cp dialled.
 pub const CP_IP: &str = "192.0.2.10";
+
+/// Seed 000's hosts and their underlay addresses (a /24), as its fleet and scripts have them.
+pub const SEED000_IPS: [(&str, &str); 4] = [
+    ("cp", CP_IP),
+    ("worker-1", "192.0.2.11"),
+    ("worker-2", "192.0.2.12"),
+    ("proxy", "192.0.2.30"),
+];
+
+/// Adds seed 000's hosts `names` to the testbed, each at its underlay address, in that order.
+pub fn seed000_hosts(bed: &Testbed, names: &[&str]) -> Vec<Host> {
+    let specs: Vec<(&str, String)> = names
+        .iter()
+        .map(|name| {
+            let (_, ip) = SEED000_IPS
+                .iter()
+                .find(|(host, _)| host == name)
+                .unwrap_or_else(|| panic!("{name} is not one of seed 000's hosts"));
+            (*name, format!("{ip}/24"))
+        })
+        .collect();
+    let specs: Vec<(&str, &str)> = specs.iter().map(|(n, a)| (*n, a.as_str())).collect();
+    bed.add_hosts(&specs).expect("hosts")
+}
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,6 +115,17 @@ pub fn apply(host: &Host) -> String {
         host.name()
     );
     text
+}
+
+/// `wgfleet plan --detailed-exitcode` finds nothing to do (exit 0); else fails with its output.
+pub fn assert_in_sync(host: &Host) {
+    let plan = wgfleet(host, "plan --detailed-exitcode");
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
 }
 
 /// What a command printed: stdout, then stderr.
