@@ -299,13 +299,16 @@ fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
     (changes, restart)
 }
 
+/// The fleet's name for a peer's public key, or a note that the fleet does not know it.
+fn peer_name(names: &BTreeMap<String, String>, key: &str) -> String {
+    names
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| "(not in the fleet)".into())
+}
+
 fn peer_changes(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) -> Vec<Change> {
-    let name = |k: &String| {
-        names
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| "(not in the fleet)".into())
-    };
+    let name = |key: &String| peer_name(names, key);
     let mut changes = Vec::new();
     for (key, p) in &new.peers {
         match old.peers.get(key) {
@@ -408,12 +411,7 @@ fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> (
 }
 
 fn peer_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
-    let name = |k: &String| {
-        names
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| "(not in the fleet)".into())
-    };
+    let name = |key: &String| peer_name(names, key);
     let mut found = Vec::new();
     let port = conf.interface.get("listenport").and_then(|v| v.last());
     if port.is_some() && port != live.listen_port.as_ref() {

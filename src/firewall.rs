@@ -70,32 +70,14 @@ pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
     }
     for p in plans {
         let Some(policy) = &p.policy else { continue };
-        // Replies to allowed connections, then what flows allow, then nothing else from the tunnel.
-        let iface = &p.network;
-        lines.push(format!(
-            "-A WGFLEET-INPUT -i {iface} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
-        ));
-        lines.extend(
-            policy
-                .input
-                .iter()
-                .filter_map(|r| flow_rule("WGFLEET-INPUT", iface, r, family)),
-        );
-        lines.push(format!("-A WGFLEET-INPUT -i {iface} -j DROP"));
+        lines.extend(policed("WGFLEET-INPUT", &p.network, &policy.input, family));
     }
     for p in plans.iter().filter(|p| p.forwarding) {
         let iface = &p.network;
         match &p.policy {
             None => lines.push(format!("-A WGFLEET-FORWARD -i {iface} -j ACCEPT")),
             Some(policy) => {
-                lines.push(format!("-A WGFLEET-FORWARD -i {iface} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"));
-                lines.extend(
-                    policy
-                        .forward
-                        .iter()
-                        .filter_map(|r| flow_rule("WGFLEET-FORWARD", iface, r, family)),
-                );
-                lines.push(format!("-A WGFLEET-FORWARD -i {iface} -j DROP"));
+                lines.extend(policed("WGFLEET-FORWARD", iface, &policy.forward, family));
             }
         }
         lines.push(format!("-A WGFLEET-FORWARD -o {iface} -j ACCEPT"));
@@ -113,6 +95,21 @@ pub fn desired(plans: &[InterfacePlan], family: Family) -> Vec<String> {
             ));
         }
     }
+    lines
+}
+
+/// A chain's rules for traffic in from `iface` under flows: replies to allowed connections, then
+/// what the flows allow, then nothing else.
+fn policed(chain: &str, iface: &str, rules: &[FlowRule], family: Family) -> Vec<String> {
+    let mut lines = vec![format!(
+        "-A {chain} -i {iface} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    )];
+    lines.extend(
+        rules
+            .iter()
+            .filter_map(|r| flow_rule(chain, iface, r, family)),
+    );
+    lines.push(format!("-A {chain} -i {iface} -j DROP"));
     lines
 }
 

@@ -160,6 +160,9 @@ pub fn observe<'d>(
     pending: &Pending,
     audit_all: bool,
 ) -> Result<Vec<Step<'d>>> {
+    let step = |diff, desired, on_disk, running| {
+        step(diff, desired, on_disk, running, paths, pending, audit_all)
+    };
     let mut steps = Vec::new();
     for d in desired {
         let iface = &d.plan.network;
@@ -178,30 +181,14 @@ pub fn observe<'d>(
             &unit,
             &d.names,
         );
-        steps.push(step(
-            diff,
-            Some(d),
-            on_disk,
-            unit.is_running(),
-            paths,
-            pending,
-            audit_all,
-        )?);
+        steps.push(step(diff, Some(d), on_disk, unit.is_running())?);
     }
     for iface in managed_interfaces(&paths.wireguard)? {
         if desired.iter().all(|d| d.plan.network != iface) {
             let unit = systemd.state(&unit_name(&iface)).map_err(sys(&iface))?;
             let on_disk = read_private(&paths.config(&iface))?;
             let diff = diff::diff_removed(&iface);
-            steps.push(step(
-                diff,
-                None,
-                on_disk,
-                unit.is_running(),
-                paths,
-                pending,
-                audit_all,
-            )?);
+            steps.push(step(diff, None, on_disk, unit.is_running())?);
         }
     }
     Ok(steps)
