@@ -43,6 +43,9 @@ pub(super) fn parse_prefix(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// What a member or client gives for its tunnel addresses: `id`, `address`, `address6`.
+pub(super) type Given<'a> = (Option<u64>, Option<&'a str>, Option<&'a str>);
+
 /// What addressing needs: the subnets, or why a member cannot have an address in them.
 pub(super) struct Subnets {
     pub v4: Option<Ipv4Net>,
@@ -51,48 +54,14 @@ pub(super) struct Subnets {
 
 impl NetworkCheck<'_> {
     pub(super) fn subnets(&mut self, net: &schema::Network) -> Subnets {
-        let v4 = net.subnet.as_ref().and_then(|s| match parse_prefix(s) {
-            Ok(IpNet::V4(n)) if n.prefix_len() <= 31 => Some(n),
-            Ok(IpNet::V4(_)) => {
-                self.d.error(
-                    &self.path.key("subnet"),
-                    format!("{s:?} is too small; use /31 (a point-to-point pair) or larger"),
-                );
-                None
-            }
-            Ok(IpNet::V6(_)) => {
-                self.d.error(
-                    &self.path.key("subnet"),
-                    format!("{s:?} is IPv6; put it in subnet6"),
-                );
-                None
-            }
-            Err(e) => {
-                self.d.error(&self.path.key("subnet"), e);
-                None
-            }
-        });
-        let v6 = net.subnet6.as_ref().and_then(|s| match parse_prefix(s) {
-            Ok(IpNet::V6(n)) if n.prefix_len() <= 127 => Some(n),
-            Ok(IpNet::V6(_)) => {
-                self.d.error(
-                    &self.path.key("subnet6"),
-                    format!("{s:?} is too small; use /127 (a point-to-point pair) or larger"),
-                );
-                None
-            }
-            Ok(IpNet::V4(_)) => {
-                self.d.error(
-                    &self.path.key("subnet6"),
-                    format!("{s:?} is IPv4; put it in subnet"),
-                );
-                None
-            }
-            Err(e) => {
-                self.d.error(&self.path.key("subnet6"), e);
-                None
-            }
-        });
+        let v4 = match self.subnet_field("subnet", net.subnet.as_deref(), false) {
+            Some(IpNet::V4(n)) => Some(n),
+            _ => None,
+        };
+        let v6 = match self.subnet_field("subnet6", net.subnet6.as_deref(), true) {
+            Some(IpNet::V6(n)) => Some(n),
+            _ => None,
+        };
         if net.subnet.is_none() && net.subnet6.is_none() {
             self.d
                 .error(&self.path, "a network needs a subnet, a subnet6, or both");
@@ -100,88 +69,50 @@ impl NetworkCheck<'_> {
         Subnets { v4, v6 }
     }
 
-    /// Resolves an address from an explicit value or from `id`.
+    /// `subnet` (IPv4) or `subnet6` (IPv6): a prefix of that family with room for at least a
+    /// point-to-point pair.
+    fn subnet_field(&mut self, field: &str, text: Option<&str>, v6: bool) -> Option<IpNet> {
+        let s = text?;
+        let (max_len, other, other_field) = if v6 {
+            (127, "IPv4", "subnet")
+        } else {
+            (31, "IPv6", "subnet6")
+        };
+        let message = match parse_prefix(s) {
+            Ok(n) if matches!(n, IpNet::V6(_)) == v6 && n.prefix_len() <= max_len => {
+                return Some(n);
+            }
+            Ok(n) if matches!(n, IpNet::V6(_)) == v6 => {
+                format!("{s:?} is too small; use /{max_len} (a point-to-point pair) or larger")
+            }
+            Ok(_) => format!("{s:?} is {other}; put it in {other_field}"),
+            Err(e) => e,
+        };
+        self.d.error(&self.path.key(field), message);
+        None
+    }
+
+    /// Resolves the addresses of a member or client from its `address` and `address6`, or else
+    /// from its `id`.
     pub(super) fn addresses(
         &mut self,
         path: &JsonPath,
-        id: Option<u64>,
-        address: Option<&str>,
-        address6: Option<&str>,
+        (id, address, address6): Given<'_>,
         subnets: &Subnets,
     ) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
         let errors_before = self.d.0.len();
         let v4 = match (address, subnets.v4) {
-            (Some(text), subnet) => match text.parse::<Ipv4Addr>() {
-                Err(_) => {
-                    self.d.error(
-                        &path.key("address"),
-                        format!("{text:?} is not an IPv4 address"),
-                    );
-                    None
-                }
-                Ok(_) if subnet.is_none() => {
-                    self.d.error(
-                        &path.key("address"),
-                        "an IPv4 address needs the network's subnet",
-                    );
-                    None
-                }
-                Ok(a) => self.inside_v4(&path.key("address"), a, subnet),
-            },
-            (None, Some(subnet)) => id.and_then(|id| {
-                // The (id+1)-th address; the last usable one is just below the broadcast address.
-                // A /31 has no network or broadcast address (RFC 3021): ids 0 and 1 are its two.
-                let p2p = u64::from(links::point_to_point4(subnet));
-                let usable = (1u64 << (32 - subnet.prefix_len())) - 2 + 2 * p2p;
-                if id < usable {
-                    Some(Ipv4Addr::from(
-                        u32::from(subnet.network()) + id as u32 + 1 - p2p as u32,
-                    ))
-                } else {
-                    let max = usable - 1;
-                    self.d.error(
-                        &path.key("id"),
-                        format!("id {id} does not fit in {subnet} (ids 0–{max})"),
-                    );
-                    None
-                }
-            }),
+            (Some(text), subnet) => self
+                .explicit_address(path, "address", text, subnet.is_some())
+                .and_then(|a| self.inside_v4(&path.key("address"), a, subnet?)),
+            (None, Some(subnet)) => id.and_then(|id| self.id_address4(path, id, subnet)),
             (None, None) => None,
         };
         let v6 = match (address6, subnets.v6) {
-            (Some(text), subnet) => match text.parse::<Ipv6Addr>() {
-                Err(_) => {
-                    self.d.error(
-                        &path.key("address6"),
-                        format!("{text:?} is not an IPv6 address"),
-                    );
-                    None
-                }
-                Ok(_) if subnet.is_none() => {
-                    self.d.error(
-                        &path.key("address6"),
-                        "an IPv6 address needs the network's subnet6",
-                    );
-                    None
-                }
-                Ok(a) => self.inside_v6(&path.key("address6"), a, subnet),
-            },
-            (None, Some(subnet)) => id.and_then(|id| {
-                // id+1 must stay inside the subnet's host bits (a /0 holds every id).
-                // A /127 has no subnet-router anycast address (RFC 6164): ids 0 and 1.
-                let p2p = u128::from(links::point_to_point6(subnet));
-                let host_bits = 128 - u32::from(subnet.prefix_len());
-                let fits = host_bits == 128 || u128::from(id) + 1 - p2p < (1u128 << host_bits);
-                if fits {
-                    Some(Ipv6Addr::from(
-                        u128::from(subnet.network()) + u128::from(id) + 1 - p2p,
-                    ))
-                } else {
-                    self.d
-                        .error(&path.key("id"), format!("id {id} does not fit in {subnet}"));
-                    None
-                }
-            }),
+            (Some(text), subnet) => self
+                .explicit_address(path, "address6", text, subnet.is_some())
+                .and_then(|a| self.inside_v6(&path.key("address6"), a, subnet?)),
+            (None, Some(subnet)) => id.and_then(|id| self.id_address6(path, id, subnet)),
             (None, None) => None,
         };
         if v4.is_none() && v6.is_none() && self.d.0.len() == errors_before {
@@ -191,48 +122,104 @@ impl NetworkCheck<'_> {
         (v4, v6)
     }
 
-    fn inside_v4(
+    /// An explicit `address` or `address6`: it parses, and the network has a subnet of its
+    /// family.
+    fn explicit_address<A: std::str::FromStr>(
         &mut self,
         path: &JsonPath,
-        a: Ipv4Addr,
-        subnet: Option<Ipv4Net>,
-    ) -> Option<Ipv4Addr> {
-        let subnet = subnet?;
-        if !subnet.contains(&a) {
-            self.d
-                .error(path, format!("{a} is outside the subnet {subnet}"));
-            return None;
-        }
-        if !links::point_to_point4(subnet) && (a == subnet.network() || a == subnet.broadcast()) {
-            self.d.error(
-                path,
-                format!("{a} is the network or broadcast address of {subnet}"),
-            );
-            return None;
-        }
-        Some(a)
+        field: &str,
+        text: &str,
+        has_subnet: bool,
+    ) -> Option<A> {
+        let (family, subnet_field) = if field == "address6" {
+            ("IPv6", "subnet6")
+        } else {
+            ("IPv4", "subnet")
+        };
+        let message = match text.parse::<A>() {
+            Err(_) => format!("{text:?} is not an {family} address"),
+            Ok(_) if !has_subnet => {
+                format!("an {family} address needs the network's {subnet_field}")
+            }
+            Ok(a) => return Some(a),
+        };
+        self.d.error(&path.key(field), message);
+        None
     }
 
-    fn inside_v6(
+    /// The (id+1)-th address; the last usable one is just below the broadcast address.
+    /// A /31 has no network or broadcast address (RFC 3021): ids 0 and 1 are its two.
+    fn id_address4(&mut self, path: &JsonPath, id: u64, subnet: Ipv4Net) -> Option<Ipv4Addr> {
+        let p2p = u64::from(links::point_to_point4(subnet));
+        let usable = (1u64 << (32 - subnet.prefix_len())) - 2 + 2 * p2p;
+        if id < usable {
+            return Some(Ipv4Addr::from(
+                u32::from(subnet.network()) + id as u32 + 1 - p2p as u32,
+            ));
+        }
+        let max = usable - 1;
+        self.d.error(
+            &path.key("id"),
+            format!("id {id} does not fit in {subnet} (ids 0–{max})"),
+        );
+        None
+    }
+
+    /// id+1 must stay inside the subnet's host bits (a /0 holds every id).
+    /// A /127 has no subnet-router anycast address (RFC 6164): ids 0 and 1.
+    fn id_address6(&mut self, path: &JsonPath, id: u64, subnet: Ipv6Net) -> Option<Ipv6Addr> {
+        let p2p = u128::from(links::point_to_point6(subnet));
+        let host_bits = 128 - u32::from(subnet.prefix_len());
+        if host_bits == 128 || u128::from(id) + 1 - p2p < (1u128 << host_bits) {
+            return Some(Ipv6Addr::from(
+                u128::from(subnet.network()) + u128::from(id) + 1 - p2p,
+            ));
+        }
+        self.d
+            .error(&path.key("id"), format!("id {id} does not fit in {subnet}"));
+        None
+    }
+
+    /// An explicit IPv4 address is a host of its subnet, not its network or broadcast address.
+    fn inside_v4(&mut self, path: &JsonPath, a: Ipv4Addr, subnet: Ipv4Net) -> Option<Ipv4Addr> {
+        let reserved =
+            !links::point_to_point4(subnet) && (a == subnet.network() || a == subnet.broadcast());
+        self.inside(
+            path,
+            a,
+            subnet.contains(&a),
+            subnet,
+            reserved.then_some("the network or broadcast address"),
+        )
+    }
+
+    /// An explicit IPv6 address is a host of its subnet, not its subnet-router anycast address.
+    fn inside_v6(&mut self, path: &JsonPath, a: Ipv6Addr, subnet: Ipv6Net) -> Option<Ipv6Addr> {
+        let reserved = !links::point_to_point6(subnet) && a == subnet.network();
+        self.inside(
+            path,
+            a,
+            subnet.contains(&a),
+            subnet,
+            reserved.then_some("the subnet-router anycast address"),
+        )
+    }
+
+    fn inside<A: std::fmt::Display, N: std::fmt::Display>(
         &mut self,
         path: &JsonPath,
-        a: Ipv6Addr,
-        subnet: Option<Ipv6Net>,
-    ) -> Option<Ipv6Addr> {
-        let subnet = subnet?;
-        if !subnet.contains(&a) {
-            self.d
-                .error(path, format!("{a} is outside the subnet {subnet}"));
-            return None;
-        }
-        if !links::point_to_point6(subnet) && a == subnet.network() {
-            self.d.error(
-                path,
-                format!("{a} is the subnet-router anycast address of {subnet}"),
-            );
-            return None;
-        }
-        Some(a)
+        a: A,
+        contained: bool,
+        subnet: N,
+        reserved: Option<&str>,
+    ) -> Option<A> {
+        let message = match reserved {
+            _ if !contained => format!("{a} is outside the subnet {subnet}"),
+            Some(what) => format!("{a} is {what} of {subnet}"),
+            None => return Some(a),
+        };
+        self.d.error(path, message);
+        None
     }
 
     pub(super) fn unique_addresses(&mut self, model: &NetworkModel) {

@@ -26,33 +26,20 @@ impl NetworkCheck<'_> {
         if let Err(e) = syntax::check_key(&c.public_key) {
             self.d.error(&path.key("publicKey"), e);
         }
-        let (address, address6) = self.addresses(
-            &path,
-            c.id,
-            c.address.as_deref(),
-            c.address6.as_deref(),
-            subnets,
-        );
+        let given = (c.id, c.address.as_deref(), c.address6.as_deref());
+        let (address, address6) = self.addresses(&path, given, subnets);
         check_opt(
             self.d,
             &path,
-            "owner",
-            c.owner.as_deref(),
-            syntax::check_owner,
-        );
-        check_opt(
-            self.d,
-            &path,
-            "description",
-            c.description.as_deref(),
-            syntax::check_text,
-        );
-        check_opt(
-            self.d,
-            &path,
-            "presharedKeyFile",
-            c.preshared_key_file.as_deref(),
-            syntax::check_file_ref,
+            &[
+                ("owner", c.owner.as_deref(), syntax::check_owner),
+                ("description", c.description.as_deref(), syntax::check_text),
+                (
+                    "presharedKeyFile",
+                    c.preshared_key_file.as_deref(),
+                    syntax::check_file_ref,
+                ),
+            ],
         );
         let expires = c
             .expires

@@ -15,17 +15,13 @@ enum KeyRole {
 /// peer); as two hosts' private keys written differently (`./a.age`, `x/../a.age`), it is one key
 /// on two hosts (the same spelling is `links::shared_key_files`' finding). Files are compared by
 /// their lexically normalised path; an alias through a link is caught when the key is decrypted.
-pub(super) fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
+pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
     let mut uses: Vec<(String, &str, KeyRole, JsonPath)> = Vec::new();
+    let mut add = |file: &'f str, role, path| uses.push((normalise_ref(file), file, role, path));
     for (name, host) in &fleet.hosts {
         if let Some(file) = &host.private_key_file {
             let path = JsonPath::keys(&["hosts", name, "privateKeyFile"]);
-            uses.push((
-                normalise_ref(file),
-                file,
-                KeyRole::Private(name.clone()),
-                path,
-            ));
+            add(file, KeyRole::Private(name.clone()), path);
         }
     }
     for (net_name, net) in &fleet.networks {
@@ -33,28 +29,18 @@ pub(super) fn check_key_files(fleet: &Fleet, d: &mut Diagnostics) {
         for (name, member) in &net.members {
             if let Some(file) = &member.private_key_file {
                 let path = net_path.key("members").key(name).key("privateKeyFile");
-                uses.push((
-                    normalise_ref(file),
-                    file,
-                    KeyRole::Private(name.clone()),
-                    path,
-                ));
+                add(file, KeyRole::Private(name.clone()), path);
             }
         }
         for (name, client) in &net.clients {
             if let Some(file) = &client.preshared_key_file {
                 let path = net_path.key("clients").key(name).key("presharedKeyFile");
-                uses.push((normalise_ref(file), file, KeyRole::Preshared, path));
+                add(file, KeyRole::Preshared, path);
             }
         }
         for (i, pair) in net.preshared_keys.iter().enumerate() {
             let path = net_path.key("presharedKeys").index(i).key("file");
-            uses.push((
-                normalise_ref(&pair.file),
-                &pair.file,
-                KeyRole::Preshared,
-                path,
-            ));
+            add(&pair.file, KeyRole::Preshared, path);
         }
     }
     let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
@@ -146,9 +132,7 @@ impl NetworkCheck<'_> {
             check_opt(
                 self.d,
                 &path,
-                "file",
-                Some(&pair.file),
-                syntax::check_file_ref,
+                &[("file", Some(&pair.file), syntax::check_file_ref)],
             );
             let [a, b] = pair.peers.as_slice() else {
                 self.d.error(

@@ -94,19 +94,18 @@ pub fn validate(fleet: &Fleet, opts: Options) -> (Option<ValidFleet>, Diagnostic
     ((!d.has_errors()).then_some(valid), d)
 }
 
-/// Checks an optional field; the field's path is only built when there is something to report
-/// (paths allocate, and a large fleet has many fields).
-fn check_opt(
-    d: &mut Diagnostics,
-    parent: &JsonPath,
-    field: &str,
-    value: Option<&str>,
-    check: impl Fn(&str) -> Result<(), String>,
-) {
-    if let Some(v) = value
-        && let Err(e) = check(v)
-    {
-        d.error(&parent.key(field), e);
+/// A syntax check of one field's text.
+type Check = fn(&str) -> Result<(), String>;
+
+/// Checks optional fields, each `(name, value, check)`, in order; a field's path is only built
+/// when there is something to report (paths allocate, and a large fleet has many fields).
+fn check_opt(d: &mut Diagnostics, parent: &JsonPath, fields: &[(&str, Option<&str>, Check)]) {
+    for &(field, value, check) in fields {
+        if let Some(v) = value
+            && let Err(e) = check(v)
+        {
+            d.error(&parent.key(field), e);
+        }
     }
 }
 

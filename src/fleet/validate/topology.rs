@@ -35,16 +35,18 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
         check_opt(
             d,
             &path,
-            "privateKeyFile",
-            host.private_key_file.as_deref(),
-            syntax::check_file_ref,
-        );
-        check_opt(
-            d,
-            &path,
-            "description",
-            host.description.as_deref(),
-            syntax::check_text,
+            &[
+                (
+                    "privateKeyFile",
+                    host.private_key_file.as_deref(),
+                    syntax::check_file_ref,
+                ),
+                (
+                    "description",
+                    host.description.as_deref(),
+                    syntax::check_text,
+                ),
+            ],
         );
         hosts.insert(
             name.clone(),
@@ -119,13 +121,8 @@ impl NetworkCheck<'_> {
                 None
             }
         });
-        let (address, address6) = self.addresses(
-            &path,
-            m.id,
-            m.address.as_deref(),
-            m.address6.as_deref(),
-            subnets,
-        );
+        let given = (m.id, m.address.as_deref(), m.address6.as_deref());
+        let (address, address6) = self.addresses(&path, given, subnets);
         let routes = parse_prefixes(self.d, &path, "routes", &m.routes);
         let reach = parse_prefixes(self.d, &path, "reach", &m.reach);
         if !reach.is_empty() {
@@ -158,16 +155,14 @@ impl NetworkCheck<'_> {
         check_opt(
             self.d,
             &path,
-            "description",
-            m.description.as_deref(),
-            syntax::check_text,
-        );
-        check_opt(
-            self.d,
-            &path,
-            "privateKeyFile",
-            m.private_key_file.as_deref(),
-            syntax::check_file_ref,
+            &[
+                ("description", m.description.as_deref(), syntax::check_text),
+                (
+                    "privateKeyFile",
+                    m.private_key_file.as_deref(),
+                    syntax::check_file_ref,
+                ),
+            ],
         );
         let mut peer = Peer {
             name: name.to_owned(),
