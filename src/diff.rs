@@ -498,6 +498,18 @@ mod tests {
             ..Live::default()
         }
     }
+    /// `desired` against `on_disk`, with the interface up and running BASE.
+    fn with_base_live(desired: &str, on_disk: &str) -> NetworkDiff {
+        diff_network(
+            "wg0",
+            desired,
+            Some(on_disk),
+            Some(&live_of(BASE)),
+            &up(),
+            &names(),
+        )
+    }
+
     fn names() -> BTreeMap<String, String> {
         [
             ("A".to_owned(), "a".to_owned()),
@@ -508,14 +520,7 @@ mod tests {
 
     #[test]
     fn nothing_changed_means_nothing_to_do() {
-        let d = diff_network(
-            "wg0",
-            BASE,
-            Some(BASE),
-            Some(&live_of(BASE)),
-            &up(),
-            &names(),
-        );
+        let d = with_base_live(BASE, BASE);
         assert_eq!(
             (d.action, d.write_file, d.enable, d.changes.len()),
             (Action::Nothing, false, false, 0)
@@ -525,14 +530,7 @@ mod tests {
     #[test]
     fn a_new_peer_is_a_reload() {
         let new = format!("{BASE}\n[Peer]\nPublicKey = B\nAllowedIPs = 10.0.0.3/32\n");
-        let d = diff_network(
-            "wg0",
-            &new,
-            Some(BASE),
-            Some(&live_of(BASE)),
-            &up(),
-            &names(),
-        );
+        let d = with_base_live(&new, BASE);
         assert_eq!(d.action, Action::Reload);
         assert!(d.write_file);
         assert!(matches!(&d.changes[0], Change::PeerAdded { peer, .. } if peer == "b"));
@@ -561,14 +559,7 @@ mod tests {
     #[test]
     fn formatting_only_rewrites_the_file() {
         let hand_made = "[Interface]\n# by hand\nPrivateKey = K\nListenPort = 51820\nAddress = 10.0.0.1/24\n[Peer]\nAllowedIPs = 10.0.0.2/32\nPublicKey = A\n";
-        let d = diff_network(
-            "wg0",
-            BASE,
-            Some(hand_made),
-            Some(&live_of(BASE)),
-            &up(),
-            &names(),
-        );
+        let d = with_base_live(BASE, hand_made);
         assert_eq!(d.action, Action::WriteFile);
         assert_eq!(d.changes, vec![Change::FileRewritten]);
     }
@@ -632,14 +623,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_job_is_finished_by_the_next_run() {
-        let d = diff_network(
-            "wg0",
-            BASE,
-            Some(BASE),
-            Some(&live_of(BASE)),
-            &up(),
-            &names(),
-        );
+        let d = with_base_live(BASE, BASE);
         let d = finish_interrupted(d, Action::Restart);
         assert_eq!(d.action, Action::Restart);
         assert_eq!(

@@ -311,31 +311,18 @@ mod tests {
             event(3, &["c"], &["b"]),
             event(5, &[], &["a"]),
         ];
+        let interval = |name: &str, from: u32, until: Option<u32>| Interval {
+            peer: name.into(),
+            owner: peer(name).owner,
+            host: "cp".into(),
+            network: "wg0".into(),
+            from: t(from),
+            until: until.map(t),
+        };
         let want = vec![
-            Interval {
-                peer: "a".into(),
-                owner: Some("a@example.com".into()),
-                host: "cp".into(),
-                network: "wg0".into(),
-                from: t(1),
-                until: Some(t(5)),
-            },
-            Interval {
-                peer: "b".into(),
-                owner: Some("b@example.com".into()),
-                host: "cp".into(),
-                network: "wg0".into(),
-                from: t(1),
-                until: Some(t(3)),
-            },
-            Interval {
-                peer: "c".into(),
-                owner: Some("c@example.com".into()),
-                host: "cp".into(),
-                network: "wg0".into(),
-                from: t(3),
-                until: None,
-            },
+            interval("a", 1, Some(5)),
+            interval("b", 1, Some(3)),
+            interval("c", 3, None),
         ];
         assert_eq!(intervals(old), want);
         assert_eq!(intervals(new.clone()), want);

@@ -86,6 +86,18 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 /// accepts and never answers) is an error, not a hang.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The error of a D-Bus call about `unit` that systemd refused (or that did not get through).
+fn refused<'a>(
+    what: &'static str,
+    unit: &'a str,
+) -> impl Fn(zbus::Error) -> SystemdError + Copy + 'a {
+    move |e| SystemdError::Call {
+        what,
+        unit: unit.to_owned(),
+        message: e.to_string(),
+    }
+}
+
 /// A connection to the system manager.
 #[derive(Clone)]
 pub struct Systemd {
@@ -150,11 +162,7 @@ impl Systemd {
 
     /// ActiveState and whether the unit file is enabled.
     pub fn state(&self, unit: &str) -> Result<UnitState, SystemdError> {
-        let call = |e: zbus::Error| SystemdError::Call {
-            what: "reading the state of",
-            unit: unit.to_owned(),
-            message: e.to_string(),
-        };
+        let call = refused("reading the state of", unit);
         zbus::block_on(async {
             let manager = self.manager().await?;
             let path = manager.load_unit(unit).await?;
@@ -197,11 +205,7 @@ impl Systemd {
     }
 
     async fn run_job(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
-        let call = |e: zbus::Error| SystemdError::Call {
-            what: job.verb(),
-            unit: unit.to_owned(),
-            message: e.to_string(),
-        };
+        let call = refused(job.verb(), unit);
         let manager = self.manager().await.map_err(call)?;
         // Subscribe to JobRemoved before submitting, or a fast job could finish unseen.
         let mut removed = manager.receive_job_removed().await.map_err(call)?;
@@ -238,11 +242,7 @@ impl Systemd {
 
     /// Enables the unit for boot (the `multi-user.target.wants` symlink) and reloads systemd.
     pub fn enable(&self, unit: &str, runtime: bool) -> Result<(), SystemdError> {
-        let call = |e: zbus::Error| SystemdError::Call {
-            what: "enabling",
-            unit: unit.to_owned(),
-            message: e.to_string(),
-        };
+        let call = refused("enabling", unit);
         zbus::block_on(async {
             let manager = self.manager().await?;
             let (_, changes) = manager.enable_unit_files(&[unit], runtime, false).await?;
@@ -256,21 +256,12 @@ impl Systemd {
 
     /// `daemon-reload`: systemd rereads unit files and drop-ins.
     pub fn daemon_reload(&self) -> Result<(), SystemdError> {
-        zbus::block_on(async { self.manager().await?.reload().await }).map_err(|e| {
-            SystemdError::Call {
-                what: "reloading",
-                unit: "the systemd manager".into(),
-                message: e.to_string(),
-            }
-        })
+        zbus::block_on(async { self.manager().await?.reload().await })
+            .map_err(refused("reloading", "the systemd manager"))
     }
 
     pub fn disable(&self, unit: &str) -> Result<(), SystemdError> {
-        let call = |e: zbus::Error| SystemdError::Call {
-            what: "disabling",
-            unit: unit.to_owned(),
-            message: e.to_string(),
-        };
+        let call = refused("disabling", unit);
         zbus::block_on(async {
             let manager = self.manager().await?;
             let mut changed = !manager.disable_unit_files(&[unit], false).await?.is_empty();

@@ -11,35 +11,28 @@ use serde::Serialize;
 /// iptables comments and file names.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && safe_chars(name)
         && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
+    ok.then_some(()).ok_or_else(|| {
+        format!(
             "{name:?} is not a safe name: use 1–63 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        ))
-    }
+        )
+    })
+}
+
+/// Letters, digits, '-', '_' and '.' only.
+fn safe_chars(name: &str) -> bool {
+    name.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Interface names (`wg0`, and a host's `wanInterface`): the kernel's 15 bytes, wg-quick's
 /// charset without the characters a shell or iptables would read specially.
 pub fn check_interface(name: &str) -> Result<(), String> {
-    let ok = (1..=15).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a valid interface name: use 1–15 letters, digits, '-', '_' or '.'"
-        ))
-    }
+    let ok = (1..=15).contains(&name.len()) && name != "." && name != ".." && safe_chars(name);
+    ok.then_some(()).ok_or_else(|| {
+        format!("{name:?} is not a valid interface name: use 1–15 letters, digits, '-', '_' or '.'")
+    })
 }
 
 /// A network's name is its interface name, and more: `wg show NAME` must mean that interface, so
