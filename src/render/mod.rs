@@ -61,20 +61,9 @@ pub fn render_config(plan: &InterfacePlan) -> Result<String> {
         mtu: plan.mtu,
         peers: plan.peers.iter().map(peer_context).collect(),
     };
-    let tera = TERA.as_ref().map_err(|message| Error::Render {
-        what: "the built-in wg-quick template".into(),
-        message: message.clone(),
-    })?;
-    let what = || format!("{} for host {}", plan.network, plan.host);
-    let context = tera::Context::from_serialize(&context).map_err(|e| Error::Render {
-        what: what(),
-        message: e.to_string(),
-    })?;
-    tera.render("wg-quick.conf", &context)
-        .map_err(|e| Error::Render {
-            what: what(),
-            message: e.to_string(),
-        })
+    render_template("wg-quick.conf", "wg-quick", &context, || {
+        format!("{} for host {}", plan.network, plan.host)
+    })
 }
 
 #[derive(Serialize)]
@@ -109,20 +98,29 @@ pub fn render_client_config(plan: &ClientPlan) -> Result<String> {
             .join(", "),
         peers: plan.peers.iter().map(peer_context).collect(),
     };
+    render_template("client.conf", "client", &context, || {
+        format!("client {} of {}", plan.client, plan.network)
+    })
+}
+
+/// Renders built-in template `name` (`kind` in errors about the template itself); `what` names
+/// the file in errors about this rendering.
+fn render_template(
+    name: &str,
+    kind: &str,
+    context: &impl Serialize,
+    what: impl Fn() -> String,
+) -> Result<String> {
     let tera = TERA.as_ref().map_err(|message| Error::Render {
-        what: "the built-in client template".into(),
+        what: format!("the built-in {kind} template"),
         message: message.clone(),
     })?;
-    let what = || format!("client {} of {}", plan.client, plan.network);
-    let context = tera::Context::from_serialize(&context).map_err(|e| Error::Render {
+    let failed = |e: tera::Error| Error::Render {
         what: what(),
         message: e.to_string(),
-    })?;
-    tera.render("client.conf", &context)
-        .map_err(|e| Error::Render {
-            what: what(),
-            message: e.to_string(),
-        })
+    };
+    let context = tera::Context::from_serialize(context).map_err(failed)?;
+    tera.render(name, &context).map_err(failed)
 }
 
 fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {

@@ -5,22 +5,8 @@ use super::*;
 impl<'f> NetImport<'f, '_> {
     pub(crate) fn member_schema(&self, m: &Member, run: &BTreeSet<u64>) -> schema::Member {
         let mut out = schema::Member::default();
-        let id4 = m.addr4.zip(self.subnet4).and_then(|(a, s)| id_of4(s, a));
-        let id6 = m.addr6.zip(self.subnet6).and_then(|(a, s)| id_of6(s, a));
-        let candidate = if m.addr4.is_some() { id4 } else { id6 };
-        // An id gives an address in every subnet of the network: only when the member has one.
-        let id_ok = candidate.is_some_and(|id| run.contains(&id))
-            && (self.subnet4.is_none() || m.addr4.is_some())
-            && (self.subnet6.is_none() || m.addr6.is_some());
-        if id_ok {
-            out.id = candidate;
-            if m.addr4.is_some() && m.addr6.is_some() && id6 != candidate {
-                out.address6 = m.addr6.map(|a| a.to_string());
-            }
-        } else {
-            out.address = m.addr4.map(|a| a.to_string());
-            out.address6 = m.addr6.map(|a| a.to_string());
-        }
+        (out.id, out.address, out.address6) =
+            self.addressing(m.addr4, m.addr6, |id| run.contains(&id));
         out.routes = m.routes.iter().map(ToString::to_string).collect();
         out.reach = m.reach.iter().map(ToString::to_string).collect();
         out.allowed_ips = m
@@ -34,6 +20,33 @@ impl<'f> NetImport<'f, '_> {
         out.interface = (m.file.src.network != self.name).then(|| m.file.src.network.clone());
         out.mtu = m.own_mtu;
         out
+    }
+
+    /// How a peer's addresses are written, as `(id, address, address6)`: its id (when `usable`)
+    /// if the id gives every address it has, an address the id does not give beside it; else its
+    /// addresses as they are.
+    fn addressing(
+        &self,
+        addr4: Option<Ipv4Addr>,
+        addr6: Option<Ipv6Addr>,
+        usable: impl Fn(u64) -> bool,
+    ) -> (Option<u64>, Option<String>, Option<String>) {
+        let id4 = addr4.zip(self.subnet4).and_then(|(a, s)| id_of4(s, a));
+        let id6 = addr6.zip(self.subnet6).and_then(|(a, s)| id_of6(s, a));
+        let candidate = if addr4.is_some() { id4 } else { id6 };
+        // An id gives an address in every subnet of the network: only when the peer has one.
+        let id_ok = candidate.is_some_and(usable)
+            && (self.subnet4.is_none() || addr4.is_some())
+            && (self.subnet6.is_none() || addr6.is_some());
+        if !id_ok {
+            return (
+                None,
+                addr4.map(|a| a.to_string()),
+                addr6.map(|a| a.to_string()),
+            );
+        }
+        let address6 = addr6.filter(|_| addr4.is_some() && id6 != candidate);
+        (candidate, None, address6.map(|a| a.to_string()))
     }
 
     pub(crate) fn build(mut self) -> NetOut<'f> {
@@ -102,27 +115,13 @@ impl<'f> NetImport<'f, '_> {
         }
         let mut client_psks = Vec::new();
         for c in &self.clients {
-            let id4 = c.addr4.zip(self.subnet4).and_then(|(a, s)| id_of4(s, a));
-            let id6 = c.addr6.zip(self.subnet6).and_then(|(a, s)| id_of6(s, a));
-            let candidate = if c.addr4.is_some() { id4 } else { id6 };
-            let id_ok = candidate.is_some()
-                && (self.subnet4.is_none() || c.addr4.is_some())
-                && (self.subnet6.is_none() || c.addr6.is_some());
             let mut out = schema::Client {
                 public_key: c.key.clone(),
                 hubs: c.hubs.clone(),
                 description: c.description.clone(),
                 ..schema::Client::default()
             };
-            if id_ok {
-                out.id = candidate;
-                if c.addr4.is_some() && c.addr6.is_some() && id6 != candidate {
-                    out.address6 = c.addr6.map(|a| a.to_string());
-                }
-            } else {
-                out.address = c.addr4.map(|a| a.to_string());
-                out.address6 = c.addr6.map(|a| a.to_string());
-            }
+            (out.id, out.address, out.address6) = self.addressing(c.addr4, c.addr6, |_| true);
             if let Some((psk, source)) = &c.psk {
                 client_psks.push((c.name.clone(), *psk, source.clone()));
             }
