@@ -360,14 +360,12 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                         },
                     );
                     if let Some(k) = facts.private_key {
-                        planned.push(PlannedSecret {
-                            file_name: format!("{host}.age"),
-                            source: facts.key_source.clone(),
-                            what: format!("the private key of {host}"),
-                            needed_by: vec![host.clone()],
-                            key: k,
-                            target: Target::Host(host.clone()),
-                        });
+                        planned.push(PlannedSecret::private_key(
+                            host,
+                            None,
+                            facts.key_source.clone(),
+                            k,
+                        ));
                     }
                 }
                 Some(h) => {
@@ -376,14 +374,12 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                     if h.public_key != facts.public_key {
                         m.public_key = Some(facts.public_key.clone());
                         if let Some(k) = facts.private_key {
-                            planned.push(PlannedSecret {
-                                file_name: format!("{host}-{net_name}.age"),
-                                source: facts.key_source.clone(),
-                                what: format!("the private key of {host} in {net_name}"),
-                                needed_by: vec![host.clone()],
-                                key: k,
-                                target: Target::Member(net_name.clone(), host.clone()),
-                            });
+                            planned.push(PlannedSecret::private_key(
+                                host,
+                                Some(net_name),
+                                facts.key_source.clone(),
+                                k,
+                            ));
                         }
                     }
                     let host_ep = h

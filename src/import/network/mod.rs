@@ -118,6 +118,37 @@ pub(super) struct PlannedSecret<'f> {
     pub(super) target: Target,
 }
 
+impl<'f> PlannedSecret<'f> {
+    /// The private key of `host`, fleet-wide or (`network`) for one network only.
+    pub(super) fn private_key(
+        host: &str,
+        network: Option<&str>,
+        source: Option<(String, usize)>,
+        key: &'f SecretKey,
+    ) -> Self {
+        let (file_name, what, target) = match network {
+            None => (
+                format!("{host}.age"),
+                format!("the private key of {host}"),
+                Target::Host(host.to_owned()),
+            ),
+            Some(net) => (
+                format!("{host}-{net}.age"),
+                format!("the private key of {host} in {net}"),
+                Target::Member(net.to_owned(), host.to_owned()),
+            ),
+        };
+        PlannedSecret {
+            file_name,
+            source,
+            what,
+            needed_by: vec![host.to_owned()],
+            key,
+            target,
+        }
+    }
+}
+
 pub(super) enum Target {
     Host(String),
     Member(String, String),
