@@ -258,6 +258,17 @@ mod tests {
         "wg-quick@wg0.service".into()
     }
 
+    fn job(job: Job) -> Op {
+        Op::Job { job, unit: unit() }
+    }
+
+    fn write_config(p: &Paths, keep_previous: Option<std::path::PathBuf>) -> Op {
+        Op::WriteConfig {
+            path: p.config("wg0"),
+            keep_previous,
+        }
+    }
+
     fn audit() -> Op {
         Op::Audit {
             network: "wg0".into(),
@@ -287,14 +298,8 @@ mod tests {
         assert_eq!(
             ops.ops,
             vec![
-                Op::WriteConfig {
-                    path: p.config("wg0"),
-                    keep_previous: Some(p.previous("wg0")),
-                },
-                Op::Job {
-                    job: Job::Reload,
-                    unit: unit()
-                },
+                write_config(&p, Some(p.previous("wg0"))),
+                job(Job::Reload),
                 audit(),
             ]
         );
@@ -325,18 +330,12 @@ mod tests {
         assert_eq!(
             ops.ops,
             vec![
-                Op::WriteConfig {
-                    path: p.config("wg0"),
-                    keep_previous: None,
-                },
+                write_config(&p, None),
                 Op::Enable {
                     unit: unit(),
                     runtime: false
                 },
-                Op::Job {
-                    job: Job::Start,
-                    unit: unit()
-                },
+                job(Job::Start),
                 audit(),
             ]
         );
@@ -379,10 +378,7 @@ mod tests {
         assert_eq!(
             ops.ops,
             vec![
-                Op::Job {
-                    job: Job::Stop,
-                    unit: unit()
-                },
+                job(Job::Stop),
                 Op::Disable { unit: unit() },
                 Op::RemoveFile {
                     path: p.config("wg0")
