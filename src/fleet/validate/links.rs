@@ -243,17 +243,24 @@ mod tests {
         (valid, errors)
     }
 
-    /// The DigitalOcean-style pair: a /31 transfer net that both ends list in AllowedIPs.
-    #[test]
-    fn a_pair_may_both_list_the_transfer_net() {
-        let (valid, errors) = check(serde_json::json!({
+    /// Hosts alpha and beta, each with an endpoint, in `networks`.
+    fn alpha_and_beta(networks: serde_json::Value) -> (Option<ValidFleet>, Vec<String>) {
+        check(serde_json::json!({
             "version": 1,
             "hosts": {"alpha": {"publicKey": A, "endpoint": "192.0.2.1"},
                       "beta": {"publicKey": B, "endpoint": "192.0.2.2"}},
-            "networks": {"wg0": {"subnet": "10.10.9.0/31", "topology": "mesh", "members": {
+            "networks": networks
+        }))
+    }
+
+    /// The DigitalOcean-style pair: a /31 transfer net that both ends list in AllowedIPs.
+    #[test]
+    fn a_pair_may_both_list_the_transfer_net() {
+        let (valid, errors) = alpha_and_beta(
+            serde_json::json!({"wg0": {"subnet": "10.10.9.0/31", "topology": "mesh", "members": {
                 "alpha": {"id": 0, "allowedIPs": ["10.10.9.0/31", "192.168.1.0/24"]},
-                "beta": {"id": 1, "allowedIPs": ["10.10.9.0/31", "192.168.2.0/24"]}}}}
-        }));
+                "beta": {"id": 1, "allowedIPs": ["10.10.9.0/31", "192.168.2.0/24"]}}}}),
+        );
         assert_eq!(errors, Vec::<String>::new());
         let net = &valid.expect("valid").networks["wg0"];
         assert_eq!(
@@ -307,13 +314,10 @@ mod tests {
 
     #[test]
     fn a_member_may_name_the_interface_but_not_twice_on_one_host() {
-        let (valid, errors) = check(serde_json::json!({
-            "version": 1,
-            "hosts": {"alpha": {"publicKey": A, "endpoint": "192.0.2.1"},
-                      "beta": {"publicKey": B, "endpoint": "192.0.2.2"}},
-            "networks": {"wgA": {"subnet": "10.10.9.0/31", "topology": "mesh", "members": {
-                "alpha": {"id": 0}, "beta": {"id": 1, "interface": "wgB"}}}}
-        }));
+        let (valid, errors) = alpha_and_beta(
+            serde_json::json!({"wgA": {"subnet": "10.10.9.0/31", "topology": "mesh", "members": {
+                "alpha": {"id": 0}, "beta": {"id": 1, "interface": "wgB"}}}}),
+        );
         assert_eq!(errors, Vec::<String>::new());
         let valid = valid.expect("valid");
         let plan = crate::plan::plan_interface(&valid, &valid.networks["wgA"], "beta", 0).unwrap();
