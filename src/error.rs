@@ -89,7 +89,7 @@ pub enum Error {
     RolledBack {
         #[source]
         error: Box<Error>,
-        rollback: crate::apply::RolledBack,
+        rollback: crate::apply::rollback::RolledBack,
     },
 
     /// A step failed and undoing it failed too (exit code 4): the host needs a look.
@@ -173,6 +173,15 @@ fn escape(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::render::RenderError> for Error {
+    fn from(e: crate::render::RenderError) -> Self {
+        Error::Render {
+            what: e.what,
+            message: e.message,
+        }
+    }
+}
 
 impl From<crate::secrets::LoadError> for Error {
     fn from(e: crate::secrets::LoadError) -> Self {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::Paths;
 use crate::apply::host::HostDiff;
+use crate::apply::paths::Paths;
 use crate::apply::systemd::{Job, unit_name};
 use crate::diff::{Action, NetworkDiff};
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
-use super::Paths;
+use super::paths::Paths;
 use crate::error::{Error, Result};
 use crate::firewall::{self, CHAINS, Family, FirewallDiff};
 use crate::fsutil::{ensure_private_dir, write_atomic};

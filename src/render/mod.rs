@@ -7,13 +7,23 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::fleet::time::format_rfc3339;
 use crate::plan::{ClientPlan, InterfacePlan, PeerPlan};
 use crate::secrets::secret_placeholder;
 
 const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
 const CLIENT_TEMPLATE: &str = include_str!("templates/client.conf.tera");
+
+/// A template that does not render; `crate::Error` takes it as it is, so that the pure core
+/// does not depend on the crate's error type.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering {what}: {message}")]
+pub struct RenderError {
+    pub what: String,
+    pub message: String,
+}
+
+type Result<T> = std::result::Result<T, RenderError>;
 
 /// How every file wgfleet writes begins: `apply` manages (and may remove) only such files.
 pub const MANAGED_MARKER: &str = "# Managed by wgfleet";
@@ -111,11 +121,11 @@ fn render_template(
     context: &impl Serialize,
     what: impl Fn() -> String,
 ) -> Result<String> {
-    let tera = TERA.as_ref().map_err(|message| Error::Render {
+    let tera = TERA.as_ref().map_err(|message| RenderError {
         what: format!("the built-in {kind} template"),
         message: message.clone(),
     })?;
-    let failed = |e: tera::Error| Error::Render {
+    let failed = |e: tera::Error| RenderError {
         what: what(),
         message: e.to_string(),
     };

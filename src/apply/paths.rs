@@ -1,0 +1,64 @@
+//! Where wgfleet reads and writes on a host.
+
+use std::path::{Path, PathBuf};
+
+/// Where wgfleet reads and writes; `--root` moves them all under a directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub wireguard: PathBuf,
+    pub state: PathBuf,
+    pub lock: PathBuf,
+    /// Where the `wg-quick@` drop-in goes: /etc/systemd/system, or /run/systemd/system where
+    /// /etc is read-only (NixOS); units are then enabled for this boot only (`runtime`), which
+    /// the timer renews at every boot.
+    pub systemd: PathBuf,
+    pub runtime_units: bool,
+    pub sysctl: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: Option<&Path>) -> Self {
+        let under =
+            |p: &str| root.map_or_else(|| PathBuf::from(p), |r| r.join(p.trim_start_matches('/')));
+        let etc_systemd = under("/etc/systemd/system");
+        let etc_writable = !etc_systemd.exists()
+            || nix::unistd::access(&etc_systemd, nix::unistd::AccessFlags::W_OK).is_ok();
+        Paths {
+            wireguard: under("/etc/wireguard"),
+            state: under("/var/lib/wgfleet"),
+            lock: under("/run/wgfleet.lock"),
+            systemd: if etc_writable {
+                etc_systemd
+            } else {
+                under("/run/systemd/system")
+            },
+            runtime_units: !etc_writable,
+            sysctl: under("/etc/sysctl.d"),
+        }
+    }
+
+    /// The chains to restore at boot, as `iptables-restore` input.
+    pub fn rules(&self, family: crate::firewall::Family) -> PathBuf {
+        self.wireguard
+            .join(format!("wgfleet.{}.rules", family.cmd()))
+    }
+
+    pub fn dropin(&self) -> PathBuf {
+        self.systemd
+            .join("wg-quick@.service.d/wgfleet-firewall.conf")
+    }
+
+    pub fn sysctl_conf(&self) -> PathBuf {
+        self.sysctl.join("90-wgfleet.conf")
+    }
+
+    pub fn config(&self, iface: &str) -> PathBuf {
+        self.wireguard.join(format!("{iface}.conf"))
+    }
+
+    /// The previous config, kept for rollback and for the operator.
+    pub fn previous(&self, iface: &str) -> PathBuf {
+        self.wireguard
+            .join(format!("{iface}.conf.wgfleet-previous"))
+    }
+}
