@@ -57,13 +57,22 @@ pub struct PeerPlan {
     pub kind: PeerKind,
     pub public_key: String,
     pub allowed_ips: Vec<IpNet>,
+    /// What the config dials: the first of `endpoints`.
     pub endpoint: Option<String>,
+    /// Every endpoint this host may dial the peer at, in order (`host:port`); shown only when
+    /// there are several. Empty when the peer is not dialled.
+    #[serde(skip_serializing_if = "not_a_list")]
+    pub endpoints: Vec<String>,
     pub persistent_keepalive: Option<u16>,
     pub preshared_key_file: Option<String>,
     pub description: Option<String>,
     pub owner: Option<String>,
     /// Unix seconds.
     pub expires: Option<i64>,
+}
+
+fn not_a_list(list: &[String]) -> bool {
+    list.len() <= 1
 }
 
 /// Every network `host` is a member of, in interface-name order.
@@ -152,11 +161,13 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
     // Spokes dial hubs; in a mesh, and between hubs, whoever has an endpoint is dialled.
     // A hub never dials a spoke: it learns the spoke's address from its handshake.
     let dials = peer.kind == PeerKind::Host && (net.is_mesh() || net.is_hub(&peer.name));
-    let endpoint = peer
-        .endpoint
-        .as_ref()
-        .filter(|_| dials)
-        .map(|ep| ep.render(peer.listen_port.unwrap_or(net.listen_port)));
+    let port = peer.listen_port.unwrap_or(net.listen_port);
+    let endpoints: Vec<String> = if dials {
+        peer.endpoints.iter().map(|ep| ep.render(port)).collect()
+    } else {
+        Vec::new()
+    };
+    let endpoint = endpoints.first().cloned();
     let persistent_keepalive = endpoint.as_ref().and(me.keepalive.or(net.keepalive));
     PeerPlan {
         name: peer.name.clone(),
@@ -164,6 +175,7 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
         public_key: peer.public_key.clone(),
         allowed_ips,
         endpoint,
+        endpoints,
         persistent_keepalive,
         preshared_key_file: match peer.kind {
             PeerKind::Client => peer.secret_file.clone(),
@@ -238,6 +250,7 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
                 .endpoint
                 .as_ref()
                 .map(|ep| ep.render(p.listen_port.unwrap_or(net.listen_port))),
+            endpoints: Vec::new(),
             persistent_keepalive: net.keepalive,
             preshared_key_file: me.secret_file.clone(),
             description: p.description.clone(),

@@ -119,7 +119,10 @@ pub struct Peer {
     pub advertised: Vec<IpNet>,
     /// Prefixes a spoke sends through its primary hub.
     pub reach: Vec<IpNet>,
+    /// The first of `endpoints`: what the rendered config dials.
     pub endpoint: Option<Endpoint>,
+    /// Where the peer is dialled, in order of preference (`endpoint` or `endpoints`).
+    pub endpoints: Vec<Endpoint>,
     pub keepalive: Option<u16>,
     /// The port a member listens on (its own or the network's); `None`: no fixed port.
     /// Clients: `None`.

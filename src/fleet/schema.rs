@@ -78,6 +78,11 @@ pub struct Host {
     /// (default: the network's `listenPort`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Where peers dial this host, in order of preference (instead of `endpoint`, which is a
+    /// one-element list): a peer whose handshake goes stale moves on to the next one, and back
+    /// to the first after the last. The rendered config carries the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     /// The uplink interface, used for NAT (`nat: true` on a member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("pattern" = "^[A-Za-z0-9_.-]{1,15}$"))]
@@ -181,6 +186,10 @@ pub struct Member {
     /// Overrides the host's endpoint in this network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Overrides the host's endpoint(s) in this network with an ordered list (instead of
+    /// `endpoint`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     /// Prefixes behind this member (a homelab LAN) that the others route to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<String>,

@@ -355,6 +355,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                                 .endpoint
                                 .as_ref()
                                 .map(|e| endpoint_text(e, listen_port)),
+                            endpoints: Vec::new(),
                             wan_interface: facts.wan.clone(),
                             description: facts.description.clone(),
                         },

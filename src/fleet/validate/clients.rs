@@ -91,6 +91,7 @@ impl NetworkCheck<'_> {
             advertised: Vec::new(),
             reach: Vec::new(),
             endpoint: None,
+            endpoints: Vec::new(),
             keepalive: None,
             listen_port: None,
             mtu: None,

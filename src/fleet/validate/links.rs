@@ -139,14 +139,7 @@ impl NetworkCheck<'_> {
             let Some(ep) = peer.endpoint.as_ref().filter(|_| dialled) else {
                 continue;
             };
-            let (path, field) = match net
-                .members
-                .get(&peer.name)
-                .and_then(|m| m.endpoint.as_ref())
-            {
-                Some(_) => (self.path.key("members").key(&peer.name), "endpoint"),
-                None => (JsonPath::keys(&["hosts", &peer.name]), "endpoint"),
-            };
+            let field = super::endpoints::first_field(self.fleet, &self.path, net, &peer.name);
             let listen = self.path.key("members").key(&peer.name).key("listenPort");
             match (ep.port, peer.listen_port) {
                 (_, None) => self.d.error(
@@ -158,7 +151,7 @@ impl NetworkCheck<'_> {
                     ),
                 ),
                 (Some(q), Some(p)) if q != p => self.d.error(
-                    &path.key(field),
+                    &field,
                     format!(
                         "the others dial {} at port {q} ({}), but it listens on {p} (listenPort of {} in {}): the handshake would fail; write the endpoint without a port, or set the member's listenPort",
                         peer.name,

@@ -28,6 +28,7 @@ use super::time;
 
 mod addresses;
 mod clients;
+mod endpoints;
 mod flows;
 mod keys;
 mod links;
@@ -169,6 +170,7 @@ impl NetworkCheck<'_> {
         self.overlapping_routes(&model, net);
         self.hubs_reachable(&model, net);
         self.dialled_ports(&model, net);
+        self.backup_ports(&model, net);
         self.shared_key_files(&model);
         model
     }

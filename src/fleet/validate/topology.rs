@@ -22,11 +22,7 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
                 ),
             );
         }
-        if let Some(ep) = &host.endpoint
-            && let Err(e) = syntax::parse_endpoint(ep)
-        {
-            d.error(&path.key("endpoint"), e);
-        }
+        super::endpoints::declared(d, &path, host.endpoint.as_ref(), &host.endpoints);
         if let Some(wan) = &host.wan_interface
             && let Err(e) = syntax::check_interface(wan)
         {
@@ -111,16 +107,7 @@ impl NetworkCheck<'_> {
         {
             self.d.error(&path.key("publicKey"), e);
         }
-        let endpoint_text = m.endpoint.as_ref().or(host.endpoint.as_ref());
-        let endpoint = endpoint_text.and_then(|t| match syntax::parse_endpoint(t) {
-            Ok(ep) => Some(ep),
-            Err(e) => {
-                if m.endpoint.is_some() {
-                    self.d.error(&path.key("endpoint"), e);
-                }
-                None
-            }
-        });
+        let endpoints = super::endpoints::of_member(self.d, &path, m, host);
         let given = (m.id, m.address.as_deref(), m.address6.as_deref());
         let (address, address6) = self.addresses(&path, given, subnets);
         let routes = parse_prefixes(self.d, &path, "routes", &m.routes);
@@ -172,7 +159,8 @@ impl NetworkCheck<'_> {
             address6,
             advertised: Vec::new(),
             reach: fold_prefixes(reach),
-            endpoint,
+            endpoint: endpoints.first().cloned(),
+            endpoints,
             keepalive,
             listen_port,
             mtu,
@@ -208,12 +196,14 @@ impl NetworkCheck<'_> {
             return;
         }
         for hub in &model.hubs {
-            let declared = self
-                .fleet
-                .hosts
-                .get(hub)
-                .is_some_and(|h| h.endpoint.is_some())
-                || net.members.get(hub).is_some_and(|m| m.endpoint.is_some());
+            let declared =
+                self.fleet
+                    .hosts
+                    .get(hub)
+                    .is_some_and(|h| super::endpoints::declares(h.endpoint.as_ref(), &h.endpoints))
+                    || net.members.get(hub).is_some_and(|m| {
+                        super::endpoints::declares(m.endpoint.as_ref(), &m.endpoints)
+                    });
             if model.peers.contains_key(hub) && !declared {
                 let path = self.path.key("members").key(hub);
                 self.d.error(
