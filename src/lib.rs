@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod endpoints;
 pub mod error;
 pub mod firewall;
 pub mod fleet;

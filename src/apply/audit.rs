@@ -181,7 +181,33 @@ pub fn roll_if_full(dir: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// An endpoint set live (`wg set … endpoint`): a line of its own, with `action` "set-endpoint".
+/// Readers that look for peers (`audit`) find none in it, so logs with and without these lines
+/// read alike.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointEntry<'a> {
+    pub time: String,
+    pub host: &'a str,
+    pub fleet_digest: &'a str,
+    pub network: &'a str,
+    pub action: &'static str,
+    pub peer: &'a str,
+    pub public_key: &'a str,
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    /// The fleet's endpoint `to` is an address of, and why it was chosen.
+    pub endpoint: &'a str,
+    pub reason: crate::endpoints::Reason,
+    pub result: String,
+}
+
 pub fn append(dir: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
+    append_line(dir, entry)
+}
+
+/// Appends one JSON line of any kind of entry.
+pub fn append_line(dir: &Path, entry: &impl Serialize) -> std::io::Result<()> {
     ensure_private_dir(dir)?;
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     line.push('\n');
@@ -333,6 +359,39 @@ mod tests {
         }];
         mixed.extend(new.into_iter().skip(1));
         assert_eq!(intervals(mixed), want);
+    }
+
+    /// An endpoint line reads as a record without peers: `audit` reads a log holding them, and
+    /// they change no interval.
+    #[test]
+    fn an_endpoint_line_reads_as_a_record_without_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = EndpointEntry {
+            time: "2026-01-02T00:00:00Z".into(),
+            host: "spoke",
+            fleet_digest: "sha256:x",
+            network: "wg0",
+            action: "set-endpoint",
+            peer: "hub",
+            public_key: "K",
+            from: Some("192.0.2.1:51820"),
+            to: "192.0.2.2:51820",
+            endpoint: "hub.test:51820",
+            reason: crate::endpoints::Reason::Moved,
+            result: "ok".into(),
+        };
+        append_line(dir.path(), &entry).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LOG_NAME)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["action"], "set-endpoint");
+        assert_eq!(line["reason"], "moved");
+        let record: Record = serde_json::from_str(text.trim()).unwrap();
+        assert!(record.added.is_empty() && record.removed.is_empty() && record.peers.is_none());
+        let mut records = vec![rec("2026-01-01T00:00:00Z", "spoke", &["hub"]), record];
+        records[1].host = "spoke".into();
+        let got = intervals(records);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].until, None, "the endpoint line closed nothing");
     }
 
     #[test]

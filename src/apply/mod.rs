@@ -5,6 +5,7 @@
 //! brings the old tunnel back.
 
 pub mod audit;
+pub mod endpoints;
 pub mod host;
 pub mod lock;
 pub mod paths;
@@ -84,6 +85,8 @@ pub struct Step<'d> {
     pub previous: Option<Zeroizing<String>>,
     /// The unit was running before (or before the interrupted run that this step finishes).
     pub was_running: bool,
+    /// What `wg show dump` said before acting (`None`: the unit was not running).
+    pub live: Option<Live>,
 }
 
 /// The host-wide diff and its operations (empty when there is nothing to do).
@@ -124,7 +127,9 @@ pub fn observe<'d>(
             &unit,
             &d.names,
         );
-        steps.push(step(diff, Some(d), on_disk, unit.is_running())?);
+        let mut s = step(diff, Some(d), on_disk, unit.is_running())?;
+        s.live = live;
+        steps.push(s);
     }
     for iface in managed_interfaces(&paths.wireguard)? {
         if desired.iter().all(|d| d.plan.network != iface) {
@@ -171,6 +176,7 @@ fn step<'d>(
         desired,
         previous,
         was_running,
+        live: None,
     })
 }
 
@@ -245,17 +251,7 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>> {
 /// `wg show IFACE dump` (parsed at once; the private key it prints is zeroized with the
 /// buffer, only its public key kept), with the interface's addresses (`ip`) and MTU (sysfs).
 pub fn live_state(iface: &str) -> Option<Live> {
-    let out = Command::new("wg")
-        .args(["show", iface, "dump"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
-        return None;
-    }
-    let mut live = diff::parse_dump(&String::from_utf8_lossy(&stdout));
+    let mut live = wg_dump(iface)?;
     live.addresses = Command::new("ip")
         .args(["-o", "address", "show", "dev", iface, "scope", "global"])
         .stdin(Stdio::null())
@@ -268,6 +264,21 @@ pub fn live_state(iface: &str) -> Option<Live> {
         .ok()
         .map(|m| m.trim().to_owned());
     Some(live)
+}
+
+/// `wg show IFACE dump` alone: peers, endpoints and handshakes.
+pub fn wg_dump(iface: &str) -> Option<Live> {
+    let out = Command::new("wg")
+        .args(["show", iface, "dump"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        return None;
+    }
+    Some(diff::parse_dump(&String::from_utf8_lossy(&stdout)))
 }
 
 /// How one step ended.

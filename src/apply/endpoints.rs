@@ -1,0 +1,268 @@
+//! The shell of `crate::endpoints`: resolve the names the decision needs (getaddrinfo, which
+//! honours /etc/hosts), set an endpoint live with `wg set IFACE peer KEY endpoint ADDR` (no
+//! reload, no restart, no file write), audit it, and remember the choice in `endpoints.json`
+//! (0600, written atomically, only when something changed).
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+use super::audit;
+use crate::diff::Live;
+use crate::endpoints::{self, Decision, Dialled, Resolution, State};
+use crate::error::{Error, Result};
+use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::plan::InterfacePlan;
+
+pub const STATE_NAME: &str = "endpoints.json";
+
+/// The staleness threshold: 135 s, or `WGFLEET_TEST_STALE_SECS` (test-only: the testbed
+/// test shortens it so as not to wait minutes for a handshake to go stale).
+pub fn stale_after() -> u64 {
+    std::env::var("WGFLEET_TEST_STALE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(endpoints::STALE_AFTER_SECS)
+}
+
+/// The remembered choices; a missing file is an empty state, and an unreadable one too (it is
+/// only a cache of choices: the next stale run rebuilds it), with a warning.
+pub fn load_state(dir: &Path) -> (State, Option<String>) {
+    let path = dir.join(STATE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(state) => (state, None),
+            Err(e) => (
+                State::default(),
+                Some(format!(
+                    "{}: unreadable ({e}); starting from the first endpoints",
+                    path.display()
+                )),
+            ),
+        },
+        Err(_) => (State::default(), None),
+    }
+}
+
+fn save_state(dir: &Path, state: &State) -> Result<()> {
+    let path = dir.join(STATE_NAME);
+    let werr = |source| Error::Write {
+        path: path.clone(),
+        source,
+    };
+    ensure_private_dir(dir).map_err(werr)?;
+    let mut text =
+        serde_json::to_string_pretty(state).map_err(|e| werr(std::io::Error::other(e)))?;
+    text.push('\n');
+    write_atomic(&path, text.as_bytes(), 0o600).map_err(werr)
+}
+
+/// What the check found: the decisions, and the state they were made against.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub decisions: Vec<Decision>,
+    pub state: State,
+    /// Why the state file was ignored, if it was.
+    pub warning: Option<String>,
+}
+
+impl Checked {
+    pub fn changes_something(&self) -> bool {
+        self.decisions.iter().any(|d| d.set.is_some())
+    }
+}
+
+/// Decides for every watched peer of `plans` against its live state (`live`, by interface;
+/// an interface without one is not checked). Reads the state file and resolves names only for
+/// peers that need a look: with every watched peer fresh on its first endpoint, nothing is read
+/// and nothing resolved.
+pub fn check<'p>(
+    plans: impl IntoIterator<Item = &'p InterfacePlan>,
+    live: &dyn Fn(&str) -> Option<&'p Live>,
+    state_dir: &Path,
+    now: i64,
+    stale: u64,
+) -> Checked {
+    let watched: Vec<(Dialled, &crate::diff::LivePeer)> = plans
+        .into_iter()
+        .flat_map(endpoints::dialled)
+        .filter_map(|d| {
+            let peer = live(&d.network)?.peers.get(&d.public_key)?;
+            Some((d, peer))
+        })
+        .collect();
+    let may_need = |(d, lp): &(Dialled, &crate::diff::LivePeer)| {
+        d.endpoints.len() > 1 || !endpoints::names_for(d, lp, None, now, stale).is_empty()
+    };
+    if !watched.iter().any(may_need) {
+        return Checked::default();
+    }
+    let (state, warning) = load_state(state_dir);
+    let mut resolved: BTreeMap<String, Resolution> = BTreeMap::new();
+    let mut decisions = Vec::new();
+    for (d, lp) in &watched {
+        let remembered = state.get(&d.network, &d.peer);
+        for name in endpoints::names_for(d, lp, remembered, now, stale) {
+            if !resolved.contains_key(name) {
+                resolved.insert(name.to_owned(), resolve(name));
+            }
+        }
+        decisions.extend(endpoints::decide(d, lp, remembered, &resolved, now, stale));
+    }
+    Checked {
+        decisions,
+        state,
+        warning,
+    }
+}
+
+/// getaddrinfo through std (honours /etc/hosts and nsswitch, as `wg` itself does).
+fn resolve(endpoint: &str) -> Resolution {
+    endpoint
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .map_err(|e| e.to_string())
+}
+
+/// How one endpoint change ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub network: String,
+    pub peer: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub ok: bool,
+    pub result: String,
+}
+
+/// Who is acting, for the audit log.
+pub struct Actor<'a> {
+    pub state_dir: &'a Path,
+    pub host: &'a str,
+    pub digest: &'a str,
+}
+
+/// Sets every decided endpoint live, audits each, and saves the state when it changed. A failed
+/// `wg set` does not stop the others; it is returned as an error after all were tried.
+pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied>> {
+    if checked.decisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut state = checked.state.clone();
+    let mut applied = Vec::new();
+    let mut failed = None;
+    for d in &checked.decisions {
+        let mut ok = true;
+        if let Some(set) = &d.set {
+            let result = wg_set_endpoint(&d.network, &d.public_key, &set.to);
+            ok = result.is_ok();
+            let text = result
+                .as_ref()
+                .map_or_else(ToString::to_string, |()| "ok".to_owned());
+            let entry = audit::EndpointEntry {
+                time: crate::fleet::time::format_rfc3339(now),
+                host: actor.host,
+                fleet_digest: actor.digest,
+                network: &d.network,
+                action: "set-endpoint",
+                peer: &d.peer,
+                public_key: &d.public_key,
+                from: set.from.as_deref(),
+                to: &set.to,
+                endpoint: &set.endpoint,
+                reason: set.reason,
+                result: text.clone(),
+            };
+            audit::append_line(actor.state_dir, &entry).map_err(|source| Error::Write {
+                path: actor.state_dir.join(audit::LOG_NAME),
+                source,
+            })?;
+            applied.push(Applied {
+                network: d.network.clone(),
+                peer: d.peer.clone(),
+                from: set.from.clone(),
+                to: set.to.clone(),
+                ok,
+                result: text,
+            });
+            if let Err(e) = result {
+                failed.get_or_insert(e);
+            }
+        }
+        if ok && let Some(peer_state) = &d.state {
+            state
+                .networks
+                .entry(d.network.clone())
+                .or_default()
+                .insert(d.peer.clone(), peer_state.clone());
+        }
+    }
+    if state != checked.state {
+        save_state(actor.state_dir, &state)?;
+    }
+    failed.map_or(Ok(applied), Err)
+}
+
+fn wg_set_endpoint(iface: &str, public_key: &str, address: &str) -> Result<()> {
+    let fail = |message: String| Error::System {
+        what: format!("network {iface}"),
+        message,
+    };
+    let out = Command::new("wg")
+        .args(["set", iface, "peer", public_key, "endpoint", address])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("cannot run wg: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "`wg set {iface} peer {public_key} endpoint {address}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// What `plan` and `apply` print for the endpoint check (nothing when there is nothing to say).
+pub fn describe(checked: &Checked) -> String {
+    let mut by_network: BTreeMap<&str, String> = BTreeMap::new();
+    for d in &checked.decisions {
+        let text = endpoints::describe(d);
+        if !text.is_empty() {
+            by_network.entry(&d.network).or_default().push_str(&text);
+        }
+    }
+    let mut out = String::new();
+    if let Some(w) = &checked.warning {
+        out.push_str(&format!("endpoints: {w}\n"));
+    }
+    for (network, lines) in by_network {
+        out.push_str(&format!(
+            "{network}: endpoints (wg set, no reload)\n{lines}"
+        ));
+    }
+    out
+}
+
+/// The JSON of the check: what `plan --json` and `apply --json` carry as `endpoints`.
+pub fn report(checked: &Checked, applied: Option<&[Applied]>) -> serde_json::Value {
+    let unresolved: Vec<_> = checked
+        .decisions
+        .iter()
+        .flat_map(|d| {
+            d.unresolved.iter().map(|u| {
+                serde_json::json!({"network": d.network, "peer": d.peer, "endpoint": u.endpoint, "error": u.error})
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "decisions": checked.decisions,
+        "unresolved": unresolved,
+        "applied": applied,
+        "warning": checked.warning,
+    })
+}

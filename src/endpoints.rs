@@ -1,0 +1,582 @@
+//! Endpoints that follow DNS, and backup endpoints: which peer this host dials gets which address
+//! live. Pure: the live handshakes, what the names resolve to and what earlier runs chose come in
+//! as values; `apply::endpoints` resolves, runs `wg set` and keeps the state.
+//!
+//! WireGuard resolves an `Endpoint` name once, when the config is loaded. For every peer this
+//! host dials by a DNS name or at several endpoints, a run looks at the latest handshake (from
+//! the `wg show dump` apply reads anyway) and does nothing more while it is fresh. A stale peer:
+//! 1. the endpoint in use is resolved again; if the live address is none of its addresses, the
+//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address);
+//! 2. otherwise, with several endpoints, once the one in use has had a full staleness period to
+//!    answer, the next one that resolves is set, cyclically (after the last comes the first).
+//!
+//! A peer on a backup that answers stays there: moving a working link to probe the primary would
+//! cut it for up to a staleness period. It goes back to the first endpoint when the cycle wraps,
+//! when the primary's name resolves to an address other than the one it had when it was left
+//! (what made it fail has likely been fixed: checked on every run while on a backup, one lookup),
+//! and whenever the unit reloads or restarts (the config names the first).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::LivePeer;
+use crate::plan::InterfacePlan;
+
+/// A handshake older than this is stale: WireGuard's REJECT_AFTER_TIME (180 s) less its
+/// REKEY_TIMEOUT and keepalive margin, the point where a working link has always renewed its
+/// session (a rekey every 120 s, retried every 5 s).
+pub const STALE_AFTER_SECS: u64 = 135;
+
+/// One peer that this host dials by name or at several endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialled {
+    /// The interface on this host.
+    pub network: String,
+    pub peer: String,
+    pub public_key: String,
+    /// `host:port` texts, in order; the config dials the first.
+    pub endpoints: Vec<String>,
+}
+
+/// The peers of `plan` worth watching: dialled by a DNS name, or at more than one endpoint. A
+/// peer dialled at one IP address has nothing to follow.
+pub fn dialled(plan: &InterfacePlan) -> impl Iterator<Item = Dialled> + '_ {
+    plan.peers
+        .iter()
+        .filter(|p| p.endpoints.len() > 1 || p.endpoints.iter().any(|e| is_name(e)))
+        .map(|p| Dialled {
+            network: plan.network.clone(),
+            peer: p.name.clone(),
+            public_key: p.public_key.clone(),
+            endpoints: p.endpoints.clone(),
+        })
+}
+
+/// Whether a `host:port` endpoint names its host (needs resolving) rather than giving an address.
+pub fn is_name(endpoint: &str) -> bool {
+    endpoint.parse::<SocketAddr>().is_err()
+}
+
+/// What an earlier run chose for one peer (`endpoints.json` under the state directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerState {
+    /// The endpoint in use, as an index into the peer's list and as its text (a changed list
+    /// makes the record stale).
+    pub index: usize,
+    pub endpoint: String,
+    /// The address set live.
+    pub address: String,
+    /// Unix seconds when this endpoint was chosen (it gets a staleness period to answer).
+    pub since: i64,
+    /// Unix seconds of the latest re-resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
+    /// On a backup: the addresses the primary had when it was left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_addresses: Vec<String>,
+}
+
+/// Every remembered peer, by interface and peer name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub networks: BTreeMap<String, BTreeMap<String, PeerState>>,
+}
+
+impl State {
+    pub fn get(&self, network: &str, peer: &str) -> Option<&PeerState> {
+        self.networks.get(network)?.get(peer)
+    }
+}
+
+/// What a name resolved to: its addresses in the resolver's order, or why it did not.
+pub type Resolution = Result<Vec<SocketAddr>, String>;
+
+/// Why an endpoint is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The handshake is stale and the endpoint in use resolves elsewhere now.
+    Moved,
+    /// The handshake stayed stale: the next endpoint in the list.
+    Next,
+    /// On a backup, the primary's name resolves to a new address.
+    PrimaryMoved,
+}
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Moved => "stale handshake; the name resolves elsewhere now",
+            Reason::Next => "stale handshake; the next endpoint",
+            Reason::PrimaryMoved => "back to the first endpoint: its name resolves elsewhere now",
+        }
+    }
+}
+
+/// An endpoint to set live: `wg set IFACE peer KEY endpoint ADDRESS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetEndpoint {
+    /// The live endpoint it replaces.
+    pub from: Option<String>,
+    pub to: String,
+    /// The endpoint (from the fleet) `to` is an address of, and its place in the list.
+    pub endpoint: String,
+    pub index: usize,
+    pub reason: Reason,
+}
+
+/// A name that did not resolve: reported, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unresolved {
+    pub endpoint: String,
+    pub error: String,
+}
+
+/// The outcome for one watched peer whose handshake is stale or that is on a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub network: String,
+    pub peer: String,
+    pub public_key: String,
+    /// Seconds since the latest handshake; `None`: never.
+    pub handshake_age: Option<u64>,
+    /// The endpoint in use before this run, as an index into the list.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<SetEndpoint>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<Unresolved>,
+    /// What to remember (`None`: keep what is remembered).
+    #[serde(skip)]
+    pub state: Option<PeerState>,
+}
+
+/// Which endpoint is in use: what an earlier run chose while the live address is still the one
+/// it set and the list is unchanged; otherwise the first (what the config says, and what a
+/// reload or restart puts back).
+fn in_use<'s>(d: &Dialled, live: &LivePeer, state: Option<&'s PeerState>) -> Option<&'s PeerState> {
+    state.filter(|s| {
+        d.endpoints.get(s.index) == Some(&s.endpoint) && live.endpoint.as_ref() == Some(&s.address)
+    })
+}
+
+fn is_fresh(live: &LivePeer, now: i64, stale: u64) -> bool {
+    live.latest_handshake > 0 && (now.max(0) as u64).saturating_sub(live.latest_handshake) <= stale
+}
+
+/// The endpoints that `decide` will look up for this peer (empty: it needs no look).
+pub fn names_for<'d>(
+    d: &'d Dialled,
+    live: &LivePeer,
+    state: Option<&PeerState>,
+    now: i64,
+    stale: u64,
+) -> Vec<&'d str> {
+    let current = in_use(d, live, state).map_or(0, |s| s.index);
+    if is_fresh(live, now, stale) {
+        // Fresh on a backup: only the primary, to notice that it moved.
+        return if current == 0 {
+            Vec::new()
+        } else {
+            d.endpoints
+                .first()
+                .map(String::as_str)
+                .into_iter()
+                .collect()
+        };
+    }
+    // Stale: the one in use first, then the others in the order they would be tried.
+    let n = d.endpoints.len();
+    (0..n)
+        .map(|k| d.endpoints[(current + k) % n].as_str())
+        .collect()
+}
+
+/// What to do for one watched peer, given what its names resolved to (`resolved`, keyed by the
+/// endpoint text; a missing entry counts as not resolved). `None`: nothing to do or say.
+pub fn decide(
+    d: &Dialled,
+    live: &LivePeer,
+    state: Option<&PeerState>,
+    resolved: &BTreeMap<String, Resolution>,
+    now: i64,
+    stale: u64,
+) -> Option<Decision> {
+    let n = d.endpoints.len();
+    if n == 0 {
+        return None;
+    }
+    let kept = in_use(d, live, state);
+    let current = kept.map_or(0, |s| s.index);
+    let since = kept.map_or(i64::MIN, |s| s.since);
+    let live_addr: Option<SocketAddr> = live.endpoint.as_deref().and_then(|e| e.parse().ok());
+    let lookup = |i: usize| -> Resolution {
+        resolved
+            .get(&d.endpoints[i])
+            .cloned()
+            .unwrap_or_else(|| Err("not resolved".into()))
+            .and_then(|addrs| {
+                if addrs.is_empty() {
+                    Err("no address".into())
+                } else {
+                    Ok(addrs)
+                }
+            })
+    };
+    let texts = |addrs: &[SocketAddr]| addrs.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let handshake_age = (live.latest_handshake > 0)
+        .then(|| (now.max(0) as u64).saturating_sub(live.latest_handshake));
+    let mut decision = Decision {
+        network: d.network.clone(),
+        peer: d.peer.clone(),
+        public_key: d.public_key.clone(),
+        handshake_age,
+        index: current,
+        set: None,
+        unresolved: Vec::new(),
+        state: None,
+    };
+    let choose = |index: usize, addrs: &[SocketAddr], reason: Reason, primary: Vec<String>| {
+        let to = addrs[0].to_string();
+        let set = (live_addr != Some(addrs[0])).then(|| SetEndpoint {
+            from: live.endpoint.clone(),
+            to: to.clone(),
+            endpoint: d.endpoints[index].clone(),
+            index,
+            reason,
+        });
+        let state = PeerState {
+            index,
+            endpoint: d.endpoints[index].clone(),
+            address: to,
+            since: now,
+            resolved_at: Some(now),
+            primary_addresses: if index == 0 { Vec::new() } else { primary },
+        };
+        (set, state)
+    };
+
+    if is_fresh(live, now, stale) {
+        if current == 0 {
+            return None;
+        }
+        // On a backup that answers: back to the primary only if its name moved.
+        let kept = kept?;
+        return match lookup(0) {
+            Ok(addrs)
+                if !addrs
+                    .iter()
+                    .any(|a| kept.primary_addresses.contains(&a.to_string())) =>
+            {
+                let (set, state) = choose(0, &addrs, Reason::PrimaryMoved, Vec::new());
+                decision.set = set;
+                decision.state = Some(state);
+                Some(decision)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                decision.unresolved.push(Unresolved {
+                    endpoint: d.endpoints[0].clone(),
+                    error,
+                });
+                Some(decision)
+            }
+        };
+    }
+
+    // Stale. 1. The endpoint in use, resolved again.
+    match lookup(current) {
+        Ok(addrs) if !live_addr.is_some_and(|l| addrs.contains(&l)) => {
+            let primary = kept
+                .map(|k| k.primary_addresses.clone())
+                .unwrap_or_default();
+            let (set, state) = choose(current, &addrs, Reason::Moved, primary);
+            decision.set = set;
+            decision.state = Some(state);
+            return Some(decision);
+        }
+        Ok(_) => {}
+        Err(error) => decision.unresolved.push(Unresolved {
+            endpoint: d.endpoints[current].clone(),
+            error,
+        }),
+    }
+    // 2. The next endpoint that resolves, once the one in use has had its chance.
+    let waited = now.saturating_sub(since) >= i64::try_from(stale).unwrap_or(i64::MAX);
+    if n > 1 && waited {
+        // Leaving the primary: its addresses now are what "it moved" is measured against.
+        let primary = if current == 0 {
+            lookup(0).map(|a| texts(&a)).unwrap_or_default()
+        } else {
+            kept.map(|k| k.primary_addresses.clone())
+                .unwrap_or_default()
+        };
+        for k in 1..n {
+            let next = (current + k) % n;
+            match lookup(next) {
+                Ok(addrs) => {
+                    let (set, state) = choose(next, &addrs, Reason::Next, primary);
+                    decision.set = set;
+                    decision.state = Some(state);
+                    return Some(decision);
+                }
+                Err(error) => decision.unresolved.push(Unresolved {
+                    endpoint: d.endpoints[next].clone(),
+                    error,
+                }),
+            }
+        }
+    }
+    // Nothing to set: remember when the names were last looked up.
+    decision.state = Some(match kept {
+        Some(k) => PeerState {
+            resolved_at: Some(now),
+            ..k.clone()
+        },
+        None => PeerState {
+            index: 0,
+            endpoint: d.endpoints[0].clone(),
+            address: live.endpoint.clone().unwrap_or_default(),
+            since: now,
+            resolved_at: Some(now),
+            primary_addresses: Vec::new(),
+        },
+    });
+    Some(decision)
+}
+
+/// One line for `plan` and `apply`.
+pub fn describe(d: &Decision) -> String {
+    let mut text = String::new();
+    if let Some(set) = &d.set {
+        text.push_str(&format!(
+            "  ~ peer {}: endpoint {} → {} ({}; {})\n",
+            d.peer,
+            set.from.as_deref().unwrap_or("(none)"),
+            set.to,
+            set.endpoint,
+            set.reason.describe()
+        ));
+    }
+    for u in &d.unresolved {
+        text.push_str(&format!(
+            "  ! peer {}: endpoint {} does not resolve ({})\n",
+            d.peer, u.endpoint, u.error
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+
+    fn dialled(endpoints: &[&str]) -> Dialled {
+        Dialled {
+            network: "wg0".into(),
+            peer: "hub".into(),
+            public_key: "K".into(),
+            endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    fn live(endpoint: &str, handshake_age: Option<u64>) -> LivePeer {
+        LivePeer {
+            endpoint: Some(endpoint.to_owned()),
+            latest_handshake: handshake_age.map_or(0, |a| NOW as u64 - a),
+            ..LivePeer::default()
+        }
+    }
+
+    fn dns(entries: &[(&str, &[&str])]) -> BTreeMap<String, Resolution> {
+        entries
+            .iter()
+            .map(|(name, addrs)| {
+                let r = if addrs.is_empty() {
+                    Err("Name or service not known".to_owned())
+                } else {
+                    Ok(addrs.iter().map(|a| a.parse().unwrap()).collect())
+                };
+                ((*name).to_owned(), r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_names_and_lists_are_watched() {
+        let plan = |endpoints: Vec<String>| crate::plan::PeerPlan {
+            name: "hub".into(),
+            kind: crate::fleet::model::PeerKind::Host,
+            public_key: "K".into(),
+            allowed_ips: Vec::new(),
+            endpoint: endpoints.first().cloned(),
+            endpoints,
+            persistent_keepalive: None,
+            preshared_key_file: None,
+            description: None,
+            owner: None,
+            expires: None,
+        };
+        let iface = InterfacePlan {
+            network: "wg0".into(),
+            host: "spoke".into(),
+            addresses: Vec::new(),
+            listen_port: None,
+            mtu: None,
+            private_key_file: None,
+            public_key: "P".into(),
+            forwarding: false,
+            dialable: false,
+            nat: None,
+            policy: None,
+            peers: vec![
+                plan(vec!["192.0.2.1:51820".into()]),
+                plan(vec!["[2001:db8::1]:51820".into()]),
+                plan(vec!["hub.example.net:51820".into()]),
+                plan(vec!["192.0.2.1:51820".into(), "192.0.2.2:51820".into()]),
+                plan(Vec::new()),
+            ],
+        };
+        let watched: Vec<Vec<String>> = super::dialled(&iface).map(|d| d.endpoints).collect();
+        assert_eq!(
+            watched,
+            [
+                vec!["hub.example.net:51820".to_owned()],
+                vec!["192.0.2.1:51820".to_owned(), "192.0.2.2:51820".to_owned()]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fresh_peer_on_its_first_endpoint_costs_nothing() {
+        let d = dialled(&["hub.test:51820", "192.0.2.9:51820"]);
+        let l = live("192.0.2.1:51820", Some(20));
+        assert!(names_for(&d, &l, None, NOW, 135).is_empty());
+        assert_eq!(decide(&d, &l, None, &BTreeMap::new(), NOW, 135), None);
+    }
+
+    #[test]
+    fn a_stale_peer_follows_its_name_to_a_new_address() {
+        let d = dialled(&["hub.test:51820"]);
+        for age in [Some(136), None] {
+            let l = live("192.0.2.1:51820", age);
+            assert_eq!(names_for(&d, &l, None, NOW, 135), ["hub.test:51820"]);
+            let got = decide(
+                &d,
+                &l,
+                None,
+                &dns(&[("hub.test:51820", &["192.0.2.2:51820"])]),
+                NOW,
+                135,
+            )
+            .unwrap();
+            let set = got.set.unwrap();
+            assert_eq!(
+                (set.from.as_deref(), set.to.as_str(), set.reason),
+                (Some("192.0.2.1:51820"), "192.0.2.2:51820", Reason::Moved)
+            );
+            let state = got.state.unwrap();
+            assert_eq!(
+                (state.index, state.address.as_str()),
+                (0, "192.0.2.2:51820")
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_that_still_resolves_to_the_live_address_sets_nothing() {
+        let d = dialled(&["hub.test:51820"]);
+        let l = live("192.0.2.1:51820", Some(500));
+        // Round-robin DNS: the live address is one of several.
+        let got = decide(
+            &d,
+            &l,
+            None,
+            &dns(&[("hub.test:51820", &["192.0.2.5:51820", "192.0.2.1:51820"])]),
+            NOW,
+            135,
+        )
+        .unwrap();
+        assert_eq!(got.set, None);
+        assert_eq!(got.state.unwrap().resolved_at, Some(NOW), "re-resolved");
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_reported_not_fatal() {
+        let d = dialled(&["hub.test:51820"]);
+        let l = live("192.0.2.1:51820", None);
+        let got = decide(&d, &l, None, &dns(&[("hub.test:51820", &[])]), NOW, 135).unwrap();
+        assert_eq!(got.set, None);
+        assert_eq!(got.unresolved.len(), 1);
+        assert!(describe(&got).contains("does not resolve"), "{got:?}");
+    }
+
+    /// primary → backup → (wraps) primary, one move per staleness period; a backup that does
+    /// not resolve is skipped and reported.
+    #[test]
+    fn a_stale_peer_cycles_through_its_endpoints() {
+        let d = dialled(&["a.test:51820", "b.test:51820", "c.test:51820"]);
+        let names = dns(&[
+            ("a.test:51820", &["192.0.2.1:51820"]),
+            ("b.test:51820", &[]),
+            ("c.test:51820", &["192.0.2.3:51820"]),
+        ]);
+        // Never remembered, stale on the first: straight to the next that resolves.
+        let l = live("192.0.2.1:51820", Some(300));
+        assert_eq!(names_for(&d, &l, None, NOW, 135).len(), 3);
+        let got = decide(&d, &l, None, &names, NOW, 135).unwrap();
+        let set = got.set.clone().unwrap();
+        assert_eq!((set.index, set.to.as_str()), (2, "192.0.2.3:51820"));
+        assert_eq!(got.unresolved[0].endpoint, "b.test:51820");
+        let state = got.state.unwrap();
+        assert_eq!(state.primary_addresses, ["192.0.2.1:51820"]);
+
+        // The next run, before the backup had its staleness period: it is left alone.
+        let l = live("192.0.2.3:51820", Some(300));
+        let got = decide(&d, &l, Some(&state), &names, NOW + 30, 135).unwrap();
+        assert_eq!((got.index, got.set), (2, None));
+        let waiting = got.state.unwrap();
+        assert_eq!(waiting.since, NOW, "the chance is counted from the move");
+
+        // Still stale a period later: the cycle wraps to the first.
+        let got = decide(&d, &l, Some(&waiting), &names, NOW + 135, 135).unwrap();
+        let set = got.set.unwrap();
+        assert_eq!((set.index, set.to.as_str()), (0, "192.0.2.1:51820"));
+        assert!(got.state.unwrap().primary_addresses.is_empty());
+    }
+
+    #[test]
+    fn a_working_backup_stays_until_the_primary_moves() {
+        let d = dialled(&["a.test:51820", "192.0.2.3:51820"]);
+        let state = PeerState {
+            index: 1,
+            endpoint: "192.0.2.3:51820".into(),
+            address: "192.0.2.3:51820".into(),
+            since: NOW - 1000,
+            resolved_at: Some(NOW - 1000),
+            primary_addresses: vec!["192.0.2.1:51820".into()],
+        };
+        let l = live("192.0.2.3:51820", Some(10));
+        assert_eq!(names_for(&d, &l, Some(&state), NOW, 135), ["a.test:51820"]);
+        let same = dns(&[("a.test:51820", &["192.0.2.1:51820"])]);
+        assert_eq!(decide(&d, &l, Some(&state), &same, NOW, 135), None);
+        let moved = dns(&[("a.test:51820", &["192.0.2.7:51820"])]);
+        let got = decide(&d, &l, Some(&state), &moved, NOW, 135).unwrap();
+        let set = got.set.unwrap();
+        assert_eq!(
+            (set.index, set.to.as_str(), set.reason),
+            (0, "192.0.2.7:51820", Reason::PrimaryMoved)
+        );
+        // A reload put the config's first endpoint back: the record no longer applies.
+        let reloaded = live("192.0.2.1:51820", Some(10));
+        assert!(names_for(&d, &reloaded, Some(&state), NOW, 135).is_empty());
+    }
+}
