@@ -118,10 +118,16 @@ restores the previous file and brings the old tunnel back. Every change is appen
 nothing appends nothing), and every run writes when it ran and how it ended to
 /var/lib/wgfleet/last-run.json. The log rolls over at 8 MiB, keeping 4 old files.
 
+Peers dialled by a DNS name (or at several endpoints) whose handshake is older than 135 s are
+re-resolved, and a new address is set live with `wg set` (no reload); with several endpoints a
+stale peer moves to the next one, cyclically. The choices are kept in
+/var/lib/wgfleet/endpoints.json; each change is audited.
+
 Examples:
   wgfleet apply --fleet /etc/wgfleet/fleet.json
   wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key
-  wgfleet apply --fleet fleet.json --audit-snapshot   # record every interface's peers in full"
+  wgfleet apply --fleet fleet.json --audit-snapshot   # record every interface's peers in full
+  wgfleet apply --fleet fleet.json --endpoints-only   # only follow endpoints (a 30 s timer)"
     )]
     Apply(ApplyArgs),
 
@@ -406,6 +412,12 @@ pub struct ApplyArgs {
     /// (done by itself when wgfleet first manages an interface and when the log rolls over)
     #[arg(long)]
     pub audit_snapshot: bool,
+
+    /// Only the endpoint check: for peers dialled by a DNS name or at several endpoints whose
+    /// handshake is stale, resolve again and `wg set` a new address live (no render, no
+    /// reconcile, no systemd; no identity needed). Cheap enough for a 30 s timer
+    #[arg(long, conflicts_with = "audit_snapshot")]
+    pub endpoints_only: bool,
 }
 
 #[derive(Debug, Args)]

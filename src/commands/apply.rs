@@ -8,7 +8,7 @@ use super::{check_valid, host_or_hostname, plans_for, write_out};
 use crate::apply::host;
 use crate::apply::pending::Pending;
 use crate::apply::{
-    self, Desired, HostStep, Paths, Run, Step, audit, lock::RunLock, systemd::Systemd,
+    self, Desired, HostStep, Paths, Run, Step, audit, endpoints, lock::RunLock, systemd::Systemd,
 };
 use crate::cli::{ApplyArgs, HostArgs, PlanArgs};
 use crate::error::{Error, Result};
@@ -56,12 +56,18 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     let steps = apply::observe(&desired, &paths, &connect()?, &pending, false)?;
     let root = args.host.root.as_deref();
     let host_step = apply::observe_host(&plans_of(&desired), &paths, root, &pending)?;
+    let endpoint_check = super::endpoints::check_steps(&steps, &paths);
+    let changes = has_changes(&steps, &host_step) || endpoint_check.changes_something();
     if args.host.json {
-        write_out(out, &format!("{:#}\n", report(&steps, &host_step, &host)))?;
+        let mut doc = report(&steps, &host_step, &host);
+        doc["changes"] = json!(changes);
+        doc["endpoints"] = endpoints::report(&endpoint_check, None);
+        write_out(out, &format!("{doc:#}\n"))?;
     } else {
-        write_out(out, &describe(&steps, &host_step, &host))?;
+        let mut text = describe(&steps, &host_step, &host);
+        text.push_str(&endpoints::describe(&endpoint_check));
+        write_out(out, &text)?;
     }
-    let changes = has_changes(&steps, &host_step);
     Ok(if args.detailed_exitcode && changes {
         2
     } else {
@@ -79,6 +85,9 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
              --root does not move; apply refuses --root (use `plan --root` to compare files)",
             root.display()
         )));
+    }
+    if apply_args.endpoints_only {
+        return super::endpoints::cmd_endpoints_only(apply_args, out, err);
     }
     let (host, digest, desired) = prepare(args, err)?;
     let paths = Paths::new(args.root.as_deref());
@@ -114,11 +123,26 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         audit_snapshot: audit_all,
     };
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
+    // Endpoints that follow DNS, once the interfaces are as the fleet says.
+    let endpoint_check = match &outcomes {
+        Ok(_) => super::endpoints::check_steps(&steps, &paths),
+        Err(_) => Default::default(),
+    };
+    let endpoint_applied = super::endpoints::act(&endpoint_check, &paths, &host, &digest);
     if args.json {
         let mut doc = report(&steps, &host_step, &host);
         doc["outcomes"] = json!(outcomes.as_ref().ok());
-        doc["error"] = json!(outcomes.as_ref().err().map(ToString::to_string));
+        let applied = endpoint_applied.as_ref().ok().map(Vec::as_slice);
+        doc["endpoints"] = endpoints::report(&endpoint_check, applied);
+        let error = outcomes.as_ref().err().or(endpoint_applied.as_ref().err());
+        doc["error"] = json!(error.map(ToString::to_string));
         shown = shown.and(write_out(out, &format!("{doc:#}\n")));
+    } else if outcomes.is_ok() {
+        let mut text = endpoints::describe(&endpoint_check);
+        if let Ok(applied) = &endpoint_applied {
+            text.push_str(&super::endpoints::describe_applied(applied));
+        }
+        shown = shown.and(write_out(out, &text));
     }
     let outcomes = outcomes?;
     shown?;
@@ -127,6 +151,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
             write_out(out, &format!("{}: done\n", o.network))?;
         }
     }
+    endpoint_applied?;
     Ok(0)
 }
 

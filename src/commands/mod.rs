@@ -10,6 +10,7 @@ mod access;
 mod apply;
 mod audit;
 mod client;
+mod endpoints;
 mod graph;
 mod import;
 mod secrets;

@@ -22,6 +22,14 @@ struct PeerStatus {
     public_key: String,
     in_fleet: bool,
     endpoint: Option<String>,
+    /// For a peer this host dials by name or at several endpoints: the fleet's endpoint in use
+    /// (`host:port`), its place in the list, and when apply last resolved it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dialled_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_at: Option<String>,
     /// Seconds since the latest handshake; `None`: never.
     handshake_age: Option<u64>,
     rx_bytes: u64,
@@ -48,6 +56,14 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
         what: "systemd".into(),
         source,
     })?;
+    let watched = plans
+        .iter()
+        .any(|p| crate::endpoints::dialled(p).next().is_some());
+    let endpoint_state = if watched {
+        crate::apply::endpoints::load_state(&crate::apply::Paths::new(None).state).0
+    } else {
+        Default::default()
+    };
     let mut networks = Vec::new();
     for plan in &plans {
         let unit = unit_name(&plan.network);
@@ -71,11 +87,26 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 Some(age) if age > args.stale => "stale handshake",
                 Some(_) => "ok",
             };
+            let watched =
+                p.endpoints.len() > 1 || p.endpoints.iter().any(|e| crate::endpoints::is_name(e));
+            // The remembered choice holds while the live address is the one it set.
+            let chosen = endpoint_state.get(&plan.network, &p.name).filter(|s| {
+                p.endpoints.get(s.index) == Some(&s.endpoint)
+                    && l.and_then(|l| l.endpoint.as_ref()) == Some(&s.address)
+            });
+            let remembered = endpoint_state.get(&plan.network, &p.name);
+            let endpoint_index = watched.then(|| chosen.map_or(0, |s| s.index));
             peers.push(PeerStatus {
                 peer: p.name.clone(),
                 public_key: p.public_key.clone(),
                 in_fleet: true,
                 endpoint: l.and_then(|l| l.endpoint.clone()),
+                dialled_at: endpoint_index.and_then(|i| p.endpoints.get(i).cloned()),
+                endpoint_index,
+                resolved_at: remembered
+                    .filter(|_| watched)
+                    .and_then(|s| s.resolved_at)
+                    .map(format_rfc3339),
                 handshake_age,
                 rx_bytes: l.map_or(0, |l| l.rx_bytes),
                 tx_bytes: l.map_or(0, |l| l.tx_bytes),
@@ -93,6 +124,9 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 public_key: key.clone(),
                 in_fleet: false,
                 endpoint: l.endpoint.clone(),
+                dialled_at: None,
+                endpoint_index: None,
+                resolved_at: None,
                 handshake_age: (l.latest_handshake > 0)
                     .then(|| (now as u64).saturating_sub(l.latest_handshake)),
                 rx_bytes: l.rx_bytes,
@@ -151,7 +185,15 @@ fn human(networks: &[NetworkStatus]) -> String {
             let age = p
                 .handshake_age
                 .map_or_else(|| "never".to_owned(), |a| format!("{a}s ago"));
-            let endpoint = p.endpoint.as_deref().unwrap_or("-");
+            let mut endpoint = p.endpoint.as_deref().unwrap_or("-").to_owned();
+            if let Some(at) = &p.dialled_at {
+                let resolved = p.resolved_at.as_deref().map_or_else(
+                    || "not re-resolved yet".to_owned(),
+                    |t| format!("re-resolved {t}"),
+                );
+                let index = p.endpoint_index.unwrap_or(0) + 1;
+                endpoint.push_str(&format!(" (dials {at}, endpoint {index}; {resolved})"));
+            }
             let expires = p
                 .expires
                 .as_deref()
