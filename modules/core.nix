@@ -132,6 +132,11 @@ rec {
     ++ concatLists (map (i: [ "--identity" i ]) identityFiles)
     ++ extraArgs;
 
+  # The endpoint check's command line (`apply --endpoints-only`): it decrypts no key, so it takes
+  # no identity.
+  endpointsArgv = { exe, fleet, host }:
+    [ exe "apply" "--fleet" (toString fleet) "--host" host "--endpoints-only" ];
+
   # Key paths that will not be found at run time: relative strings in a fleet whose JSON is
   # written to the store (relative to the store file, where nothing is), as "where = value".
   unresolvedKeyFiles = source:
@@ -144,23 +149,34 @@ rec {
   # with flows, wgfleet's own chains decide what the tunnel lets in.
   hostNeeds = fleet: host:
     let
-      hostEntry = if fleet == null then { } else fleet.hosts.${host} or { };
       nets = if fleet == null then [ ] else filter (n: (n.value.members or { }) ? ${host})
         (mapValues (name: value: { inherit name value; }) (fleet.networks or { }));
+      # Where a member is dialled, as src/fleet/validate/endpoints.rs reads it: its own
+      # `endpoint` or `endpoints`, else its host's; `endpoint` is a one-element list.
+      declared = e: if e ? endpoint then [ e.endpoint ] else if (e.endpoints or [ ]) != [ ] then e.endpoints else null;
+      endpointsOf = name: m:
+        let own = declared m; in
+        if own != null then own
+        else let h = declared (fleet.hosts.${name} or { }); in if h != null then h else [ ];
+      # An IPv4 address (with a port or not), or an IPv6 one (bare, or in brackets).
+      isAddress = e: match "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+(:[0-9]+)?" e != null
+        || hasPrefix "[" e || match ".*:.*:.*" e != null;
       one = { name, value }:
         let
           member = value.members.${host};
           hubs = value.topology.hubAndSpoke.hubs or null;
-          endpoint = member.endpoint or hostEntry.endpoint or null;
+          endpoints = endpointsOf host member;
           port = member.listenPort or value.listenPort or defaultListenPort;
           isDefault = p: elem p [ "0.0.0.0/0" "::/0" ];
           others = attrValues (removeAttr host (value.members or { }));
+          # Members this host dials (hubs, or everyone in a mesh), as src/plan.rs has it.
+          dials = filter (n: n != host && (hubs == null || elem n hubs)) (attrNames (value.members or { }));
         in
         {
           # The host's own name for the interface (a point-to-point pair may name it differently
           # on each end).
           interface = member.interface or name;
-          dialled = endpoint != null && (hubs == null || elem host hubs);
+          dialled = endpoints != [ ] && (hubs == null || elem host hubs);
           listenPort = port;
           policy = (value.flows or [ ]) != [ ];
           forwarding = member.forwarding or false;
@@ -169,6 +185,11 @@ rec {
           # or a peer that routes a default (an exit node's `routes` or `allowedIPs`).
           defaultRoute = builtins.any isDefault (member.reach or [ ])
             || builtins.any (m: builtins.any isDefault ((m.routes or [ ]) ++ (m.allowedIPs or [ ]))) others;
+          # It dials a peer by a DNS name or at several endpoints: the endpoint check has work.
+          followsEndpoints = builtins.any
+            (n: let eps = endpointsOf n value.members.${n}; in
+              builtins.length eps > 1 || builtins.any (e: !isAddress e) eps)
+            dials;
         };
       removeAttr = name: set: builtins.removeAttrs set [ name ];
       all = map one nets;
@@ -182,6 +203,7 @@ rec {
         ipv6 = builtins.any (n: n.forwarding && n.ipv6) all;
       };
       defaultRouteInterfaces = map (n: n.interface) (filter (n: n.defaultRoute) all);
+      followsEndpoints = builtins.any (n: n.followsEndpoints) all;
     };
 
   # The host names of a fleet, for the module's check of `services.wgfleet.host`.

@@ -2,7 +2,8 @@
 # keys are age files, decrypted on the host with its SSH host key), `wgfleet.service` that runs
 # `wgfleet apply` for this host, and `wgfleet.timer` that runs it at boot, every `interval`
 # (drift, expiring clients, a fleetFile edited outside Nix) and after every `nixos-rebuild switch`
-# that changed what it would run.
+# that changed what it would run; and `wgfleet-endpoints.timer`, which every `endpointsInterval`
+# (30 s) re-resolves the endpoints of peers dialled by name whose handshake is stale.
 #
 # How a switch re-runs it: the service is a oneshot started only by the timer (it is inactive
 # between runs, so switch-to-configuration leaves it alone), and the timer carries the service's
@@ -48,6 +49,16 @@ let
     inherit (cfg) host identityFiles extraArgs;
     fleet = cfg.fleetPath;
   });
+
+  endpointsExecStart = core.execLine (core.endpointsArgv {
+    inherit exe;
+    inherit (cfg) host;
+    fleet = cfg.fleetPath;
+  });
+
+  # The endpoint check runs where it can have work: the host dials a peer by a DNS name or at
+  # several endpoints, or the fleet is a file on the host that Nix cannot read.
+  endpointsTimer = cfg.endpointsInterval != null && (visible == null || needs.followsEndpoints);
 
   # Only a .nix file read at run time needs Nix on the service's PATH.
   nixAtRunTime = source.file != null && lib.hasSuffix ".nix" source.file;
@@ -245,6 +256,21 @@ in
       '';
     };
 
+    endpointsInterval = mkOption {
+      type = types.nullOr types.str;
+      default = "30s";
+      example = "1min";
+      description = ''
+        How often `wgfleet-endpoints.timer` runs `wgfleet apply --endpoints-only` (a systemd time
+        span; null: never). For each peer this host dials by a DNS name or at several endpoints
+        (`endpoints`) whose handshake is stale (older than 135 s), it resolves the name again
+        and sets a new address live with `wg set` (no reload, no restart), or moves on to the
+        next endpoint; each change is audited. A run whose peers are all fresh resolves nothing
+        and writes nothing. The timer exists only where it can have work: when the host dials a
+        peer by name or at several endpoints, or when the fleet is a file on the host.
+      '';
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -357,6 +383,30 @@ in
           OnUnitActiveSec = cfg.interval;
           AccuracySec = "5s";
           Unit = "wgfleet.service";
+        };
+      };
+    })
+
+    (mkIf (fleetGiven && endpointsTimer) {
+      systemd.services.wgfleet-endpoints = {
+        description = "wgfleet: follow the endpoints of peers dialled by name";
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        path = [ pkgs.wireguard-tools ] ++ lib.optional nixAtRunTime config.nix.package;
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          ExecStart = endpointsExecStart;
+          TimeoutStartSec = "1min";
+        };
+      };
+      systemd.timers.wgfleet-endpoints = {
+        description = "Follow the endpoints of WireGuard peers dialled by name every ${cfg.endpointsInterval}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "1min";
+          OnUnitActiveSec = cfg.endpointsInterval;
+          AccuracySec = "5s";
+          Unit = "wgfleet-endpoints.service";
         };
       };
     })

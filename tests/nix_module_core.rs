@@ -309,6 +309,20 @@ fn relative_key_paths_that_cannot_be_found_are_named() {
     assert_eq!(v, serde_json::json!([]));
 }
 
+/// The endpoint timer's command line: `apply --endpoints-only`, without identities (it decrypts
+/// nothing).
+#[test]
+fn the_endpoint_check_runs_apply_endpoints_only() {
+    let v = core(
+        "core.execLine (core.endpointsArgv { exe = \"/nix/store/x-wgfleet/bin/wgfleet\"; \
+         fleet = \"/nix/store/y-fleet.json\"; host = \"cp\"; })",
+    );
+    assert_eq!(
+        v,
+        "/nix/store/x-wgfleet/bin/wgfleet apply --fleet /nix/store/y-fleet.json --host cp --endpoints-only"
+    );
+}
+
 #[test]
 fn arguments_are_quoted_for_systemd() {
     let v = core(
@@ -336,6 +350,21 @@ fn host_needs_agree_with_wgfleets_plan() {
               "members":{"gw":{"id":1,"forwarding":true},"laptop":{"id":2,"reach":["0.0.0.0/0","::/0"]}}}}}"#,
     )
     .unwrap();
+    // Hubs dialled by a DNS name and at a list of endpoints (the endpoint check's work).
+    let named = dir.0.join("named.json");
+    std::fs::write(
+        &named,
+        r#"{"version":1,
+            "hosts":{"a":{"publicKey":"j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=","endpoint":"hub-a.example.net:51820"},
+                     "b":{"publicKey":"um/TOLbxUvqJwIOGdbFPn9uBh/Es4shlVXFlWyEYvng=","endpoints":["192.0.2.2","[2001:db8::2]"]},
+                     "c":{"publicKey":"cOW07yOnwkL6IrWiXjj2ZtKizAAu+k9RWgxFiIvoJwU=","endpoint":"2001:db8::3"},
+                     "s":{"publicKey":"s6jcbwR3U2RIZ7fmLHmBpWcsn4jSwyq27QNr3c/TLnw="}},
+            "networks":{"wg1":{"subnet":"10.8.0.0/24","topology":{"hubAndSpoke":{"hubs":["a","b"]}},
+                                "members":{"a":{"id":1},"b":{"id":2},"s":{"id":3}}},
+                        "wg2":{"subnet":"10.7.0.0/24","topology":"mesh",
+                                "members":{"c":{"id":1},"s":{"id":2,"endpoint":"192.0.2.9"}}}}}"#,
+    )
+    .unwrap();
     let mut fleets: Vec<PathBuf> = [
         "examples/seed-000",
         "examples/seed-000-policy",
@@ -348,6 +377,7 @@ fn host_needs_agree_with_wgfleets_plan() {
     .map(|d| root().join(d).join("fleet.json"))
     .collect();
     fleets.push(exit);
+    fleets.push(named);
 
     let mut checked = 0;
     for file in &fleets {
@@ -418,6 +448,14 @@ fn host_needs_agree_with_wgfleets_plan() {
                     "ipv6": plans.iter().any(|p| p["forwarding"] == true && v6(p)),
                 },
                 "defaultRouteInterfaces": names(&default_route),
+                "followsEndpoints": plans.iter().any(|p| {
+                    p["peers"].as_array().unwrap().iter().any(|peer| {
+                        peer["endpoints"].as_array().is_some_and(|l| l.len() > 1)
+                            || peer["endpoint"]
+                                .as_str()
+                                .is_some_and(|e| e.parse::<std::net::SocketAddr>().is_err())
+                    })
+                }),
             });
             let mut needs = core(&format!(
                 "core.hostNeeds (core.fleetSource {{ fleetFile = {}; }}).fleet {}",
@@ -431,6 +469,18 @@ fn host_needs_agree_with_wgfleets_plan() {
         }
     }
     assert!(checked >= 15, "only {checked} hosts checked");
+    let follows = |host: &str| {
+        core(&format!(
+            "(core.hostNeeds (core.fleetSource {{ fleetFile = {}; }}).fleet {}).followsEndpoints",
+            nix_path(&dir.0.join("named.json")),
+            nix_str(host)
+        ))
+    };
+    // s dials a by name and b at two addresses; a (a hub) dials b; c dials s at an address.
+    assert_eq!(
+        ["a", "b", "c", "s"].map(follows),
+        [true, true, false, true].map(Value::Bool)
+    );
 }
 
 #[test]

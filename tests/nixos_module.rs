@@ -242,6 +242,48 @@ fn timer_runs_it_at_boot_and_every_interval() {
     assert_eq!(hourly["timer"]["timerConfig"]["OnUnitActiveSec"], "1h");
 }
 
+/// `wgfleet-endpoints.timer` runs `apply --endpoints-only` every `endpointsInterval` where the
+/// check can have work: not on seed 000's hub (it dials nobody), but with a fleet file on the
+/// host (Nix cannot tell); `endpointsInterval = null` turns it off.
+#[test]
+fn the_endpoint_timer_runs_where_it_has_work() {
+    need_nixpkgs!();
+    let hub = eval(&cp_config("{}"));
+    assert!(hub["endpointsTimer"].is_null(), "{hub:#}");
+    assert!(hub["endpointsService"].is_null(), "{hub:#}");
+
+    let r = with_settings("fleetFile = \"/etc/wgfleet/fleet.json\";");
+    let timer = &r["endpointsTimer"];
+    assert_eq!(timer["timerConfig"]["OnUnitActiveSec"], "30s", "{r:#}");
+    assert_eq!(timer["timerConfig"]["Unit"], "wgfleet-endpoints.service");
+    assert_eq!(strings(&timer["wantedBy"]), ["timers.target"]);
+    let sc = &r["endpointsService"]["serviceConfig"];
+    let exec = sc["ExecStart"].as_str().unwrap();
+    assert!(
+        exec.ends_with(" apply --fleet /etc/wgfleet/fleet.json --host cp --endpoints-only"),
+        "{exec}"
+    );
+    assert_eq!(sc["Type"], "oneshot");
+    // The same sandbox as the main service.
+    for key in [
+        "CapabilityBoundingSet",
+        "ProtectSystem",
+        "ReadWritePaths",
+        "UMask",
+    ] {
+        assert_eq!(sc[key], r["service"]["serviceConfig"][key], "{key}");
+    }
+
+    let minute =
+        with_settings("fleetFile = \"/etc/wgfleet/fleet.json\"; endpointsInterval = \"1min\";");
+    assert_eq!(
+        minute["endpointsTimer"]["timerConfig"]["OnUnitActiveSec"],
+        "1min"
+    );
+    let off = with_settings("fleetFile = \"/etc/wgfleet/fleet.json\"; endpointsInterval = null;");
+    assert!(off["endpointsTimer"].is_null(), "{off:#}");
+}
+
 /// The configuration docs/nixos.md shows: it evaluates, applies seed 000's fleet on cp, and
 /// the fleet it writes is the example's.
 #[test]

@@ -120,7 +120,10 @@ in
 // lib.optionalAttrs (failedAssertions == [ ] && wgfleet.enable) {
   service = cfg.systemd.services.wgfleet;
   # The tunnel units the module declares (drop-ins on wireguard-tools' wg-quick@.service).
-  tunnels = builtins.removeAttrs cfg.systemd.services [ "wgfleet" ];
+  tunnels = builtins.removeAttrs cfg.systemd.services [ "wgfleet" "wgfleet-endpoints" ];
+  # The endpoint check (`apply --endpoints-only`) and its timer, where the module declares them.
+  endpointsService = cfg.systemd.services.wgfleet-endpoints or null;
+  endpointsTimer = cfg.systemd.timers.wgfleet-endpoints or null;
   firewall = { inherit (cfg.networking.firewall) allowedUDPPorts trustedInterfaces checkReversePath; };
   sysctl = cfg.boot.kernel.sysctl;
   interfaces = wgfleet.interfaces;
