@@ -45,13 +45,18 @@ pub struct Dialled {
 pub fn dialled(plan: &InterfacePlan) -> impl Iterator<Item = Dialled> + '_ {
     plan.peers
         .iter()
-        .filter(|p| p.endpoints.len() > 1 || p.endpoints.iter().any(|e| is_name(e)))
+        .filter(|p| watched(&p.endpoints))
         .map(|p| Dialled {
             network: plan.network.clone(),
             peer: p.name.clone(),
             public_key: p.public_key.clone(),
             endpoints: p.endpoints.clone(),
         })
+}
+
+/// Whether a peer dialled at these endpoints is worth watching: a DNS name, or several.
+pub fn watched(endpoints: &[String]) -> bool {
+    endpoints.len() > 1 || endpoints.iter().any(|e| is_name(e))
 }
 
 /// Whether a `host:port` endpoint names its host (needs resolving) rather than giving an address.
@@ -161,8 +166,18 @@ pub struct Decision {
 /// it set and the list is unchanged; otherwise the first (what the config says, and what a
 /// reload or restart puts back).
 fn in_use<'s>(d: &Dialled, live: &LivePeer, state: Option<&'s PeerState>) -> Option<&'s PeerState> {
+    remembered_in_use(&d.endpoints, live.endpoint.as_ref(), state)
+}
+
+/// The remembered choice, if it still holds: the list is unchanged and the live address is the
+/// one it set.
+pub fn remembered_in_use<'s>(
+    endpoints: &[String],
+    live_endpoint: Option<&String>,
+    state: Option<&'s PeerState>,
+) -> Option<&'s PeerState> {
     state.filter(|s| {
-        d.endpoints.get(s.index) == Some(&s.endpoint) && live.endpoint.as_ref() == Some(&s.address)
+        endpoints.get(s.index) == Some(&s.endpoint) && live_endpoint == Some(&s.address)
     })
 }
 

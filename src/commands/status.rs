@@ -87,14 +87,13 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 Some(age) if age > args.stale => "stale handshake",
                 Some(_) => "ok",
             };
-            let watched =
-                p.endpoints.len() > 1 || p.endpoints.iter().any(|e| crate::endpoints::is_name(e));
-            // The remembered choice holds while the live address is the one it set.
-            let chosen = endpoint_state.get(&plan.network, &p.name).filter(|s| {
-                p.endpoints.get(s.index) == Some(&s.endpoint)
-                    && l.and_then(|l| l.endpoint.as_ref()) == Some(&s.address)
-            });
+            let watched = crate::endpoints::watched(&p.endpoints);
             let remembered = endpoint_state.get(&plan.network, &p.name);
+            let chosen = crate::endpoints::remembered_in_use(
+                &p.endpoints,
+                l.and_then(|l| l.endpoint.as_ref()),
+                remembered,
+            );
             let endpoint_index = watched.then(|| chosen.map_or(0, |s| s.index));
             peers.push(PeerStatus {
                 peer: p.name.clone(),
