@@ -76,12 +76,13 @@ impl Checked {
 }
 
 /// Decides for every watched peer of `plans` against its live state (`live`, by interface;
-/// an interface without one is not checked). Reads the state file and resolves names only for
-/// peers that need a look: with every watched peer fresh on its first endpoint, nothing is read
-/// and nothing resolved.
+/// an interface without one is not checked). Reads the state file and resolves names (with
+/// `resolve`: [`resolve`] outside tests) only for peers that need a look: with every watched
+/// peer fresh on its first endpoint, nothing is read and nothing resolved.
 pub fn check<'p>(
     plans: impl IntoIterator<Item = &'p InterfacePlan>,
     live: &dyn Fn(&str) -> Option<&'p Live>,
+    resolve: &dyn Fn(&str) -> Resolution,
     state_dir: &Path,
     now: i64,
     stale: u64,
@@ -120,7 +121,7 @@ pub fn check<'p>(
 }
 
 /// getaddrinfo through std (honours /etc/hosts and nsswitch, as `wg` itself does).
-fn resolve(endpoint: &str) -> Resolution {
+pub fn resolve(endpoint: &str) -> Resolution {
     endpoint
         .to_socket_addrs()
         .map(Iterator::collect)
@@ -265,4 +266,111 @@ pub fn report(checked: &Checked, applied: Option<&[Applied]>) -> serde_json::Val
         "applied": applied,
         "warning": checked.warning,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::LivePeer;
+    use crate::plan::PeerPlan;
+
+    fn plan(endpoints: &[&str]) -> InterfacePlan {
+        let endpoints: Vec<String> = endpoints.iter().map(|e| (*e).to_owned()).collect();
+        InterfacePlan {
+            network: "wg0".into(),
+            host: "spoke".into(),
+            addresses: Vec::new(),
+            listen_port: None,
+            mtu: None,
+            private_key_file: None,
+            public_key: "P".into(),
+            forwarding: false,
+            dialable: false,
+            nat: None,
+            policy: None,
+            peers: vec![PeerPlan {
+                name: "hub".into(),
+                kind: crate::fleet::model::PeerKind::Host,
+                public_key: "K".into(),
+                allowed_ips: Vec::new(),
+                endpoint: endpoints.first().cloned(),
+                endpoints,
+                persistent_keepalive: None,
+                preshared_key_file: None,
+                description: None,
+                owner: None,
+                expires: None,
+            }],
+        }
+    }
+
+    fn live(endpoint: &str, handshake: u64) -> Live {
+        let mut live = Live::default();
+        live.peers.insert(
+            "K".into(),
+            LivePeer {
+                endpoint: Some(endpoint.into()),
+                latest_handshake: handshake,
+                ..LivePeer::default()
+            },
+        );
+        live
+    }
+
+    /// No real lookup in a unit test: IP addresses parse, every name fails.
+    fn fake(endpoint: &str) -> Resolution {
+        endpoint
+            .parse()
+            .map(|a| vec![a])
+            .map_err(|_| "Name or service not known".to_owned())
+    }
+
+    /// All fresh: the state file is not even read (an unreadable one says nothing), and no name
+    /// is looked up (the fake resolver fails every name: a lookup would show as `unresolved`).
+    #[test]
+    fn a_fresh_peer_reads_and_resolves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_NAME), "not json").unwrap();
+        let plans = [plan(&["hub.invalid:51820"])];
+        let now = 1_000_000;
+        let l = live("192.0.2.1:51820", now as u64 - 10);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        assert!(checked.decisions.is_empty() && checked.warning.is_none());
+        // Stale, the same fleet: now the name is looked up and reported, and the bad file too.
+        let l = live("192.0.2.1:51820", now as u64 - 500);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        assert_eq!(
+            checked.decisions[0].unresolved[0].endpoint,
+            "hub.invalid:51820"
+        );
+        assert!(checked.warning.is_some());
+        assert!(describe(&checked).contains("does not resolve"));
+    }
+
+    /// A stale peer with two addresses moves to the second; the state round-trips through its
+    /// file, 0600.
+    #[test]
+    fn a_stale_peer_moves_on_and_the_choice_is_remembered() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plans = [plan(&["192.0.2.1:51820", "192.0.2.2:51820"])];
+        let now = 1_000_000;
+        let l = live("192.0.2.1:51820", 0);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        let set = checked.decisions[0].set.clone().unwrap();
+        assert_eq!((set.index, set.to.as_str()), (1, "192.0.2.2:51820"));
+        let mut state = checked.state.clone();
+        state
+            .networks
+            .entry("wg0".into())
+            .or_default()
+            .insert("hub".into(), checked.decisions[0].state.clone().unwrap());
+        save_state(dir.path(), &state).unwrap();
+        let path = dir.path().join(STATE_NAME);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(load_state(dir.path()), (state, None));
+    }
 }

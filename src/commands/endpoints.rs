@@ -41,6 +41,7 @@ pub(super) fn check_steps(steps: &[Step<'_>], paths: &Paths) -> Checked {
     shell::check(
         untouched.iter().filter_map(|s| s.desired.map(|d| &d.plan)),
         &|iface| live.get(iface).copied(),
+        &shell::resolve,
         &paths.state,
         now(),
         shell::stale_after(),
@@ -106,6 +107,7 @@ pub(super) fn cmd_endpoints_only(
     let checked = shell::check(
         watched.iter().copied(),
         &|iface| live.get(iface),
+        &shell::resolve,
         &paths.state,
         now(),
         shell::stale_after(),
