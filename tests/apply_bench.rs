@@ -21,7 +21,10 @@
 //! `<!-- apply-bench:end -->`; per-run figures go to stderr.
 //!
 //! Knobs (environment): WGFLEET_BENCH_NOOP_N (1000), WGFLEET_BENCH_ADD_N (10000),
-//! WGFLEET_BENCH_NOOP_RUNS (20), WGFLEET_BENCH_ADD_RUNS (12), WGFLEET_BENCH_RSS_RUNS (3).
+//! WGFLEET_BENCH_NOOP_RUNS (20), WGFLEET_BENCH_ADD_RUNS (12), WGFLEET_BENCH_RSS_RUNS (3);
+//! WGFLEET_BENCH_BASELINE=PATH: another wgfleet binary (an earlier commit's release build),
+//! whose no-op apply is timed in the same runs, interleaved with this one's, so that a change's
+//! cost is measured under the same load.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -42,6 +45,8 @@ const HUB_IP: &str = "192.0.2.10";
 const HUB_KEY: &str = "j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=";
 
 const APPLY: &str = "/x/wgfleet apply --fleet /x/fleet.json --host hub -i /x/identity.txt";
+const APPLY_BASELINE: &str =
+    "/x/wgfleet-baseline apply --fleet /x/fleet.json --host hub -i /x/identity.txt";
 const PLAN: &str = "/x/wgfleet plan --fleet /x/fleet.json --host hub -i /x/identity.txt";
 const SYNCCONF: &str = "bash -c 'wg syncconf wg0 <(wg-quick strip wg0)'";
 const STRIP: &str = "wg-quick strip wg0";
@@ -130,6 +135,10 @@ fn provision(host: &Host) {
     )
     .unwrap();
     std::fs::write(dir.join("timeit.sh"), TIMEIT).unwrap();
+    if let Some(baseline) = std::env::var_os("WGFLEET_BENCH_BASELINE") {
+        std::fs::copy(&baseline, dir.join("wgfleet-baseline"))
+            .unwrap_or_else(|e| panic!("WGFLEET_BENCH_BASELINE={baseline:?}: {e}"));
+    }
 }
 
 fn sh(host: &Host, cmd: &str) -> String {
@@ -317,6 +326,8 @@ fn apply_vs_syncconf() {
     let (file0, journal0) = (file_id(&hub), journal_lines(&hub));
     let (mut t_apply, mut t_sync, mut t_plan, mut t_strip) = (vec![], vec![], vec![], vec![]);
     let mut t_wg = vec![];
+    let baseline = std::env::var_os("WGFLEET_BENCH_BASELINE").is_some();
+    let mut t_base = vec![];
     for i in 0..noop_runs {
         // Alternate the order, so neither command always follows the other.
         let mut one = |which: usize| match which {
@@ -328,14 +339,24 @@ fn apply_vs_syncconf() {
             1 => t_sync.push(time_in(&hub, "/tmp/bench.out", SYNCCONF)),
             2 => t_plan.push(time_in(&hub, "/tmp/bench.out", PLAN)),
             3 => t_strip.push(time_in(&hub, "/dev/null", STRIP)),
-            _ => t_wg.push(time_in(&hub, "/tmp/bench.out", SYNCCONF_STRIPPED)),
+            4 => t_wg.push(time_in(&hub, "/tmp/bench.out", SYNCCONF_STRIPPED)),
+            _ => {
+                t_base.push(time_in(&hub, "/tmp/bench.out", APPLY_BASELINE));
+                let out = sh(&hub, "cat /tmp/bench.out");
+                assert!(
+                    out.contains("wg0: nothing to do"),
+                    "baseline run {i}: {out}"
+                );
+            }
         };
-        let order = if i % 2 == 0 {
-            [0, 1, 2, 3, 4]
-        } else {
-            [1, 0, 4, 3, 2]
+        // With a baseline, it runs right after (even runs) or right before (odd) this apply.
+        let order: &[usize] = match (i % 2 == 0, baseline) {
+            (true, false) => &[0, 1, 2, 3, 4],
+            (false, false) => &[1, 0, 4, 3, 2],
+            (true, true) => &[0, 5, 1, 2, 3, 4],
+            (false, true) => &[1, 5, 0, 4, 3, 2],
         };
-        for w in order {
+        for &w in order {
             one(w);
         }
         eprintln!(
@@ -519,6 +540,13 @@ fn apply_vs_syncconf() {
         &t_apply,
         Some(&noop_sync),
     ));
+    if baseline {
+        line(&row(
+            "baseline `wgfleet apply` (`WGFLEET_BENCH_BASELINE`, interleaved with the one above)",
+            &t_base,
+            Some(&noop_sync),
+        ));
+    }
     line(&row(
         "`bash -c 'wg syncconf wg0 <(wg-quick strip wg0)'`",
         &t_sync,
@@ -539,6 +567,21 @@ fn apply_vs_syncconf() {
         &t_wg,
         Some(&noop_sync),
     ));
+    if baseline {
+        let (this, base) = (stats(&t_apply), stats(&t_base));
+        let diff = paired(&t_apply, &t_base);
+        line("");
+        line(&format!(
+            "Against the baseline binary: apply / baseline = {:.3} (means), {:.3} (medians), {:.3} (minima); \
+             paired per run (timed back to back) apply − baseline = {:.1} ± {:.1} ms (median {:.1} ms).",
+            this.mean / base.mean,
+            this.median / base.median,
+            this.min / base.min,
+            diff.mean,
+            diff.sd,
+            diff.median,
+        ));
+    }
     line("");
     line(&format!(
         "Where the time goes (medians): the raw pipeline {:.0} ms is `wg-quick strip` {:.0} ms + `wg syncconf` on the stripped file {:.0} ms; \
