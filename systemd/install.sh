@@ -1,12 +1,13 @@
 #!/bin/sh
-# Installs wgfleet on a plain systemd host (Debian, Ubuntu, Fedora, …) and starts its timer:
+# Installs wgfleet on a plain systemd host (Debian, Ubuntu, Fedora, …) and starts its timers:
 #
 #   cargo build --release && sudo sh systemd/install.sh
 #
 # 1. the binary to /usr/local/bin/wgfleet;
-# 2. wgfleet.service and wgfleet.timer to /etc/systemd/system (ExecStart follows --prefix);
+# 2. wgfleet.service and wgfleet.timer, wgfleet-endpoints.service and wgfleet-endpoints.timer (the
+#    endpoint check every 30 s) to /etc/systemd/system (ExecStart follows --prefix);
 # 3. /etc/wgfleet (0700) for the fleet, and a commented /etc/default/wgfleet, unless they exist;
-# 4. systemctl daemon-reload, systemctl enable --now wgfleet.timer.
+# 4. systemctl daemon-reload, systemctl enable --now wgfleet.timer wgfleet-endpoints.timer.
 #
 # Then put the fleet at /etc/wgfleet/fleet.json with its encrypted keys beside it: the timer
 # applies it within 5 minutes (at once: systemctl start wgfleet.service; output:
@@ -16,7 +17,7 @@
 # Options:
 #   --binary PATH   the binary to install (default: target/release/wgfleet of this repository)
 #   --prefix DIR    install the binary as DIR/bin/wgfleet (default: /usr/local)
-#   --no-start      install and daemon-reload, but do not enable or start the timer
+#   --no-start      install and daemon-reload, but do not enable or start the timers
 #   DESTDIR=DIR     (environment) stage everything under DIR, for packaging; runs no systemctl
 set -eu
 
@@ -62,11 +63,13 @@ fi
 here="$repo/systemd"
 install -d -m 0755 "$destdir$bindir" "$destdir$unitdir"
 install -m 0755 "$binary" "$destdir$bindir/wgfleet"
-sed "s|/usr/local/bin/wgfleet|$bindir/wgfleet|g" "$here/wgfleet.service" >"$destdir$unitdir/wgfleet.service.tmp"
-chmod 0644 "$destdir$unitdir/wgfleet.service.tmp"
-mv -f "$destdir$unitdir/wgfleet.service.tmp" "$destdir$unitdir/wgfleet.service"
-install -m 0644 "$here/wgfleet.timer" "$destdir$unitdir/wgfleet.timer"
-echo "installed $destdir$bindir/wgfleet, $destdir$unitdir/wgfleet.service, $destdir$unitdir/wgfleet.timer"
+for unit in wgfleet wgfleet-endpoints; do
+  sed "s|/usr/local/bin/wgfleet|$bindir/wgfleet|g" "$here/$unit.service" >"$destdir$unitdir/$unit.service.tmp"
+  chmod 0644 "$destdir$unitdir/$unit.service.tmp"
+  mv -f "$destdir$unitdir/$unit.service.tmp" "$destdir$unitdir/$unit.service"
+  install -m 0644 "$here/$unit.timer" "$destdir$unitdir/$unit.timer"
+done
+echo "installed $destdir$bindir/wgfleet, $destdir$unitdir/wgfleet.service, $destdir$unitdir/wgfleet.timer, $destdir$unitdir/wgfleet-endpoints.service, $destdir$unitdir/wgfleet-endpoints.timer"
 
 if [ ! -e "$destdir/etc/wgfleet" ]; then
   install -d -m 0700 "$destdir/etc/wgfleet"
@@ -84,14 +87,15 @@ EOF
 fi
 
 if [ -n "$destdir" ]; then
-  echo "staged under $destdir; on the target: systemctl daemon-reload && systemctl enable --now wgfleet.timer"
+  echo "staged under $destdir; on the target: systemctl daemon-reload && systemctl enable --now wgfleet.timer wgfleet-endpoints.timer"
   exit 0
 fi
 systemctl daemon-reload
 if [ "$start" = yes ]; then
-  systemctl enable --now wgfleet.timer
+  systemctl enable --now wgfleet.timer wgfleet-endpoints.timer
   echo "wgfleet.timer enabled and started: it applies /etc/wgfleet/fleet.json at boot and every 5 minutes"
+  echo "wgfleet-endpoints.timer enabled and started: it follows endpoints dialled by name every 30 seconds"
   [ -e /etc/wgfleet/fleet.json ] || echo "note: /etc/wgfleet/fleet.json does not exist yet; runs fail until it does"
 else
-  echo "not started (--no-start): systemctl enable --now wgfleet.timer"
+  echo "not started (--no-start): systemctl enable --now wgfleet.timer wgfleet-endpoints.timer"
 fi

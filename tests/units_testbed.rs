@@ -5,8 +5,10 @@
 //! Two hosts of seed 000's fleet: `cp` (the hub, its endpoint at its testbed address) and
 //! `worker-1`. Each gets the fleet and its encrypted keys in /etc/wgfleet, the test identity
 //! through /etc/default/wgfleet (the units' documented knob), and a timer drop-in that runs
-//! every 5 s instead of 5 min. Then: the timer brings the tunnel up; an edited fleet file (worker-2
-//! joins) is applied by a later run, by a reload; a peer removed by hand on cp is restored.
+//! every 5 s instead of 5 min. Then: the timer brings the tunnel up; the endpoint check's unit
+//! (`wgfleet-endpoints.service`, started once with systemctl) runs in its sandbox; an edited fleet
+//! file (worker-2 joins) is applied by a later run, by a reload; a peer removed by hand on cp is
+//! restored.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -44,7 +46,13 @@ fn install(host: &Host) {
     provision(host, &["cp", "worker-1", "worker-2"]);
     let dir = host.dir().join("systemd");
     std::fs::create_dir_all(&dir).unwrap();
-    for file in ["wgfleet.service", "wgfleet.timer", "install.sh"] {
+    for file in [
+        "wgfleet.service",
+        "wgfleet.timer",
+        "wgfleet-endpoints.service",
+        "wgfleet-endpoints.timer",
+        "install.sh",
+    ] {
         std::fs::copy(root().join("systemd").join(file), dir.join(file)).unwrap();
     }
     host.sh_ok(
@@ -154,6 +162,27 @@ fn timer_keeps_hosts_in_line_with_the_fleet() {
             .sh_ok("systemctl show -p Result --value wgfleet.service")
             .unwrap();
         assert_eq!(result.trim(), "success", "{}", diagnose(h));
+    }
+    // The endpoint check is installed, enabled, and runs in its sandbox (seed 000 dials cp at an
+    // address: nothing to follow, nothing written).
+    for h in [cp, w1] {
+        assert_eq!(
+            h.sh_ok("systemctl is-enabled wgfleet-endpoints.timer")
+                .unwrap()
+                .trim(),
+            "enabled"
+        );
+        h.sh_ok("systemctl start wgfleet-endpoints.service")
+            .unwrap_or_else(|e| panic!("{e}\n{}", diagnose(h)));
+        let journal = h
+            .sh_ok("journalctl --no-pager -o cat -u wgfleet-endpoints.service -n 20")
+            .unwrap();
+        assert!(journal.contains("endpoints: nothing to do"), "{journal}");
+        assert!(
+            !succeeds(h, "test -e /var/lib/wgfleet/endpoints.json"),
+            "{}",
+            h.name()
+        );
     }
     // Later runs have nothing to do: they do not touch the tunnel.
     let (pid, before) = (wg_go_pid(cp), runs(cp));
