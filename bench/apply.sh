@@ -9,7 +9,8 @@
 # writes it to bench/apply-results.md with the date, commit and machine.
 #
 # Knobs (passed through to the test): WGFLEET_BENCH_NOOP_N (1000), WGFLEET_BENCH_ADD_N (10000),
-# WGFLEET_BENCH_NOOP_RUNS (20), WGFLEET_BENCH_ADD_RUNS (12), WGFLEET_BENCH_RSS_RUNS (3).
+# WGFLEET_BENCH_NOOP_RUNS (20), WGFLEET_BENCH_ADD_RUNS (12), WGFLEET_BENCH_RSS_RUNS (3);
+# WGFLEET_BENCH_BASELINE=PATH (an earlier release build, timed interleaved in the no-op runs).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
