@@ -208,12 +208,13 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
             .cloned()
             .unwrap_or_else(|| format!("the peer with public key {key}"))
     };
-    let mut global = Vec::new();
+    // This host's own key and addresses touch every link.
+    let mut own = Vec::new();
     if old.interface.get("privatekey") != new.interface.get("privatekey") {
-        global.push("this host's private key changed".to_owned());
+        own.push("this host's private key changed".to_owned());
     }
     if old.interface.get("address") != new.interface.get("address") {
-        global.push("this host's addresses changed".to_owned());
+        own.push("this host's addresses changed".to_owned());
     }
     // Per link this host dialled: what the change does to it.
     let dialled = |conf: &WgConf| -> Vec<String> {
@@ -246,11 +247,14 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
         };
         touched.insert(key, why);
     }
-    // A new key for a peer of the same name reads as "its public key changed".
-    for key in dialled(&new).iter().filter(|k| !old.peers.contains_key(*k)) {
-        global.push(format!("{}'s public key is new", name(key)));
-    }
-    let any_touch = !global.is_empty() || touched.values().any(|w| !w.is_empty());
+    // A new dialled key touches no link that worked (a hub added); beside an old key that is
+    // gone it says why: the hub's public key changed.
+    let new_keys: Vec<String> = dialled(&new)
+        .iter()
+        .filter(|k| !old.peers.contains_key(*k))
+        .map(|k| format!("{}'s public key is new", name(k)))
+        .collect();
+    let any_touch = !own.is_empty() || touched.values().any(|w| !w.is_empty());
     if !any_touch {
         return not(NotHeld::NoLinkChange);
     }
@@ -270,15 +274,15 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     if working.is_empty() {
         return not(NotHeld::NoWorkingLink);
     }
-    // Only the old key's own changes and this host's own: a new key elsewhere leaves it alone.
-    let own_change = old.interface.get("privatekey") != new.interface.get("privatekey")
-        || old.interface.get("address") != new.interface.get("address");
-    if !own_change && let Some(untouched) = working.iter().find(|k| touched[*k].is_empty()) {
+    if own.is_empty()
+        && let Some(untouched) = working.iter().find(|k| touched[*k].is_empty())
+    {
         return not(NotHeld::LinkUntouched {
             peer: name(untouched),
         });
     }
-    let mut because: Vec<String> = global;
+    let mut because = own;
+    because.extend(new_keys);
     because.extend(touched.into_values().flatten());
     let own = own_addresses(&new);
     let confirm_with: Vec<Probe> = dialled(&new)
@@ -497,6 +501,14 @@ mod tests {
         let port = SPOKE.replace("PrivateKey = K\n", "PrivateKey = K\nListenPort = 51999\n");
         assert_eq!(
             decide_on(Action::Reload, SPOKE, &port, false, &fresh()),
+            not(NotHeld::NoLinkChange)
+        );
+        // A second hub added leaves the working link alone.
+        let hub_added = format!(
+            "{SPOKE}\n[Peer]\nPublicKey = NL\nAllowedIPs = 10.50.1.1/32\nEndpoint = 198.51.100.7:51821\n"
+        );
+        assert_eq!(
+            decide_on(Action::Reload, SPOKE, &hub_added, false, &fresh()),
             not(NotHeld::NoLinkChange)
         );
         // A peer it does not dial (a hub's spoke) is no link of its own.

@@ -152,8 +152,14 @@ fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     ping(w1, CP_TUNNEL);
 
     eprintln!("4. the hub's port changes on both sides: the spoke confirms it");
+    // Without PersistentKeepalive nothing but wgfleet's datagram into the tunnel makes the
+    // renewed peer handshake.
     let mut moved = good.clone();
     moved["networks"]["wg0"]["listenPort"] = json!(51822);
+    moved["networks"]["wg0"]
+        .as_object_mut()
+        .unwrap()
+        .remove("persistentKeepalive");
     set_fleet(cp, &moved);
     let out = apply(cp);
     assert!(!out.contains("confirm"), "a hub is not held:\n{out}");
@@ -164,6 +170,7 @@ fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     assert!(
         out.contains("? confirm: a handshake with cp must follow")
             && out.contains("cp's endpoint 192.0.2.10:51821 → 192.0.2.10:51822")
+            && out.contains("PersistentKeepalive 25 → (none)")
             && out.contains("wg0: done, confirmed by a handshake with cp"),
         "{out}"
     );
