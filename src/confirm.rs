@@ -73,7 +73,7 @@ impl std::fmt::Display for NotHeld {
         match self {
             NotHeld::NoLinkChange => f.write_str("the change touches no link to a hub"),
             NotHeld::NotRunning => f.write_str("the tunnel was not running"),
-            NotHeld::Hub => f.write_str("this host is a hub (spokes dial it)"),
+            NotHeld::Hub => f.write_str("this host is a hub: spokes dial it"),
             NotHeld::NoWorkingLink => write!(
                 f,
                 "no hub had a handshake within {WORKING_LINK_SECS} s before the change"
@@ -337,9 +337,14 @@ fn probe_address(allowed_ips: &BTreeSet<String>, own: &BTreeSet<IpAddr>) -> Opti
         .filter(|n: &IpNet| n.prefix_len() > 0)
         .collect();
     prefixes.sort_by_key(|n| std::cmp::Reverse(n.prefix_len()));
-    prefixes
-        .iter()
-        .find_map(|n| n.hosts().take(8).find(|a| !own.contains(a)))
+    // Not an IPv6 prefix's first address: that is its routers' anycast address, which a host
+    // that forwards answers itself.
+    prefixes.iter().find_map(|n| {
+        n.hosts()
+            .take(8)
+            .filter(|a| n.prefix_len() == n.max_prefix_len() || *a != n.network())
+            .find(|a| !own.contains(a))
+    })
 }
 
 /// The peers' latest handshakes (`wg show IFACE latest-handshakes`): public key → unix seconds.
@@ -622,7 +627,33 @@ mod tests {
             probe_address(&allowed(&["fd50::1/128"]), &own),
             Some("fd50::1".parse().unwrap())
         );
+        assert_eq!(
+            probe_address(&allowed(&["fd50::/64"]), &own),
+            Some("fd50::1".parse().unwrap())
+        );
         assert_eq!(probe_address(&allowed(&["0.0.0.0/0"]), &own), None);
+    }
+
+    #[test]
+    fn plan_says_what_is_held_and_no_confirm_lets_it_go() {
+        let new = SPOKE.replace("192.0.2.10", "192.0.2.99");
+        let mut c = decide_on(Action::Reload, SPOKE, &new, false, &fresh());
+        assert_eq!(
+            describe(&c).unwrap(),
+            "? confirm: a handshake with cp must follow, or the change is rolled back \
+             (cp's endpoint 192.0.2.10:51821 → 192.0.2.99:51821)"
+        );
+        disable(std::iter::once(&mut c));
+        assert_eq!(describe(&c).unwrap(), "= confirm: not held (--no-confirm)");
+        // Said only when the change touches a link; a hub stays a hub under --no-confirm.
+        let mut hub = decide_on(Action::Reload, SPOKE, &new, true, &fresh());
+        disable(std::iter::once(&mut hub));
+        assert_eq!(
+            describe(&hub).unwrap(),
+            "= confirm: not held (this host is a hub: spokes dial it)"
+        );
+        let quiet = decide_on(Action::Reload, SPOKE, SPOKE, false, &fresh());
+        assert_eq!(describe(&quiet), None);
     }
 
     #[test]
