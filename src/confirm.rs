@@ -185,6 +185,9 @@ pub struct Input<'a> {
     pub hub: bool,
     /// The interface as observed before the change.
     pub live: Option<&'a Live>,
+    /// An earlier run held this change and was killed while it waited: the links it touches
+    /// worked before it, whatever the handshakes say now.
+    pub assume_worked: bool,
     /// Unix seconds when `live` was observed.
     pub now: u64,
     /// Public key → peer name, for readable output.
@@ -195,7 +198,11 @@ pub struct Input<'a> {
 pub fn decide(input: &Input<'_>) -> Confirmation {
     let not = |reason| Confirmation::NotHeld { reason };
     let (old, live) = match (input.action, input.old, input.live) {
-        (Action::Reload | Action::Restart, Some(old), Some(live)) => (old, live),
+        (Action::Reload | Action::Restart, Some(old), live)
+            if live.is_some() || input.assume_worked =>
+        {
+            (old, live)
+        }
         (Action::Start, ..) => return not(NotHeld::NotRunning),
         (Action::Reload | Action::Restart, ..) => return not(NotHeld::NoWorkingLink),
         _ => return not(NotHeld::NoLinkChange),
@@ -264,10 +271,11 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     let working: Vec<String> = touched
         .keys()
         .filter(|k| {
-            live.peers.get(*k).is_some_and(|p| {
-                p.latest_handshake > 0
-                    && input.now.saturating_sub(p.latest_handshake) < WORKING_LINK_SECS
-            })
+            input.assume_worked
+                || live.and_then(|l| l.peers.get(*k)).is_some_and(|p| {
+                    p.latest_handshake > 0
+                        && input.now.saturating_sub(p.latest_handshake) < WORKING_LINK_SECS
+                })
         })
         .cloned()
         .collect();
@@ -409,6 +417,7 @@ mod tests {
             new,
             hub,
             live: Some(live),
+            assume_worked: false,
             now: NOW,
             names: &names(),
         })
@@ -572,10 +581,24 @@ mod tests {
             new: &new,
             hub: false,
             live: None,
+            assume_worked: false,
             now: NOW,
             names: &names(),
         });
         assert_eq!(no_live, not(NotHeld::NoWorkingLink));
+        // A run killed while it waited: the next one holds the change again, though the wrong
+        // key it left has no handshake (and after a reboot nothing live says the old one had).
+        let resumed = decide(&Input {
+            action: Action::Reload,
+            old: Some(SPOKE),
+            new: &new,
+            hub: false,
+            live: None,
+            assume_worked: true,
+            now: NOW,
+            names: &names(),
+        });
+        assert_eq!(held(resumed).worked, ["cp"]);
     }
 
     #[test]

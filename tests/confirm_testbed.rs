@@ -131,6 +131,28 @@ fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     ping(w1, CP_TUNNEL);
     set_fleet(w1, &wrong);
 
+    eprintln!("1c. killed while it waits: the next run holds the change again and rolls it back");
+    w1.sh(
+        "/x/wgfleet apply --fleet /x/fleet.json --host worker-1 -i /x/identity.txt \
+         >/dev/null 2>&1 & pid=$!; sleep 5; kill -9 $pid; wait",
+    )
+    .unwrap();
+    assert!(wg0(w1).contains(&wrong_key), "killed after the reload");
+    let record = w1.sh_ok("cat /var/lib/wgfleet/pending.json").unwrap();
+    assert!(record.contains("\"held\": true"), "{record}");
+    // Nothing live says the link worked now (the wrong key never had a handshake): only the
+    // record does.
+    let out = wgfleet(w1, "apply --confirm-timeout 5");
+    let text = printed(&out);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(3), "rolled back:\n{text}");
+    assert!(
+        text.contains("an earlier run was interrupted") && text.contains("no handshake with cp"),
+        "{text}"
+    );
+    assert!(wg0(w1).contains(&cp_key) && !wg0(w1).contains(&wrong_key));
+    ping(w1, CP_TUNNEL);
+
     eprintln!("2. --no-confirm applies the wrong key");
     let out = wgfleet(w1, "apply --no-confirm");
     let text = printed(&out);
@@ -191,6 +213,7 @@ fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     assert_eq!(
         statuses,
         [
+            "rolled-back",
             "rolled-back",
             "rolled-back",
             "not-held",

@@ -160,7 +160,9 @@ fn step<'d>(
     audit_all: bool,
 ) -> Result<Step<'d>> {
     let mut previous = on_disk;
+    let mut interrupted_held = false;
     if let Some(record) = pending.get(&diff.network) {
+        interrupted_held = record.held;
         diff = diff::finish_interrupted(diff, record.operations.action);
         was_running |= record.was_running;
         if let pending::Previous::Kept(kept) =
@@ -185,6 +187,7 @@ fn step<'d>(
             new: &d.config,
             hub: d.hub,
             live,
+            assume_worked: interrupted_held,
             now: now().max(0) as u64,
             names: &d.names,
         }),
@@ -454,6 +457,8 @@ fn run_step_inner(
                 .then(|| subject.config().map(pending::config_digest))
                 .flatten(),
             operations: ops.clone(),
+            held: matches!(subject, Subject::Interface(s)
+                if matches!(s.confirmation, crate::confirm::Confirmation::Held(_))),
         };
         pending.begin(network, record)?;
     }
