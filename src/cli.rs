@@ -113,7 +113,10 @@ Examples:
         after_help = "Nothing is touched unless the fleet is valid and every key decrypts and matches
 its declared public key. Peers-only changes reload (wg syncconf: no session drops); interface
 changes restart; nothing changed means no write and no D-Bus job. A failed start or reload
-restores the previous file and brings the old tunnel back. Every change is appended to
+restores the previous file and brings the old tunnel back. A change to this host's key or
+addresses, or to a hub's key, endpoint, port or PSK, on a spoke whose link to a hub worked must
+be followed by a handshake with a hub within --confirm-timeout (30 s), or it is rolled back too
+(exit code 3); hubs, and hosts with no working link, are not held to it. Every change is appended to
 /var/lib/wgfleet/audit.jsonl (peers added and removed, with their owners; a run that changes
 nothing appends nothing), and every run writes when it ran and how it ended to
 /var/lib/wgfleet/last-run.json. The log rolls over at 8 MiB, keeping 4 old files.
@@ -127,7 +130,8 @@ Examples:
   wgfleet apply --fleet /etc/wgfleet/fleet.json
   wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key
   wgfleet apply --fleet fleet.json --audit-snapshot   # record every interface's peers in full
-  wgfleet apply --fleet fleet.json --endpoints-only   # only follow endpoints (a 30 s timer)"
+  wgfleet apply --fleet fleet.json --endpoints-only   # only follow endpoints (a 30 s timer)
+  wgfleet apply --fleet fleet.json --no-confirm       # e.g. rotating a spoke's key before its hub"
     )]
     Apply(ApplyArgs),
 
@@ -418,6 +422,15 @@ pub struct ApplyArgs {
     /// reconcile, no systemd; no identity needed). Cheap enough for a 30 s timer
     #[arg(long, conflicts_with = "audit_snapshot")]
     pub endpoints_only: bool,
+
+    /// How long a change that touches this host's links to its hubs waits for a handshake
+    /// before it is rolled back (confirmed apply)
+    #[arg(long, value_name = "SECS", default_value_t = crate::confirm::DEFAULT_TIMEOUT_SECS)]
+    pub confirm_timeout: u64,
+
+    /// Apply changes to the links to the hubs without waiting for a handshake to confirm them
+    #[arg(long)]
+    pub no_confirm: bool,
 }
 
 #[derive(Debug, Args)]
@@ -528,6 +541,11 @@ pub struct AuditArgs {
     /// Only this client (or host) name
     #[arg(long, value_name = "NAME")]
     pub client: Option<String>,
+
+    /// List the changes held to a handshake with a hub instead: confirmed, rolled back (why),
+    /// or not held (why)
+    #[arg(long, conflicts_with_all = ["owner", "client"])]
+    pub confirmations: bool,
 
     /// Print the intervals as JSON
     #[arg(long)]

@@ -84,6 +84,19 @@ pub enum Error {
         source: crate::apply::systemd::SystemdError,
     },
 
+    /// A change that touched this host's links to its hubs was followed by no handshake with
+    /// any of them (confirmed apply); the step is rolled back.
+    #[error(
+        "network {network}: no handshake with {peers} within {secs} s of the change ({because}); \
+         it would cut this host off"
+    )]
+    NotConfirmed {
+        network: String,
+        peers: String,
+        secs: u64,
+        because: String,
+    },
+
     /// A step failed and what it had changed was undone (exit code 3).
     #[error("{error}; {rollback}")]
     RolledBack {
@@ -241,6 +254,22 @@ mod tests {
                 .contains("; rollback failed too: network wg0")
         );
         assert_eq!(job_failed().exit_code(), 1);
+        // A change no handshake confirmed is rolled back like a failed job: exit code 3.
+        let unconfirmed = Error::RolledBack {
+            error: Box::new(Error::NotConfirmed {
+                network: "wg0".into(),
+                peers: "cp".into(),
+                secs: 30,
+                because: "cp's public key is new".into(),
+            }),
+            rollback: RolledBack::RestoredAndRestarted,
+        };
+        assert_eq!(unconfirmed.exit_code(), 3);
+        assert_eq!(
+            unconfirmed.to_string(),
+            "network wg0: no handshake with cp within 30 s of the change (cp's public key is new); \
+             it would cut this host off; the previous config was restored and the tunnel is back up"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod access;
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod confirm;
 pub mod diff;
 pub mod endpoints;
 pub mod error;

@@ -44,6 +44,9 @@ pub struct Entry<'a> {
     /// All of the interface's peers after the action: a snapshot (see the module's comment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<AuditPeer>>,
+    /// A change that touched the links to the hubs: confirmed, rolled back, or not held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<&'a crate::confirm::Verdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,8 @@ pub struct Record {
     pub removed: Vec<AuditPeer>,
     #[serde(default)]
     pub peers: Option<Vec<AuditPeer>>,
+    #[serde(default)]
+    pub confirmation: Option<crate::confirm::Verdict>,
 }
 
 /// A peer present on one host's interface from `from` until `until` (`None`: still there).
@@ -272,6 +277,7 @@ mod tests {
             added: Vec::new(),
             removed: Vec::new(),
             peers: Some(peers),
+            confirmation: None,
         }
     }
 
@@ -314,6 +320,7 @@ mod tests {
             added: added.iter().map(|n| peer(n)).collect(),
             removed: removed.iter().map(|n| peer(n)).collect(),
             peers: None,
+            confirmation: None,
         };
         // The same history, written by an old wgfleet (a snapshot every run) and a new one (a
         // snapshot when first managed, then what changed).

@@ -5,6 +5,7 @@
 //! brings the old tunnel back.
 
 pub mod audit;
+pub mod confirm;
 pub mod endpoints;
 pub mod host;
 pub mod lock;
@@ -42,6 +43,8 @@ pub struct Desired {
     names: BTreeMap<String, String>,
     /// Every peer's owner, expired clients included, for the audit log.
     owners: BTreeMap<String, Option<String>>,
+    /// This host is a hub of the network (not held to confirmation: spokes dial it).
+    pub hub: bool,
 }
 
 impl Desired {
@@ -54,7 +57,9 @@ impl Desired {
             .into_iter()
             .map(|plan| {
                 let config = secrets.fill(&render::render_config(&plan)?);
-                let peers = crate::plan::network_of(fleet, &plan).map(|net| &net.peers);
+                let net = crate::plan::network_of(fleet, &plan);
+                let hub = net.is_some_and(|n| n.is_hub(&plan.host));
+                let peers = net.map(|net| &net.peers);
                 let names = peers
                     .into_iter()
                     .flatten()
@@ -70,6 +75,7 @@ impl Desired {
                     config,
                     names,
                     owners,
+                    hub,
                 })
             })
             .collect()
@@ -87,6 +93,8 @@ pub struct Step<'d> {
     pub was_running: bool,
     /// What `wg show dump` said before acting (`None`: the unit was not running).
     pub live: Option<Live>,
+    /// Whether the change must be confirmed by a handshake with a hub (`confirm`).
+    pub confirmation: crate::confirm::Confirmation,
 }
 
 /// The host-wide diff and its operations (empty when there is nothing to do).
@@ -106,7 +114,7 @@ pub fn observe<'d>(
     pending: &Pending,
     audit_all: bool,
 ) -> Result<Vec<Step<'d>>> {
-    let step = |diff, desired, on_disk, running| {
+    let step = |diff, desired, on_disk, running: (bool, Option<&Live>)| {
         step(diff, desired, on_disk, running, paths, pending, audit_all)
     };
     let mut steps = Vec::new();
@@ -127,7 +135,7 @@ pub fn observe<'d>(
             &unit,
             &d.names,
         );
-        let mut s = step(diff, Some(d), on_disk, unit.is_running())?;
+        let mut s = step(diff, Some(d), on_disk, (unit.is_running(), live.as_ref()))?;
         s.live = live;
         steps.push(s);
     }
@@ -136,7 +144,7 @@ pub fn observe<'d>(
             let unit = systemd.state(&unit_name(&iface)).map_err(sys(&iface))?;
             let on_disk = read_private(&paths.config(&iface))?;
             let diff = diff::diff_removed(&iface);
-            steps.push(step(diff, None, on_disk, unit.is_running())?);
+            steps.push(step(diff, None, on_disk, (unit.is_running(), None))?);
         }
     }
     Ok(steps)
@@ -146,13 +154,15 @@ fn step<'d>(
     mut diff: NetworkDiff,
     desired: Option<&'d Desired>,
     on_disk: Option<Zeroizing<String>>,
-    mut was_running: bool,
+    (mut was_running, live): (bool, Option<&Live>),
     paths: &Paths,
     pending: &Pending,
     audit_all: bool,
 ) -> Result<Step<'d>> {
     let mut previous = on_disk;
+    let mut interrupted_held = false;
     if let Some(record) = pending.get(&diff.network) {
+        interrupted_held = record.held;
         diff = diff::finish_interrupted(diff, record.operations.action);
         was_running |= record.was_running;
         if let pending::Previous::Kept(kept) =
@@ -170,6 +180,21 @@ fn step<'d>(
         runtime_units: paths.runtime_units,
         audit_all,
     };
+    let confirmation = match desired {
+        Some(d) => crate::confirm::decide(&crate::confirm::Input {
+            action: diff.action,
+            old: previous.as_deref().map(|s| s.as_str()),
+            new: &d.config,
+            hub: d.hub,
+            live,
+            assume_worked: interrupted_held,
+            now: now().max(0) as u64,
+            names: &d.names,
+        }),
+        None => crate::confirm::Confirmation::NotHeld {
+            reason: crate::confirm::NotHeld::NoLinkChange,
+        },
+    };
     Ok(Step {
         ops: operations::for_network(&diff, facts, paths),
         diff,
@@ -177,6 +202,7 @@ fn step<'d>(
         previous,
         was_running,
         live: None,
+        confirmation,
     })
 }
 
@@ -289,6 +315,9 @@ pub struct Outcome {
     pub action: Action,
     pub ok: bool,
     pub result: String,
+    /// Confirmed, rolled back or not held, for a change that touched the links to the hubs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<crate::confirm::Verdict>,
 }
 
 /// What a step acts on: the host-wide state or one interface.
@@ -330,6 +359,8 @@ pub struct Run<'a> {
     pub digest: &'a str,
     /// Record every interface's peers in full in the audit log.
     pub audit_snapshot: bool,
+    /// How long a held change waits for a handshake (`confirm`).
+    pub confirm_timeout: std::time::Duration,
 }
 
 /// Runs the host-wide step, then every interface step, each recorded as pending while it runs
@@ -387,7 +418,7 @@ fn act_all(
     pending.retain(&acting)?;
     for subject in subjects {
         let ops = subject.ops();
-        let result = run_step(subject, run, pending);
+        let (result, confirmation) = run_step(subject, run, pending);
         outcomes.push(Outcome {
             network: ops.network.clone(),
             action: ops.action,
@@ -395,15 +426,31 @@ fn act_all(
             result: result
                 .as_ref()
                 .map_or_else(ToString::to_string, |()| "ok".to_owned()),
+            confirmation,
         });
         result?;
     }
     Ok(())
 }
 
-/// The thin loop: records the step, runs its ops in order, rolls back a failed job, audits how it
-/// ended, and forgets the record.
-fn run_step(subject: Subject<'_, '_>, run: &Run<'_>, pending: &mut Pending) -> Result<()> {
+/// The thin loop: records the step, runs its ops in order, rolls back a failed job (or a held
+/// change no handshake confirmed), audits how it ended, and forgets the record.
+fn run_step(
+    subject: Subject<'_, '_>,
+    run: &Run<'_>,
+    pending: &mut Pending,
+) -> (Result<()>, Option<crate::confirm::Verdict>) {
+    let mut verdict = None;
+    let result = run_step_inner(subject, run, pending, &mut verdict);
+    (result, verdict)
+}
+
+fn run_step_inner(
+    subject: Subject<'_, '_>,
+    run: &Run<'_>,
+    pending: &mut Pending,
+    verdict: &mut Option<crate::confirm::Verdict>,
+) -> Result<()> {
     let ops = subject.ops();
     let network = &ops.network;
     let acts = ops.changes_something();
@@ -416,23 +463,77 @@ fn run_step(subject: Subject<'_, '_>, run: &Run<'_>, pending: &mut Pending) -> R
                 .then(|| subject.config().map(pending::config_digest))
                 .flatten(),
             operations: ops.clone(),
+            held: matches!(subject, Subject::Interface(s)
+                if matches!(s.confirmation, crate::confirm::Confirmation::Held(_))),
         };
         pending.begin(network, record)?;
     }
     let mut result = Ok(());
     for op in &ops.ops {
         match op {
-            Op::Audit { network } => audit(subject, network, &result, run)?,
+            Op::Audit { network } => audit(subject, network, &result, verdict.as_ref(), run)?,
             // After a failure only the audit runs.
             _ if result.is_err() => {}
             Op::Job { .. } => {
-                result = run_op(op, subject, run).map_err(|e| rollback(e, subject, run));
+                result =
+                    confirmed_job(op, subject, run, verdict).map_err(|e| rollback(e, subject, run));
+                if let Err(e) = &result
+                    && let Some(rolled_back) = not_confirmed(e)
+                {
+                    *verdict = Some(rolled_back);
+                }
             }
             _ => result = run_op(op, subject, run),
         }
     }
     let ended = if acts { pending.end(network) } else { Ok(()) };
     result.and(ended)
+}
+
+/// The verdict of a step rolled back because no handshake confirmed it.
+pub fn not_confirmed(e: &Error) -> Option<crate::confirm::Verdict> {
+    match e {
+        Error::RolledBack { error, .. } | Error::RollbackFailed { error, .. }
+            if matches!(**error, Error::NotConfirmed { .. }) =>
+        {
+            Some(crate::confirm::Verdict::RolledBack {
+                reason: error.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A step's job, held to a handshake when `confirm` says so; a change that does not touch the
+/// links (the common case) runs the job alone.
+fn confirmed_job(
+    op: &Op,
+    subject: Subject<'_, '_>,
+    run: &Run<'_>,
+    verdict: &mut Option<crate::confirm::Verdict>,
+) -> Result<()> {
+    use crate::confirm::{Confirmation, Verdict};
+    let Subject::Interface(step) = subject else {
+        return run_op(op, subject, run);
+    };
+    let network = &step.ops.network;
+    match &step.confirmation {
+        Confirmation::Held(held) => {
+            let start = std::time::Instant::now();
+            confirm::before_job(network, held)?;
+            run_op(op, subject, run)?;
+            *verdict = Some(confirm::wait(network, held, start, run.confirm_timeout)?);
+            Ok(())
+        }
+        Confirmation::NotHeld { reason } => {
+            if !reason.is_silent() {
+                *verdict = Some(Verdict::NotHeld {
+                    reason: reason.to_string(),
+                });
+            }
+            run_op(op, subject, run)
+        }
+    }
 }
 
 fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
@@ -488,12 +589,14 @@ fn audit(
     subject: Subject<'_, '_>,
     network: &str,
     result: &Result<()>,
+    confirmation: Option<&crate::confirm::Verdict>,
     run: &Run<'_>,
 ) -> Result<()> {
     let entry = audit_entry(
         subject,
         network,
         result,
+        confirmation,
         run.host,
         run.digest,
         run.audit_snapshot,
@@ -510,6 +613,7 @@ fn audit_entry<'r>(
     subject: Subject<'_, '_>,
     network: &'r str,
     result: &Result<()>,
+    confirmation: Option<&'r crate::confirm::Verdict>,
     host: &'r str,
     digest: &'r str,
     snapshot: bool,
@@ -532,6 +636,7 @@ fn audit_entry<'r>(
         added,
         removed,
         peers: snapshot,
+        confirmation,
     }
 }
 
@@ -767,6 +872,9 @@ pub fn describe(steps: &[Step<'_>]) -> String {
         for c in &d.changes {
             out.push_str(&format!("  {}\n", describe_change(c)));
         }
+        if let Some(line) = crate::confirm::describe(&step.confirmation) {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     out
 }
@@ -833,6 +941,7 @@ mod tests {
             Subject::Host(&step),
             operations::HOST,
             &Ok(()),
+            None,
             "h1",
             "digest",
             false,

@@ -25,6 +25,11 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writes: Option<String>,
     pub operations: Operations,
+    /// The step was held to a handshake with a hub (`confirm`): its link worked before it. A
+    /// run killed while it waited leaves a change nobody confirmed, which the next run holds
+    /// to a handshake again, whatever the handshakes since say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// Where the config to go back to is, if this run's job fails.
@@ -152,6 +157,7 @@ mod tests {
                 }],
                 on_failure: Rollback::Nothing,
             },
+            held: false,
         }
     }
 
@@ -176,6 +182,19 @@ mod tests {
         assert!(again.get("wg0").is_some() && again.get("host").is_none());
         pending.end("wg0").unwrap();
         assert!(Pending::load(dir.path()).unwrap().get("wg0").is_none());
+        // A held step says so; a record without the field (an older wgfleet) was not held.
+        let held = Record {
+            held: true,
+            ..record(None)
+        };
+        pending.begin("wg0", held.clone()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("pending.json")).unwrap();
+        assert!(text.contains("\"held\": true"), "{text}");
+        assert_eq!(Pending::load(dir.path()).unwrap().get("wg0"), Some(&held));
+        let old = text.replace(",\n    \"held\": true", "");
+        assert!(!old.contains("held"), "{old}");
+        std::fs::write(dir.path().join("pending.json"), old).unwrap();
+        assert!(!Pending::load(dir.path()).unwrap().get("wg0").unwrap().held);
     }
 
     #[test]

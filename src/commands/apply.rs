@@ -40,7 +40,7 @@ fn connect() -> Result<Systemd> {
 fn report(steps: &[Step<'_>], host_step: &HostStep, host: &str) -> serde_json::Value {
     let networks: Vec<_> = steps
         .iter()
-        .map(|s| json!({"network": s.diff.network, "action": s.ops.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes, "operations": s.ops}))
+        .map(|s| json!({"network": s.diff.network, "action": s.ops.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes, "operations": s.ops, "confirmation": s.confirmation}))
         .collect();
     json!({"host": host, "changes": has_changes(steps, host_step), "networks": networks, "hostWide": host_step.diff, "hostOperations": host_step.ops})
 }
@@ -105,7 +105,10 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         path: paths.state.join(audit::LOG_NAME),
         source,
     })? || apply_args.audit_snapshot;
-    let steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
+    let mut steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
+    if apply_args.no_confirm {
+        crate::confirm::disable(steps.iter_mut().map(|s| &mut s.confirmation));
+    }
     let host_step =
         apply::observe_host(&plans_of(&desired), &paths, args.root.as_deref(), &pending)?;
     // Output never stops the run: a reader that went away (`apply | head`) or a full disk must
@@ -121,6 +124,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         host: &host,
         digest: &digest,
         audit_snapshot: audit_all,
+        confirm_timeout: std::time::Duration::from_secs(apply_args.confirm_timeout),
     };
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
     // Endpoints that follow DNS, once the interfaces are as the fleet says.
@@ -136,6 +140,9 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         doc["endpoints"] = endpoints::report(&endpoint_check, applied);
         let error = outcomes.as_ref().err().or(endpoint_applied.as_ref().err());
         doc["error"] = json!(error.map(ToString::to_string));
+        if let Some(rolled_back) = outcomes.as_ref().err().and_then(apply::not_confirmed) {
+            doc["confirmation"] = json!(rolled_back);
+        }
         shown = shown.and(write_out(out, &format!("{doc:#}\n")));
     } else if outcomes.is_ok() {
         let mut text = endpoints::describe(&endpoint_check);
@@ -148,7 +155,10 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     shown?;
     if !args.json {
         for o in &outcomes {
-            write_out(out, &format!("{}: done\n", o.network))?;
+            match &o.confirmation {
+                Some(c) => write_out(out, &format!("{}: done, {c}\n", o.network))?,
+                None => write_out(out, &format!("{}: done\n", o.network))?,
+            }
         }
     }
     endpoint_applied?;

@@ -15,6 +15,15 @@ pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
         args.logs.clone()
     };
     let records = read_logs(&logs)?;
+    let events = confirmations(&records);
+    if args.confirmations {
+        if args.json {
+            write_out(out, &format!("{:#}\n", serde_json::json!(events)))?;
+        } else {
+            write_out(out, &confirmations_text(&events))?;
+        }
+        return Ok(0);
+    }
     let mut found = intervals(records);
     found.retain(|i| {
         args.owner
@@ -26,8 +35,53 @@ pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
         write_out(out, &format!("{:#}\n", serde_json::json!(found)))?;
     } else {
         write_out(out, &intervals_text(&found))?;
+        // Rollbacks are what an operator reading the log must not miss.
+        if args.owner.is_none() && args.client.is_none() && !events.is_empty() {
+            write_out(out, "\nconfirmations:\n")?;
+            write_out(out, &confirmations_text(&events))?;
+        }
     }
     Ok(0)
+}
+
+/// A change held to a handshake with a hub, and how it ended (`audit --confirmations`).
+#[derive(Debug, serde::Serialize)]
+pub struct ConfirmationEvent {
+    pub time: String,
+    pub host: String,
+    pub network: String,
+    #[serde(flatten)]
+    pub verdict: crate::confirm::Verdict,
+}
+
+fn confirmations(records: &[Record]) -> Vec<ConfirmationEvent> {
+    records
+        .iter()
+        .filter_map(|r| {
+            Some(ConfirmationEvent {
+                time: r.time.clone(),
+                host: r.host.clone(),
+                network: r.network.clone(),
+                verdict: r.confirmation.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// One line per event; escaped like the intervals (a log may come from another host).
+fn confirmations_text(events: &[ConfirmationEvent]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}: {}\n",
+                printable(&e.time),
+                printable(&e.host),
+                printable(&e.network),
+                printable(&e.verdict.to_string())
+            )
+        })
+        .collect()
 }
 
 /// The records of each log and of its rolled-over files, oldest first, read line by line.
@@ -101,4 +155,34 @@ pub fn intervals_text(found: &[Interval]) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rollback is read back from the log and printed as one inert line; entries without a
+    /// confirmation (the common case) list nothing.
+    #[test]
+    fn confirmations_are_read_back_and_escaped() {
+        let log = concat!(
+            r#"{"time":"2026-11-30T12:00:00Z","host":"w1","network":"wg0","added":[{"name":"cp"}]}"#,
+            "\n",
+            r#"{"time":"2026-11-30T12:01:00Z","host":"w1","network":"wg0","confirmation":{"status":"rolled-back","reason":"no handshake\u001b[2J"}}"#,
+            "\n",
+            r#"{"time":"2026-11-30T12:02:00Z","host":"w1","network":"wg0","confirmation":{"status":"confirmed","peer":"cp","afterMs":420}}"#,
+        );
+        let records = parse_log(Path::new("audit.jsonl"), log).unwrap();
+        let events = confirmations(&records);
+        assert_eq!(
+            confirmations_text(&events),
+            "2026-11-30T12:01:00Z w1 wg0: rolled back: no handshake\\u{1b}[2J\n\
+             2026-11-30T12:02:00Z w1 wg0: confirmed by a handshake with cp 0.4 s after the change\n"
+        );
+        assert_eq!(
+            serde_json::json!(events)[1],
+            serde_json::json!({"time": "2026-11-30T12:02:00Z", "host": "w1", "network": "wg0",
+                               "status": "confirmed", "peer": "cp", "afterMs": 420})
+        );
+    }
 }
