@@ -365,6 +365,9 @@ in
             unitConfig.ConditionPathExists = "/etc/wireguard/${iface}.conf";
             serviceConfig = {
               ExecStartPre = [ ("-" + core.execLine [ exe "firewall-restore" ]) ];
+              # The routes of a file wgfleet wrote with `Table = off`, in one batch (see
+              # `wgfleet routes-interface`): no `ip route` process per AllowedIPs entry.
+              ExecStartPost = [ (core.execLine [ exe "routes-interface" iface ]) ];
               # A reload without `wg-quick strip`'s bash loop (see `wgfleet reload-interface`).
               ExecReload = [ "" (core.execLine [ exe "reload-interface" iface ]) ];
             };

@@ -253,6 +253,16 @@ Examples:
         root: Option<PathBuf>,
     },
 
+    /// Add the routes of a wgfleet-managed interface whose file says `Table = off`, in one batch
+    /// (run by the wg-quick@ drop-in as ExecStartPost)
+    #[command(hide = true)]
+    RoutesInterface {
+        /// The interface (the unit's instance name, e.g. wg0)
+        interface: String,
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+
     /// Print the JSON Schema of the fleet description (schema v1)
     #[command(after_help = "Example:
   wgfleet schema > fleet.schema.json   # for editor completion and CI checks")]

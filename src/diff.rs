@@ -281,7 +281,10 @@ fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
         if a == b {
             continue;
         }
-        restart |= !RELOADABLE_INTERFACE_KEYS.contains(&key.as_str());
+        // Table absent → off is wgfleet taking the routes over: the live ones stay, and the
+        // reload adds any missing (off → absent needs wg-quick's `up`: a restart).
+        let handover = key == "table" && wgconf::table_handover(a, b);
+        restart |= !RELOADABLE_INTERFACE_KEYS.contains(&key.as_str()) && !handover;
         let secret = key == "privatekey";
         let show = |v: Option<&Vec<String>>| {
             if secret {
@@ -554,6 +557,26 @@ mod tests {
             diff_network("wg0", &mtu, Some(BASE), None, &up(), &names()).action,
             Action::Restart
         );
+    }
+
+    #[test]
+    fn table_off_reloads_and_table_back_to_auto_restarts() {
+        let off = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nTable = off\n");
+        let d = diff_network("wg0", &off, Some(BASE), None, &up(), &names());
+        assert_eq!(d.action, Action::Reload);
+        assert_eq!(
+            d.changes,
+            vec![Change::InterfaceChanged {
+                key: "Table".into(),
+                from: None,
+                to: Some("off".into())
+            }]
+        );
+        let d = diff_network("wg0", BASE, Some(&off), None, &up(), &names());
+        assert_eq!(d.action, Action::Restart);
+        let other = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nTable = 1234\n");
+        let d = diff_network("wg0", &off, Some(&other), None, &up(), &names());
+        assert_eq!(d.action, Action::Restart);
     }
 
     #[test]

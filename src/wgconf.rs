@@ -70,6 +70,20 @@ impl PeerConf {
 /// interface rebuilt (wg-quick applies Address, MTU, DNS, Table and hooks only on `up`).
 pub const RELOADABLE_INTERFACE_KEYS: &[&str] = &["privatekey", "listenport", "fwmark"];
 
+/// wg-quick's `Table = off`: it adds no routes at `up`; in a file wgfleet renders, wgfleet's
+/// drop-in adds them instead, in one batch (`wgfleet routes-interface`).
+pub const TABLE_OFF: &str = "off";
+
+/// Whether a change of `[Interface]` `Table` from `old` to `new` is wgfleet taking the routes
+/// over from wg-quick (absent or `auto` → `off`): the routes on the running interface stay what
+/// wg-quick made them, so neither a restart nor a new import finding is due.
+pub fn table_handover(old: Option<&Vec<String>>, new: Option<&Vec<String>>) -> bool {
+    fn last(v: Option<&Vec<String>>) -> Option<&str> {
+        v.and_then(|v| v.last()).map(String::as_str)
+    }
+    matches!(last(old), None | Some("auto")) && last(new) == Some(TABLE_OFF)
+}
+
 pub fn parse(text: &str) -> WgConf {
     let mut conf = WgConf::default();
     let mut section = "";
@@ -219,6 +233,17 @@ mod tests {
         );
         assert!(!changes.concat().contains("secret"));
         assert!(new.changes_from(&new).is_empty());
+    }
+
+    #[test]
+    fn only_auto_to_off_is_a_table_handover() {
+        let v = |s: &str| vec![s.to_owned()];
+        assert!(table_handover(None, Some(&v("off"))));
+        assert!(table_handover(Some(&v("auto")), Some(&v("off"))));
+        assert!(!table_handover(Some(&v("off")), None));
+        assert!(!table_handover(Some(&v("1234")), Some(&v("off"))));
+        assert!(!table_handover(None, Some(&v("1234"))));
+        assert!(!table_handover(None, None));
     }
 
     #[test]

@@ -381,6 +381,11 @@ fn tunnels_start_at_boot_so_other_units_can_order_after_them() {
         pre[0].starts_with("-/nix/store/") && pre[0].ends_with("/bin/wgfleet firewall-restore"),
         "{pre:?}"
     );
+    let post = strings(&unit["serviceConfig"]["ExecStartPost"]);
+    assert!(
+        post.len() == 1 && post[0].ends_with("/bin/wgfleet routes-interface wg0"),
+        "{post:?}"
+    );
     let reload = strings(&unit["serviceConfig"]["ExecReload"]);
     assert!(
         reload.len() == 2

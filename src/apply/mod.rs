@@ -12,13 +12,13 @@ pub mod lock;
 pub mod paths;
 pub mod pending;
 pub mod rollback;
+pub mod routes;
 pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use ipnet::IpNet;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -804,62 +804,35 @@ pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    // `wg syncconf` adds no routes for new AllowedIPs; wg-quick adds them only on `up`.
     if config.starts_with(MANAGED_MARKER) {
-        add_missing_routes(iface, &config)?;
+        routes::add_missing(iface, &crate::wgconf::parse(&config))?;
     }
     Ok(())
 }
 
-/// `wg syncconf` does not add routes for new AllowedIPs; wg-quick only does on `up`. Add the
-/// routes wg-quick would have (default routes excepted: those need a restart's policy routing).
-fn add_missing_routes(iface: &str, config: &str) -> Result<()> {
-    let conf = crate::wgconf::parse(config);
-    let wanted: Vec<IpNet> = conf
-        .peers
-        .values()
-        .flat_map(|p| p.allowed_ips.iter().filter_map(|a| a.parse::<IpNet>().ok()))
-        .filter(|n| n.prefix_len() > 0)
-        .collect();
-    let mut routes: Vec<IpNet> = Vec::new();
-    for family in ["-4", "-6"] {
-        let out = Command::new("ip")
-            .args([family, "-o", "route", "show", "dev", iface])
-            .stdin(Stdio::null())
-            .output();
-        let text = out
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        routes.extend(
-            text.lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .filter_map(|d| {
-                    d.parse::<IpNet>()
-                        .ok()
-                        .or_else(|| d.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-                }),
-        );
+/// What the drop-in's ExecStartPost runs (`wgfleet routes-interface`) once `wg-quick up` is
+/// done: for a file wgfleet wrote with `Table = off`, the routes wg-quick did not add, in one
+/// batch. Any other file (hand-made, or with wg-quick's own routing) is left to wg-quick.
+pub fn routes_interface(paths: &Paths, iface: &str) -> Result<()> {
+    crate::fleet::syntax::check_interface(iface).map_err(|message| Error::System {
+        what: format!("network {iface}"),
+        message,
+    })?;
+    let path = paths.config(iface);
+    let config = read_private(&path)?.ok_or_else(|| Error::Read {
+        path: path.clone(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    if !config.starts_with(MANAGED_MARKER) {
+        return Ok(());
     }
-    for prefix in wanted
-        .iter()
-        .filter(|p| !routes.iter().any(|r| r.contains(*p)))
-    {
-        let family = if matches!(prefix, IpNet::V4(_)) {
-            "-4"
-        } else {
-            "-6"
-        };
-        let status = Command::new("ip")
-            .args([family, "route", "add", &prefix.to_string(), "dev", iface])
-            .stdin(Stdio::null())
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            return Err(Error::System {
-                what: format!("network {iface}"),
-                message: format!("could not add the route to {prefix}"),
-            });
-        }
+    let conf = crate::wgconf::parse(&config);
+    let table = conf.interface.get("table").and_then(|v| v.last());
+    if table.map(String::as_str) != Some(crate::wgconf::TABLE_OFF) {
+        return Ok(());
     }
-    Ok(())
+    routes::add_missing(iface, &conf)
 }
 
 /// What `plan` and `apply` print before acting: each step's action (from its operations) and

@@ -193,3 +193,9 @@ pub fn cmd_reload_interface(iface: &str, root: Option<&std::path::Path>) -> Resu
     apply::reload_interface(&Paths::new(root), iface)?;
     Ok(0)
 }
+
+/// `wgfleet routes-interface IFACE`: the drop-in's ExecStartPost (after `wg-quick up`).
+pub fn cmd_routes_interface(iface: &str, root: Option<&std::path::Path>) -> Result<u8> {
+    apply::routes_interface(&Paths::new(root), iface)?;
+    Ok(0)
+}

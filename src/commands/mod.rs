@@ -65,6 +65,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::ReloadInterface { interface, root } => {
             apply::cmd_reload_interface(&interface, root.as_deref())
         }
+        Command::RoutesInterface { interface, root } => {
+            apply::cmd_routes_interface(&interface, root.as_deref())
+        }
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)

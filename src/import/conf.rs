@@ -68,6 +68,13 @@ impl ConfFile {
         lines.into_iter().map(|l| self.place(l)).collect()
     }
 
+    /// The file begins as every file `wgfleet apply` writes does.
+    pub(super) fn is_wgfleet_rendered(&self) -> bool {
+        self.lines
+            .first()
+            .is_some_and(|l| l.starts_with(crate::render::MANAGED_MARKER))
+    }
+
     pub(super) fn values(&self, key: &str) -> impl Iterator<Item = &Kv> {
         self.interface.iter().filter(move |kv| kv.key == key)
     }

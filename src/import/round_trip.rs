@@ -23,6 +23,12 @@ fn normalized_values(values: Option<&Vec<String>>) -> BTreeSet<String> {
         .collect()
 }
 
+/// `Table` absent in the imported file and `off` in the rendered one: wgfleet adds the same
+/// routes as wg-quick did, in one batch (not a difference to report).
+fn table_handover(key: &str, old: &WgConf, new: &WgConf) -> bool {
+    key == "table" && wgconf::table_handover(old.interface.get(key), new.interface.get(key))
+}
+
 /// The differences between two meanings, as `key: old → new` lines (secrets never shown).
 fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) -> Vec<String> {
     let (old, new) = (redact(old.clone()), redact(new.clone()));
@@ -40,7 +46,7 @@ fn differences(old: &WgConf, new: &WgConf, names: &BTreeMap<String, String>) -> 
             normalized_values(old.interface.get(k)),
             normalized_values(new.interface.get(k)),
         );
-        if a != b {
+        if a != b && !table_handover(k, &old, &new) {
             let key = crate::wgconf::canonical_key(k);
             if k == "privatekey" {
                 out.push(format!(
@@ -108,6 +114,7 @@ pub(super) fn round_trip(
                     old.interface.keys().chain(new.interface.keys()).collect();
                 let restart = keys.into_iter().any(|k| {
                     !wgconf::RELOADABLE_INTERFACE_KEYS.contains(&k.as_str())
+                        && !table_handover(k, old, &new)
                         && normalized_values(old.interface.get(k))
                             != normalized_values(new.interface.get(k))
                 });

@@ -47,6 +47,8 @@ struct ConfigContext<'a> {
     listen_port: Option<u16>,
     private_key: String,
     mtu: Option<u16>,
+    /// `Table = off`: wgfleet's drop-in adds the routes at start, in one batch.
+    table_off: bool,
     peers: Vec<PeerContext<'a>>,
 }
 
@@ -69,11 +71,24 @@ pub fn render_config(plan: &InterfacePlan) -> Result<String> {
         listen_port: plan.listen_port,
         private_key: secret_placeholder(plan.private_key_file.as_deref(), "private key"),
         mtu: plan.mtu,
+        table_off: routes_by_wgfleet(plan),
         peers: plan.peers.iter().map(peer_context).collect(),
     };
     render_template("wg-quick.conf", "wg-quick", &context, || {
         format!("{} for host {}", plan.network, plan.host)
     })
+}
+
+/// Whether wgfleet adds the interface's routes itself (`Table = off`) rather than wg-quick, whose
+/// `up` runs one `ip route` lookup process per AllowedIPs entry (about 24 s for a 10,000-peer
+/// hub). Not with a default route (`0.0.0.0/0`, `::/0`): wg-quick's fwmark and policy routing
+/// for it stay wg-quick's.
+fn routes_by_wgfleet(plan: &InterfacePlan) -> bool {
+    !plan
+        .peers
+        .iter()
+        .flat_map(|p| &p.allowed_ips)
+        .any(|net| net.prefix_len() == 0)
 }
 
 #[derive(Serialize)]
@@ -202,6 +217,46 @@ fn push_decimal(out: &mut String, v: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_off_unless_a_peer_carries_a_default_route() {
+        let net = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
+        let peer = |allowed: &[&str]| PeerPlan {
+            name: "p".into(),
+            kind: crate::fleet::model::PeerKind::Host,
+            public_key: "A".into(),
+            allowed_ips: allowed.iter().map(|a| net(a)).collect(),
+            endpoint: None,
+            persistent_keepalive: None,
+            preshared_key_file: None,
+            description: None,
+            owner: None,
+            expires: None,
+        };
+        let mut plan = InterfacePlan {
+            network: "wg0".into(),
+            host: "h".into(),
+            addresses: vec![net("10.0.0.1/24")],
+            listen_port: None,
+            mtu: None,
+            private_key_file: None,
+            public_key: "B".into(),
+            forwarding: false,
+            dialable: false,
+            nat: None,
+            peers: vec![peer(&["10.0.0.2/32", "192.168.1.0/24"])],
+            policy: None,
+        };
+        assert!(render_config(&plan).unwrap().contains("\nTable = off\n"));
+        for default in ["0.0.0.0/0", "::/0"] {
+            plan.peers.push(peer(&["10.0.0.3/32", default]));
+            assert!(
+                !render_config(&plan).unwrap().contains("Table"),
+                "{default}"
+            );
+            plan.peers.pop();
+        }
+    }
 
     #[test]
     fn join_writes_prefixes_as_their_display_does() {

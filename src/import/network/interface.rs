@@ -102,8 +102,11 @@ impl<'f> NetImport<'f, '_> {
         for name in names {
             let file = self.member_file(&name);
             let mut by_key: BTreeMap<&str, Vec<&Kv>> = BTreeMap::new();
+            // `Table = off` in a file wgfleet rendered is its own (it adds the routes itself).
+            let rendered = file.is_wgfleet_rendered();
             for kv in &file.interface {
-                if !matches!(kv.key.as_str(), "address" | "listenport" | "mtu") {
+                let own_table = rendered && kv.key == "table" && kv.value == wgconf::TABLE_OFF;
+                if !own_table && !matches!(kv.key.as_str(), "address" | "listenport" | "mtu") {
                     by_key.entry(kv.key.as_str()).or_default().push(kv);
                 }
             }
