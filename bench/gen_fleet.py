@@ -83,8 +83,10 @@ def mesh(n: int, seed: int) -> dict:
 
 def hub(n: int, seed: int) -> dict:
     """One hub (id 0, with an endpoint, forwarding) and n spokes s0..s{n-1} (ids 1..n) without
-    endpoints: spokes dial the hub, the hub learns theirs from the handshake."""
-    check_subnet_fits(n + 1, 16)
+    endpoints: spokes dial the hub, the hub learns theirs from the handshake. The subnet is
+    10.0.0.0/16 up to 65,533 spokes, 10.0.0.0/12 past that (the 100,000-peer benchmark)."""
+    prefix_len = 16 if n + 1 <= (1 << 16) - 2 else 12
+    check_subnet_fits(n + 1, prefix_len)
     keys = Keys(seed)
     hosts = {"hub": host("hub", keys.next(), endpoint(0))}
     members = {"hub": {"id": 0, "forwarding": True}}
@@ -97,7 +99,7 @@ def hub(n: int, seed: int) -> dict:
         "hosts": hosts,
         "networks": {
             "wg0": {
-                "subnet": "10.0.0.0/16",
+                "subnet": f"10.0.0.0/{prefix_len}",
                 "listenPort": 51820,
                 "persistentKeepalive": 25,
                 "topology": {"hubAndSpoke": {"hubs": ["hub"]}},
