@@ -214,12 +214,14 @@ pub fn diff_network(
             let (iface, restart) = interface_changes(&old, &new);
             needs_restart = restart;
             let peers = peer_changes(&old, &new, names);
-            meaning_changed = !iface.is_empty() || !peers.is_empty();
-            changes.extend(iface);
-            changes.extend(peers);
-            if !meaning_changed {
+            // Table absent → off changes nothing live: the routes wg-quick added at `up` stay,
+            // and from the next start on wgfleet's drop-in adds them (`routes-interface`).
+            meaning_changed = iface.iter().any(|c| !is_table_handover(c)) || !peers.is_empty();
+            if iface.is_empty() && peers.is_empty() {
                 changes.push(Change::FileRewritten);
             }
+            changes.extend(iface);
+            changes.extend(peers);
         }
     }
     let running = unit.is_running();
@@ -272,6 +274,12 @@ pub fn diff_removed(network: &str) -> NetworkDiff {
     }
 }
 
+fn is_table_handover(c: &Change) -> bool {
+    let one = |v: &Option<String>| v.as_ref().map(|v| vec![v.clone()]);
+    matches!(c, Change::InterfaceChanged { key, from, to }
+        if key == "Table" && wgconf::table_handover(one(from).as_ref(), one(to).as_ref()))
+}
+
 fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
     let keys: BTreeSet<&String> = old.interface.keys().chain(new.interface.keys()).collect();
     let mut changes = Vec::new();
@@ -281,8 +289,8 @@ fn interface_changes(old: &WgConf, new: &WgConf) -> (Vec<Change>, bool) {
         if a == b {
             continue;
         }
-        // Table absent → off is wgfleet taking the routes over: the live ones stay, and the
-        // reload adds any missing (off → absent needs wg-quick's `up`: a restart).
+        // Table absent → off is wgfleet taking the routes over (no restart); off → absent
+        // needs wg-quick's `up` to add them: a restart.
         let handover = key == "table" && wgconf::table_handover(a, b);
         restart |= !RELOADABLE_INTERFACE_KEYS.contains(&key.as_str()) && !handover;
         let secret = key == "privatekey";
@@ -560,10 +568,10 @@ mod tests {
     }
 
     #[test]
-    fn table_off_reloads_and_table_back_to_auto_restarts() {
+    fn table_off_rewrites_the_file_and_table_back_to_auto_restarts() {
         let off = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nTable = off\n");
         let d = diff_network("wg0", &off, Some(BASE), None, &up(), &names());
-        assert_eq!(d.action, Action::Reload);
+        assert_eq!((d.action, d.write_file), (Action::WriteFile, true));
         assert_eq!(
             d.changes,
             vec![Change::InterfaceChanged {
@@ -572,6 +580,10 @@ mod tests {
                 to: Some("off".into())
             }]
         );
+        // With a new peer beside it, the reload adds the routes.
+        let more = format!("{off}\n[Peer]\nPublicKey = B\nAllowedIPs = 10.9.0.0/24\n");
+        let d = diff_network("wg0", &more, Some(BASE), None, &up(), &names());
+        assert_eq!(d.action, Action::Reload);
         let d = diff_network("wg0", BASE, Some(&off), None, &up(), &names());
         assert_eq!(d.action, Action::Restart);
         let other = BASE.replace("PrivateKey = K\n", "PrivateKey = K\nTable = 1234\n");
