@@ -81,11 +81,13 @@ def mesh(n: int, seed: int) -> dict:
     }
 
 
-def hub(n: int, seed: int) -> dict:
+def hub(n: int, seed: int, prefix_len: int | None = None) -> dict:
     """One hub (id 0, with an endpoint, forwarding) and n spokes s0..s{n-1} (ids 1..n) without
     endpoints: spokes dial the hub, the hub learns theirs from the handshake. The subnet is
-    10.0.0.0/16 up to 65,533 spokes, 10.0.0.0/12 past that (the 100,000-peer benchmark)."""
-    prefix_len = 16 if n + 1 <= (1 << 16) - 2 else 12
+    10.0.0.0/16 up to 65,533 spokes, 10.0.0.0/12 past that (the 100,000-peer benchmark), unless
+    prefix_len says otherwise."""
+    if prefix_len is None:
+        prefix_len = 16 if n + 1 <= (1 << 16) - 2 else 12
     check_subnet_fits(n + 1, prefix_len)
     keys = Keys(seed)
     hosts = {"hub": host("hub", keys.next(), endpoint(0))}
@@ -114,13 +116,14 @@ def main() -> None:
     p.add_argument("kind", choices=["mesh", "hub"])
     p.add_argument("n", nargs="?", type=int, help="hosts (mesh, default 1000) or spokes (hub, default 10000)")
     p.add_argument("--seed", type=int, default=1, help="RNG seed for the keys (default 1)")
+    p.add_argument("--prefix-len", type=int, help="hub: the subnet 10.0.0.0/LEN (default 16, 12 past 65,533 spokes)")
     args = p.parse_args()
     if args.n is not None and args.n < 1:
         p.error("n must be at least 1")
     if args.kind == "mesh":
         fleet = mesh(args.n or 1000, args.seed)
     else:
-        fleet = hub(args.n or 10000, args.seed)
+        fleet = hub(args.n or 10000, args.seed, args.prefix_len)
     json.dump(fleet, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

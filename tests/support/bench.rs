@@ -41,9 +41,15 @@ pub fn knob(name: &str, default: usize) -> usize {
 
 /// `bench/gen_fleet.py hub n`, with the hub's real key, key file and testbed endpoint.
 pub fn hub_fleet(n: usize) -> Value {
+    hub_fleet_args(n, &[])
+}
+
+/// As [`hub_fleet`], with more arguments for the generator (`--prefix-len 12`).
+pub fn hub_fleet_args(n: usize, args: &[&str]) -> Value {
     let out = Command::new("python3")
         .arg(root().join("bench/gen_fleet.py"))
         .args(["hub", &n.to_string()])
+        .args(args)
         .output()
         .expect("run python3 bench/gen_fleet.py");
     assert!(
