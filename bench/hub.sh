@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark of a big hub on the nspawn testbed (issue 15): validate, render, no-op apply, one
 # peer added, start and restart, peak RSS; each beside the stock command it replaces, in the
-# same run, for a 10,000- and a 100,000-peer hub.
+# same run, for a 10,000-peer hub (WGFLEET_BENCH_HUB_NS="10000 60000" adds more; the testbed's
+# wireguard-go holds at most 65,536 peers, so 100,000 needs the kernel module; the pure core at
+# 100,000 peers is `HUB_N=100000 bash bench/run.sh`).
 #
-#   bash bench/hub.sh          (as root; waits for the global testbed lock; ~30 min)
+#   bash bench/hub.sh          (as root; waits for the global testbed lock; ~10 min)
 #
 # Builds the release binary, runs the ignored test tests/hub_bench.rs with the release profile,
 # and writes its markdown to bench/hub-results.md with the date, commit and machine.
-# Knobs (passed through): WGFLEET_BENCH_HUB_NS ("10000 100000"), WGFLEET_BENCH_HUB_RUNS (3),
+# Knobs (passed through): WGFLEET_BENCH_HUB_NS ("10000"), WGFLEET_BENCH_HUB_RUNS (3),
 # WGFLEET_BENCH_HUB_STOCK_RUNS (2 at N ≤ 10000, 1 above).
 set -euo pipefail
 
@@ -48,7 +50,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo
     echo "Measured $started at commit $commit on $(nproc) CPU(s) ($cpu), Linux $(uname -r), $(rustc --version)."
     echo "Command: \`bash bench/hub.sh\` = \`cargo build --release\` then \`cargo test --release --test hub_bench -- --ignored --nocapture\`"
-    echo "(tests/hub_bench.rs; knobs: NS=\"${WGFLEET_BENCH_HUB_NS:-10000 100000}\" RUNS=${WGFLEET_BENCH_HUB_RUNS:-3} STOCK_RUNS=${WGFLEET_BENCH_HUB_STOCK_RUNS:-default})."
+    echo "(tests/hub_bench.rs; knobs: NS=\"${WGFLEET_BENCH_HUB_NS:-10000}\" RUNS=${WGFLEET_BENCH_HUB_RUNS:-3} STOCK_RUNS=${WGFLEET_BENCH_HUB_STOCK_RUNS:-default})."
     echo "Machine load average before the run: $load_before (the machine is shared)."
     echo
     cat "$tmp/table.md"
