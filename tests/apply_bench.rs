@@ -35,7 +35,7 @@ mod wgfleet_on;
 
 use bench::*;
 use testbed::{Host, Testbed};
-use wgfleet_on::{file_id, root, set_fleet};
+use wgfleet_on::{file_id, set_fleet};
 
 const APPLY: &str = "/x/wgfleet apply --fleet /x/fleet.json --host hub -i /x/identity.txt";
 const APPLY_BASELINE: &str =

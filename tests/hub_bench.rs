@@ -36,8 +36,12 @@ mod bench;
 #[path = "support/testbed.rs"]
 mod testbed;
 
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
+
 use bench::*;
 use testbed::{Host, Testbed};
+use wgfleet_on::set_fleet;
 
 const APPLY: &str = "/x/wgfleet apply --fleet /x/fleet.json --host hub -i /x/identity.txt";
 const PLAN: &str = "/x/wgfleet plan --fleet /x/fleet.json --host hub -i /x/identity.txt";
