@@ -189,8 +189,9 @@ fn wanted_sysctls(plans: &[InterfacePlan]) -> Vec<(&'static str, &'static str)> 
 
 /// The drop-in on every `wg-quick@` unit: it restores the chains before an interface comes up,
 /// adds the routes of a wgfleet file with `Table = off` once it is up (without wg-quick's
-/// `ip route` process per AllowedIPs entry), and reloads without `wg-quick strip` (a bash loop over every line of the file: 97% of a
-/// reload of a 10,000-peer hub), keeping the reload in systemd's hands.
+/// `ip route` process per AllowedIPs entry), and reloads without `wg-quick strip` (a bash loop
+/// over every line of the file: 97% of a reload of a 10,000-peer hub), keeping the reload in
+/// systemd's hands.
 fn dropin(exe: &Path, root: Option<&Path>) -> std::result::Result<String, String> {
     let utf8 = |p: &Path| {
         p.to_str()
