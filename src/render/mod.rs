@@ -227,6 +227,7 @@ mod tests {
             public_key: "A".into(),
             allowed_ips: allowed.iter().map(|a| net(a)).collect(),
             endpoint: None,
+            endpoints: Vec::new(),
             persistent_keepalive: None,
             preshared_key_file: None,
             description: None,
