@@ -320,19 +320,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
 }
 
 fn own_addresses(conf: &WgConf) -> BTreeSet<IpAddr> {
-    conf.interface
-        .get("address")
-        .into_iter()
-        .flatten()
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| {
-            let a = a.trim();
-            a.parse::<IpNet>()
-                .map(|n| n.addr())
-                .or_else(|_| a.parse::<IpAddr>())
-                .ok()
-        })
-        .collect()
+    conf.addresses().iter().map(IpNet::addr).collect()
 }
 
 /// An address WireGuard routes to the peer (in its AllowedIPs, the most specific prefix first)

@@ -380,19 +380,7 @@ fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> (
             detail: format!("MTU is {have} live"),
         });
     }
-    let want: BTreeSet<IpNet> = conf
-        .interface
-        .get("address")
-        .into_iter()
-        .flatten()
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| {
-            let a = a.trim();
-            a.parse()
-                .ok()
-                .or_else(|| a.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-        })
-        .collect();
+    let want: BTreeSet<IpNet> = conf.addresses();
     if let Some(have) = &live.addresses
         && !want.is_empty()
         && *have != want

@@ -388,6 +388,47 @@ pub fn describe(d: &Decision) -> String {
     text
 }
 
+/// A spoke's plan for unit tests here and in the shell (`apply::endpoints`).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::plan::{InterfacePlan, PeerPlan};
+
+    /// The hub `hub` (public key `K`), dialled at `endpoints`.
+    pub fn hub_peer(endpoints: Vec<String>) -> PeerPlan {
+        PeerPlan {
+            name: "hub".into(),
+            kind: crate::fleet::model::PeerKind::Host,
+            public_key: "K".into(),
+            allowed_ips: Vec::new(),
+            endpoint: endpoints.first().cloned(),
+            endpoints,
+            persistent_keepalive: None,
+            preshared_key_file: None,
+            description: None,
+            owner: None,
+            expires: None,
+        }
+    }
+
+    /// `wg0` on the host `spoke` with these peers.
+    pub fn spoke(peers: Vec<PeerPlan>) -> InterfacePlan {
+        InterfacePlan {
+            network: "wg0".into(),
+            host: "spoke".into(),
+            addresses: Vec::new(),
+            listen_port: None,
+            mtu: None,
+            private_key_file: None,
+            public_key: "P".into(),
+            forwarding: false,
+            dialable: false,
+            nat: None,
+            policy: None,
+            peers,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,39 +468,13 @@ mod tests {
 
     #[test]
     fn only_names_and_lists_are_watched() {
-        let plan = |endpoints: Vec<String>| crate::plan::PeerPlan {
-            name: "hub".into(),
-            kind: crate::fleet::model::PeerKind::Host,
-            public_key: "K".into(),
-            allowed_ips: Vec::new(),
-            endpoint: endpoints.first().cloned(),
-            endpoints,
-            persistent_keepalive: None,
-            preshared_key_file: None,
-            description: None,
-            owner: None,
-            expires: None,
-        };
-        let iface = InterfacePlan {
-            network: "wg0".into(),
-            host: "spoke".into(),
-            addresses: Vec::new(),
-            listen_port: None,
-            mtu: None,
-            private_key_file: None,
-            public_key: "P".into(),
-            forwarding: false,
-            dialable: false,
-            nat: None,
-            policy: None,
-            peers: vec![
-                plan(vec!["192.0.2.1:51820".into()]),
-                plan(vec!["[2001:db8::1]:51820".into()]),
-                plan(vec!["hub.example.net:51820".into()]),
-                plan(vec!["192.0.2.1:51820".into(), "192.0.2.2:51820".into()]),
-                plan(Vec::new()),
-            ],
-        };
+        let iface = fixtures::spoke(vec![
+            fixtures::hub_peer(vec!["192.0.2.1:51820".into()]),
+            fixtures::hub_peer(vec!["[2001:db8::1]:51820".into()]),
+            fixtures::hub_peer(vec!["hub.example.net:51820".into()]),
+            fixtures::hub_peer(vec!["192.0.2.1:51820".into(), "192.0.2.2:51820".into()]),
+            fixtures::hub_peer(Vec::new()),
+        ]);
         let watched: Vec<Vec<String>> = super::dialled(&iface).map(|d| d.endpoints).collect();
         assert_eq!(
             watched,

@@ -12,6 +12,25 @@ pub struct WgConf {
     pub peers: BTreeMap<String, PeerConf>,
 }
 
+impl WgConf {
+    /// The interface's `Address` entries (`10.0.0.1/24`, or a bare address as a host prefix);
+    /// what does not parse is left out.
+    pub fn addresses(&self) -> BTreeSet<ipnet::IpNet> {
+        self.interface
+            .get("address")
+            .into_iter()
+            .flatten()
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| {
+                let a = a.trim();
+                a.parse()
+                    .ok()
+                    .or_else(|| a.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerConf {
     pub allowed_ips: BTreeSet<String>,

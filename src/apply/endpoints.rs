@@ -272,36 +272,10 @@ pub fn report(checked: &Checked, applied: Option<&[Applied]>) -> serde_json::Val
 mod tests {
     use super::*;
     use crate::diff::LivePeer;
-    use crate::plan::PeerPlan;
 
     fn plan(endpoints: &[&str]) -> InterfacePlan {
-        let endpoints: Vec<String> = endpoints.iter().map(|e| (*e).to_owned()).collect();
-        InterfacePlan {
-            network: "wg0".into(),
-            host: "spoke".into(),
-            addresses: Vec::new(),
-            listen_port: None,
-            mtu: None,
-            private_key_file: None,
-            public_key: "P".into(),
-            forwarding: false,
-            dialable: false,
-            nat: None,
-            policy: None,
-            peers: vec![PeerPlan {
-                name: "hub".into(),
-                kind: crate::fleet::model::PeerKind::Host,
-                public_key: "K".into(),
-                allowed_ips: Vec::new(),
-                endpoint: endpoints.first().cloned(),
-                endpoints,
-                persistent_keepalive: None,
-                preshared_key_file: None,
-                description: None,
-                owner: None,
-                expires: None,
-            }],
-        }
+        let endpoints = endpoints.iter().map(|e| (*e).to_owned()).collect();
+        crate::endpoints::fixtures::spoke(vec![crate::endpoints::fixtures::hub_peer(endpoints)])
     }
 
     fn live(endpoint: &str, handshake: u64) -> Live {

@@ -153,9 +153,14 @@ mod tests {
     const A: &str = "j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=";
     const B: &str = "um/TOLbxUvqJwIOGdbFPn9uBh/Es4shlVXFlWyEYvng=";
 
-    /// The (path, message) of every error for a hub-and-spoke fleet with these hub and member
-    /// fields.
-    fn errors(hub: serde_json::Value, member: serde_json::Value) -> Vec<(String, String)> {
+    /// A hub-and-spoke fleet with these hub host and hub member fields, validated.
+    fn validated(
+        hub: serde_json::Value,
+        member: serde_json::Value,
+    ) -> (
+        Option<crate::fleet::ValidFleet>,
+        crate::fleet::diag::Diagnostics,
+    ) {
         let mut hub_host = serde_json::json!({"publicKey": A});
         hub_host
             .as_object_mut()
@@ -174,13 +179,18 @@ mod tests {
                 "members": {"hub": hub_member, "spoke": {"id": 1}}}}
         }))
         .unwrap();
-        let (_, d) = validate(
+        validate(
             &fleet,
             Options {
                 now: 0,
                 expiry_warning: 0,
             },
-        );
+        )
+    }
+
+    /// The (path, message) of every error.
+    fn errors(hub: serde_json::Value, member: serde_json::Value) -> Vec<(String, String)> {
+        let (_, d) = validated(hub, member);
         d.0.iter()
             .filter(|x| x.severity == crate::fleet::diag::Severity::Error)
             .map(|x| (x.path.to_string(), x.message.clone()))
@@ -189,31 +199,7 @@ mod tests {
 
     fn valid_plan(hub: serde_json::Value, member: serde_json::Value) -> Vec<String> {
         assert_eq!(errors(hub.clone(), member.clone()), vec![]);
-        let mut hub_host = serde_json::json!({"publicKey": A});
-        hub_host
-            .as_object_mut()
-            .unwrap()
-            .extend(hub.as_object().unwrap().clone());
-        let mut hub_member = serde_json::json!({"id": 0});
-        hub_member
-            .as_object_mut()
-            .unwrap()
-            .extend(member.as_object().unwrap().clone());
-        let fleet: crate::fleet::Fleet = serde_json::from_value(serde_json::json!({
-            "version": 1,
-            "hosts": {"hub": hub_host, "spoke": {"publicKey": B}},
-            "networks": {"wg0": {"subnet": "10.9.0.0/24", "listenPort": 51820,
-                "topology": {"hubAndSpoke": {"hubs": ["hub"]}},
-                "members": {"hub": hub_member, "spoke": {"id": 1}}}}
-        }))
-        .unwrap();
-        let (valid, _) = validate(
-            &fleet,
-            Options {
-                now: 0,
-                expiry_warning: 0,
-            },
-        );
+        let (valid, _) = validated(hub, member);
         let valid = valid.unwrap();
         let plan = crate::plan::plan_host(&valid, "spoke", 0);
         plan[0].peers[0].endpoints.clone()
