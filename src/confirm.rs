@@ -93,6 +93,10 @@ pub struct Held {
     pub because: Vec<String>,
     /// The peers it dials that had a working link before the change.
     pub worked: Vec<String>,
+    /// Their public keys, for the pending record: a run that resumes this change holds it to
+    /// exactly these links (never in the output: the names say it).
+    #[serde(skip)]
+    pub worked_keys: Vec<String>,
     /// Every peer it dials after the change: a handshake with any of them confirms it.
     pub confirm_with: Vec<Probe>,
     /// Public keys of peers whose session would survive the reload (same key): removed before
@@ -185,13 +189,27 @@ pub struct Input<'a> {
     pub hub: bool,
     /// The interface as observed before the change.
     pub live: Option<&'a Live>,
-    /// An earlier run held this change and was killed while it waited: the links it touches
-    /// worked before it, whatever the handshakes say now.
-    pub assume_worked: bool,
+    /// Which links worked before the change.
+    pub worked_before: WorkedBefore<'a>,
     /// Unix seconds when `live` was observed.
     pub now: u64,
     /// Public key → peer name, for readable output.
     pub names: &'a BTreeMap<String, String>,
+}
+
+/// Where the decision learns which links worked before the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkedBefore<'a> {
+    /// The handshakes in `live`.
+    #[default]
+    Live,
+    /// An earlier run held this change and was killed while it waited: exactly the links it
+    /// held (public keys) worked before it, whatever the handshakes say now (after the broken
+    /// change, or a reboot, they say nothing).
+    Held(&'a [String]),
+    /// The same from an older record that did not name them: every link it dials is taken to
+    /// have worked, and so no link left alone (perhaps dead all along) lets the change go.
+    HeldUnnamed,
 }
 
 /// The decision for one step.
@@ -199,7 +217,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     let not = |reason| Confirmation::NotHeld { reason };
     let (old, live) = match (input.action, input.old, input.live) {
         (Action::Reload | Action::Restart, Some(old), live)
-            if live.is_some() || input.assume_worked =>
+            if live.is_some() || input.worked_before != WorkedBefore::Live =>
         {
             (old, live)
         }
@@ -270,12 +288,13 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     }
     let working: Vec<String> = touched
         .keys()
-        .filter(|k| {
-            input.assume_worked
-                || live.and_then(|l| l.peers.get(*k)).is_some_and(|p| {
-                    p.latest_handshake > 0
-                        && input.now.saturating_sub(p.latest_handshake) < WORKING_LINK_SECS
-                })
+        .filter(|k| match input.worked_before {
+            WorkedBefore::Live => live.and_then(|l| l.peers.get(*k)).is_some_and(|p| {
+                p.latest_handshake > 0
+                    && input.now.saturating_sub(p.latest_handshake) < WORKING_LINK_SECS
+            }),
+            WorkedBefore::Held(keys) => keys.contains(*k),
+            WorkedBefore::HeldUnnamed => true,
         })
         .cloned()
         .collect();
@@ -283,6 +302,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
         return not(NotHeld::NoWorkingLink);
     }
     if own.is_empty()
+        && input.worked_before != WorkedBefore::HeldUnnamed
         && let Some(untouched) = working.iter().find(|k| touched[*k].is_empty())
     {
         return not(NotHeld::LinkUntouched {
@@ -314,6 +334,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     Confirmation::Held(Held {
         because,
         worked: working.iter().map(|k| name(k)).collect(),
+        worked_keys: working,
         confirm_with,
         renew,
     })
@@ -405,7 +426,7 @@ mod tests {
             new,
             hub,
             live: Some(live),
-            assume_worked: false,
+            worked_before: WorkedBefore::Live,
             now: NOW,
             names: &names(),
         })
@@ -569,7 +590,7 @@ mod tests {
             new: &new,
             hub: false,
             live: None,
-            assume_worked: false,
+            worked_before: WorkedBefore::Live,
             now: NOW,
             names: &names(),
         });
@@ -582,11 +603,65 @@ mod tests {
             new: &new,
             hub: false,
             live: None,
-            assume_worked: true,
+            worked_before: WorkedBefore::HeldUnnamed,
             now: NOW,
             names: &names(),
         });
         assert_eq!(held(resumed).worked, ["cp"]);
+    }
+
+    #[test]
+    fn a_resumed_change_is_held_to_the_links_that_worked_not_to_a_dead_one_it_left_alone() {
+        // Two hubs: cp worked, nl was down all along; the change breaks cp's key.
+        let two = format!(
+            "{SPOKE}\n[Peer]\nPublicKey = NL\nAllowedIPs = 10.50.1.1/32\nEndpoint = 198.51.100.7:51821\n"
+        );
+        let new = two.replace("PublicKey = HUB\n", "PublicKey = HUB2\n");
+        let first = held(decide_on(
+            Action::Reload,
+            &two,
+            &new,
+            false,
+            &live(&[("HUB", NOW - 5)]),
+        ));
+        assert_eq!(first.worked, ["cp"]);
+        assert_eq!(first.worked_keys, ["HUB"]);
+        // The run is killed while it waits; the next one sees no handshake with either hub.
+        let resume = |worked_before| {
+            decide(&Input {
+                action: Action::Reload,
+                old: Some(&two),
+                new: &new,
+                hub: false,
+                live: Some(&live(&[("HUB", 0), ("NL", 0)])),
+                worked_before,
+                now: NOW,
+                names: &names(),
+            })
+        };
+        let again = held(resume(WorkedBefore::Held(&first.worked_keys)));
+        assert_eq!(again.worked, ["cp"]);
+        assert_eq!(again.worked_keys, ["HUB"]);
+        // An older record names no links: every dialled one counts, and the dead nl left
+        // alone does not let the change go.
+        assert_eq!(held(resume(WorkedBefore::HeldUnnamed)).worked, ["cp", "nl"]);
+        // A record whose links the new config leaves alone: one of them working keeps the host
+        // reachable.
+        assert_eq!(
+            decide(&Input {
+                action: Action::Reload,
+                old: Some(&two),
+                new: &two.replace("192.0.2.10", "192.0.2.99"),
+                hub: false,
+                live: None,
+                worked_before: WorkedBefore::Held(&["NL".to_owned()]),
+                now: NOW,
+                names: &names(),
+            }),
+            Confirmation::NotHeld {
+                reason: NotHeld::LinkUntouched { peer: "nl".into() }
+            }
+        );
     }
 
     #[test]
@@ -672,6 +747,7 @@ mod tests {
         let held = Held {
             because: vec![],
             worked: vec![],
+            worked_keys: vec![],
             confirm_with: vec![
                 Probe {
                     peer: "cp".into(),

@@ -160,9 +160,9 @@ fn step<'d>(
     audit_all: bool,
 ) -> Result<Step<'d>> {
     let mut previous = on_disk;
-    let mut interrupted_held = false;
+    let mut worked_before = crate::confirm::WorkedBefore::Live;
     if let Some(record) = pending.get(&diff.network) {
-        interrupted_held = record.held;
+        worked_before = record.worked_before();
         diff = diff::finish_interrupted(diff, record.operations.action);
         was_running |= record.was_running;
         if let pending::Previous::Kept(kept) =
@@ -187,7 +187,7 @@ fn step<'d>(
             new: &d.config,
             hub: d.hub,
             live,
-            assume_worked: interrupted_held,
+            worked_before,
             now: now().max(0) as u64,
             names: &d.names,
         }),
@@ -455,6 +455,13 @@ fn run_step_inner(
     let network = &ops.network;
     let acts = ops.changes_something();
     if acts {
+        let held = match subject {
+            Subject::Interface(s) => match &s.confirmation {
+                crate::confirm::Confirmation::Held(h) => Some(h),
+                crate::confirm::Confirmation::NotHeld { .. } => None,
+            },
+            _ => None,
+        };
         let record = pending::Record {
             started: crate::fleet::time::format_rfc3339(now()),
             was_running: matches!(subject, Subject::Interface(s) if s.was_running),
@@ -463,8 +470,8 @@ fn run_step_inner(
                 .then(|| subject.config().map(pending::config_digest))
                 .flatten(),
             operations: ops.clone(),
-            held: matches!(subject, Subject::Interface(s)
-                if matches!(s.confirmation, crate::confirm::Confirmation::Held(_))),
+            held: held.is_some(),
+            worked: held.map(|h| h.worked_keys.clone()).unwrap_or_default(),
         };
         pending.begin(network, record)?;
     }

@@ -30,6 +30,22 @@ pub struct Record {
     /// to a handshake again, whatever the handshakes since say.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// The links (public keys) the held step found working: the next run holds the change to
+    /// exactly these. Empty in a record of an older wgfleet that did not name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worked: Vec<String>,
+}
+
+impl Record {
+    /// What the next run takes to have worked before the interrupted step.
+    pub fn worked_before(&self) -> crate::confirm::WorkedBefore<'_> {
+        use crate::confirm::WorkedBefore;
+        match (self.held, self.worked.is_empty()) {
+            (false, _) => WorkedBefore::Live,
+            (true, true) => WorkedBefore::HeldUnnamed,
+            (true, false) => WorkedBefore::Held(&self.worked),
+        }
+    }
 }
 
 /// Where the config to go back to is, if this run's job fails.
@@ -158,6 +174,7 @@ mod tests {
                 on_failure: Rollback::Nothing,
             },
             held: false,
+            worked: vec![],
         }
     }
 
@@ -195,6 +212,34 @@ mod tests {
         assert!(!old.contains("held"), "{old}");
         std::fs::write(dir.path().join("pending.json"), old).unwrap();
         assert!(!Pending::load(dir.path()).unwrap().get("wg0").unwrap().held);
+    }
+
+    #[test]
+    fn a_held_record_names_the_links_it_held_and_an_older_one_still_reads() {
+        use crate::confirm::WorkedBefore;
+        let dir = tempfile::tempdir().unwrap();
+        let mut pending = Pending::load(dir.path()).unwrap();
+        let held = Record {
+            held: true,
+            worked: vec!["HUB".into()],
+            ..record(None)
+        };
+        pending.begin("wg0", held.clone()).unwrap();
+        let again = Pending::load(dir.path()).unwrap();
+        let got = again.get("wg0").unwrap();
+        assert_eq!(got, &held);
+        assert_eq!(got.worked_before(), WorkedBefore::Held(&["HUB".to_owned()]));
+        // Written by a wgfleet before the field: held, links unnamed.
+        let text = std::fs::read_to_string(dir.path().join("pending.json")).unwrap();
+        let old = text.replace(",\n    \"worked\": [\n      \"HUB\"\n    ]", "");
+        assert!(!old.contains("worked"), "{old}");
+        std::fs::write(dir.path().join("pending.json"), old).unwrap();
+        let again = Pending::load(dir.path()).unwrap();
+        assert_eq!(
+            again.get("wg0").unwrap().worked_before(),
+            WorkedBefore::HeldUnnamed
+        );
+        assert_eq!(record(None).worked_before(), WorkedBefore::Live);
     }
 
     #[test]
