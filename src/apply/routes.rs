@@ -48,8 +48,10 @@ pub fn wanted(conf: &WgConf) -> Vec<IpNet> {
         .collect()
 }
 
-/// Of `wanted`, the prefixes no route in `existing` (the interface's routes) covers, nor a
-/// shorter wanted prefix that will be added too; each once, shortest first.
+/// Of `wanted`, the prefixes no route in `existing` (the interface's own routes, such as the
+/// subnet of its address) covers; each once, shortest first. A wanted prefix inside another
+/// wanted one is still added: a longer route on another interface (10.0.5.0/24 on eth0 beside a
+/// peer's 10.0.0.0/16) would otherwise take the traffic for a peer's 10.0.5.7/32.
 pub fn missing(wanted: &[IpNet], existing: &[IpNet]) -> Vec<IpNet> {
     let mut have = Covering::default();
     for net in existing {
@@ -58,14 +60,8 @@ pub fn missing(wanted: &[IpNet], existing: &[IpNet]) -> Vec<IpNet> {
     let mut wanted: Vec<IpNet> = wanted.iter().map(IpNet::trunc).collect();
     wanted.sort_by_key(|n| (n.prefix_len(), *n));
     wanted.dedup();
-    let mut out = Vec::new();
-    for net in wanted {
-        if !have.covers(&net) {
-            have.insert(net);
-            out.push(net);
-        }
-    }
-    out
+    wanted.retain(|net| !have.covers(net));
+    wanted
 }
 
 /// `ip -batch` input adding `routes` on `iface` (`ip` tells the family from the prefix).
@@ -150,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn only_prefixes_no_route_covers_are_added_each_once() {
+    fn only_prefixes_no_route_on_the_interface_covers_are_added_each_once() {
         let existing = nets(&["10.0.0.0/16", "fd00::/64", "fe80::/64", "192.168.9.7/32"]);
         let wanted = nets(&[
             "10.0.0.2/32",
@@ -169,8 +165,10 @@ mod tests {
             missing(&wanted, &existing),
             nets(&[
                 "172.16.0.0/12",
+                "172.16.5.0/24",
                 "192.168.1.0/24",
                 "10.1.0.1/32",
+                "192.168.1.7/32",
                 "fd10::/64"
             ])
         );
@@ -180,6 +178,21 @@ mod tests {
             missing(&nets(&["::a00:2/128"]), &nets(&["10.0.0.0/8"])),
             nets(&["::a00:2/128"])
         );
+    }
+
+    #[test]
+    fn a_prefix_inside_another_peers_prefix_gets_its_own_route() {
+        // Peer A routes 10.0.0.0/16, peer B 10.0.5.7/32; the host has 10.0.5.0/24 on eth0
+        // (not in `existing`: that holds the WireGuard interface's routes only).
+        assert_eq!(
+            missing(&nets(&["10.0.0.0/16", "10.0.5.7/32"]), &[]),
+            nets(&["10.0.0.0/16", "10.0.5.7/32"])
+        );
+        // The big hub: every spoke's /32 is inside the interface's own subnet route.
+        let spokes: Vec<IpNet> = (2..=250)
+            .map(|i| format!("10.50.0.{i}/32").parse().unwrap())
+            .collect();
+        assert!(missing(&spokes, &nets(&["10.50.0.0/24"])).is_empty());
     }
 
     #[test]
