@@ -254,7 +254,7 @@ Examples:
     },
 
     /// Add the routes of a wgfleet-managed interface whose file says `Table = off`, in one batch
-    /// (run by the wg-quick@ drop-in as ExecStartPost)
+    /// (run by the wg-quick@ drop-in as ExecStartPost; any other file is left alone, exit 0)
     #[command(hide = true)]
     RoutesInterface {
         /// The interface (the unit's instance name, e.g. wg0)

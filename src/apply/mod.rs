@@ -820,26 +820,32 @@ pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
 
 /// What the drop-in's ExecStartPost runs (`wgfleet routes-interface`) once `wg-quick up` is
 /// done: for a file wgfleet wrote with `Table = off`, the routes wg-quick did not add, in one
-/// batch. Any other file (hand-made, or with wg-quick's own routing) is left to wg-quick.
+/// batch. The drop-in is on every `wg-quick@` unit, so anything else (no file, a name wgfleet
+/// never writes, a hand-made file, one with wg-quick's own routing) is left to wg-quick and
+/// does not fail the start; only a managed file whose routes cannot be added does (the tunnel
+/// would be half up).
 pub fn routes_interface(paths: &Paths, iface: &str) -> Result<()> {
-    crate::fleet::syntax::check_interface(iface).map_err(|message| Error::System {
-        what: format!("network {iface}"),
-        message,
-    })?;
-    let path = paths.config(iface);
-    let config = read_private(&path)?.ok_or_else(|| Error::Read {
-        path: path.clone(),
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
+    // A name the check refuses is no interface wgfleet writes (nor a path to read).
+    if crate::fleet::syntax::check_interface(iface).is_err() {
+        return Ok(());
+    }
+    let Some(config) = read_private(&paths.config(iface))? else {
+        return Ok(());
+    };
+    match routed_by_wgfleet(&config) {
+        Some(conf) => routes::add_missing(iface, &conf),
+        None => Ok(()),
+    }
+}
+
+/// The parsed file if wgfleet wrote it with `Table = off` (its routes are wgfleet's to add).
+fn routed_by_wgfleet(config: &str) -> Option<crate::wgconf::WgConf> {
     if !config.starts_with(MANAGED_MARKER) {
-        return Ok(());
+        return None;
     }
-    let conf = crate::wgconf::parse(&config);
+    let conf = crate::wgconf::parse(config);
     let table = conf.interface.get("table").and_then(|v| v.last());
-    if table.map(String::as_str) != Some(crate::wgconf::TABLE_OFF) {
-        return Ok(());
-    }
-    routes::add_missing(iface, &conf)
+    (table.map(String::as_str) == Some(crate::wgconf::TABLE_OFF)).then_some(conf)
 }
 
 /// What `plan` and `apply` print before acting: each step's action (from its operations) and
@@ -904,6 +910,35 @@ pub fn has_changes(steps: &[Step<'_>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The drop-in's ExecStartPost runs for every `wg-quick@` unit: one wgfleet does not manage
+    /// starts as it would without it.
+    #[test]
+    fn routes_interface_leaves_other_units_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(Some(root.path()));
+        std::fs::create_dir_all(paths.config("wg0").parent().unwrap()).unwrap();
+        // No file; a name wgfleet refuses (and never writes).
+        routes_interface(&paths, "wg0").unwrap();
+        routes_interface(&paths, "../../etc/passwd").unwrap();
+        routes_interface(&paths, "a-name-too-long-for-linux").unwrap();
+        // A hand-made file, and a managed one with wg-quick's own routing: nothing to do.
+        let hand = "[Interface]\nTable = off\n[Peer]\nPublicKey = A\nAllowedIPs = 10.9.0.0/24\n";
+        std::fs::write(paths.config("wg0"), hand).unwrap();
+        routes_interface(&paths, "wg0").unwrap();
+        assert!(routed_by_wgfleet(hand).is_none());
+        let managed = format!("{MANAGED_MARKER}\n{}", hand.replace("Table = off\n", ""));
+        std::fs::write(paths.config("wg0"), &managed).unwrap();
+        routes_interface(&paths, "wg0").unwrap();
+        assert!(routed_by_wgfleet(&managed).is_none());
+        // Only a managed file with `Table = off` has routes for wgfleet to add.
+        let off = format!("{MANAGED_MARKER}\n{hand}");
+        let conf = routed_by_wgfleet(&off).unwrap();
+        assert_eq!(
+            routes::wanted(&conf),
+            ["10.9.0.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+    }
 
     /// Host-wide changes once went into the audit log as `reload`; they are `host-state`.
     #[test]
