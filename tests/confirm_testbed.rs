@@ -140,6 +140,11 @@ fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     assert!(wg0(w1).contains(&wrong_key), "killed after the reload");
     let record = w1.sh_ok("cat /var/lib/wgfleet/pending.json").unwrap();
     assert!(record.contains("\"held\": true"), "{record}");
+    // It names the link it held (cp, by its public key): the next run holds the change to it.
+    assert!(
+        record.contains("\"worked\"") && record.contains(&cp_key),
+        "{record}"
+    );
     // Nothing live says the link worked now (the wrong key never had a handshake): only the
     // record does.
     let out = wgfleet(w1, "apply --confirm-timeout 5");
