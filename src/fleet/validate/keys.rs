@@ -4,10 +4,36 @@
 use super::*;
 
 /// What a key file holds, by the field that names it.
-enum KeyRole {
+enum KeyRole<'f> {
     /// The private key of this host.
-    Private(String),
+    Private(&'f str),
     Preshared,
+}
+
+/// Where a key file is named; its path is built only for a finding (a path allocates, and a
+/// large fleet names a file per host).
+enum KeyField<'f> {
+    Host(&'f str),
+    Member(&'f str, &'f str),
+    Client(&'f str, &'f str),
+    Pair(&'f str, usize),
+}
+
+impl KeyField<'_> {
+    fn path(&self) -> JsonPath {
+        match *self {
+            KeyField::Host(name) => JsonPath::keys(&["hosts", name, "privateKeyFile"]),
+            KeyField::Member(net, name) => {
+                JsonPath::keys(&["networks", net, "members", name, "privateKeyFile"])
+            }
+            KeyField::Client(net, name) => {
+                JsonPath::keys(&["networks", net, "clients", name, "presharedKeyFile"])
+            }
+            KeyField::Pair(net, i) => JsonPath::keys(&["networks", net, "presharedKeys"])
+                .index(i)
+                .key("file"),
+        }
+    }
 }
 
 /// One key file is one secret. The same file as a private key and a preshared key would hand a
@@ -16,46 +42,46 @@ enum KeyRole {
 /// on two hosts (the same spelling is `links::shared_key_files`' finding). Files are compared by
 /// their lexically normalised path; an alias through a link is caught when the key is decrypted.
 pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
-    let mut uses: Vec<(String, &str, KeyRole, JsonPath)> = Vec::new();
-    let mut add = |file: &'f str, role, path| uses.push((normalise_ref(file), file, role, path));
+    let mut uses: Vec<(String, &str, KeyRole<'f>, KeyField<'f>)> = Vec::new();
+    let mut add = |file: &'f str, role, field| uses.push((normalise_ref(file), file, role, field));
     for (name, host) in &fleet.hosts {
         if let Some(file) = &host.private_key_file {
-            let path = JsonPath::keys(&["hosts", name, "privateKeyFile"]);
-            add(file, KeyRole::Private(name.clone()), path);
+            add(file, KeyRole::Private(name), KeyField::Host(name));
         }
     }
     for (net_name, net) in &fleet.networks {
-        let net_path = JsonPath::keys(&["networks", net_name]);
         for (name, member) in &net.members {
             if let Some(file) = &member.private_key_file {
-                let path = net_path.key("members").key(name).key("privateKeyFile");
-                add(file, KeyRole::Private(name.clone()), path);
+                add(
+                    file,
+                    KeyRole::Private(name),
+                    KeyField::Member(net_name, name),
+                );
             }
         }
         for (name, client) in &net.clients {
             if let Some(file) = &client.preshared_key_file {
-                let path = net_path.key("clients").key(name).key("presharedKeyFile");
-                add(file, KeyRole::Preshared, path);
+                add(file, KeyRole::Preshared, KeyField::Client(net_name, name));
             }
         }
         for (i, pair) in net.preshared_keys.iter().enumerate() {
-            let path = net_path.key("presharedKeys").index(i).key("file");
-            add(&pair.file, KeyRole::Preshared, path);
+            add(&pair.file, KeyRole::Preshared, KeyField::Pair(net_name, i));
         }
     }
-    let mut owner: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    // Hashed: only looked up (the findings follow `uses`), and a large fleet has a file per host.
+    let mut owner: HashMap<&str, (&str, &str)> = HashMap::default();
     for (file, raw, role, _) in &uses {
         if let KeyRole::Private(host) = role {
-            owner.entry(file.as_str()).or_insert((host.as_str(), raw));
+            owner.entry(file.as_str()).or_insert((host, raw));
         }
     }
-    for (file, raw, role, path) in &uses {
+    for (file, raw, role, field) in &uses {
         let Some(&(first, first_raw)) = owner.get(file.as_str()) else {
             continue;
         };
         match role {
-            KeyRole::Private(host) if host != first && *raw != first_raw => d.error(
-                path,
+            KeyRole::Private(host) if *host != first && *raw != first_raw => d.error(
+                &field.path(),
                 format!(
                     "{file:?} is also host {first:?}'s private key file; every host needs its \
                      own key (wgfleet keygen)"
@@ -63,7 +89,7 @@ pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
             ),
             KeyRole::Private(_) => {}
             KeyRole::Preshared => d.error(
-                path,
+                &field.path(),
                 format!(
                     "{file:?} is host {first:?}'s private key file, not a preshared key; give \
                      the preshared key its own file (wgfleet keygen --psk)"

@@ -167,7 +167,9 @@ impl NetworkCheck<'_> {
 
     /// Two hosts decrypting one private key file run with one key: every peer sees one host.
     pub(super) fn shared_key_files(&mut self, model: &NetworkModel) {
-        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        // Hashed, not ordered: only the lookup matters (findings follow the peers' order), and a
+        // large fleet has a file per host.
+        let mut seen: HashMap<&str, &str> = HashMap::default();
         for peer in model.peers.values().filter(|p| p.kind == PeerKind::Host) {
             let Some(file) = peer.secret_file.as_deref() else {
                 continue;
@@ -188,20 +190,21 @@ impl NetworkCheck<'_> {
 /// A member's `interface` is a valid name, and no host has two networks under one interface
 /// name (one file, one `wg-quick@` unit each).
 pub(super) fn interface_names(fleet: &Fleet, d: &mut Diagnostics) {
-    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    let mut seen: HashMap<(&str, &str), &str> = HashMap::default();
     for (net_name, net) in &fleet.networks {
         for (host, m) in &net.members {
-            let path = JsonPath::keys(&["networks", net_name, "members", host]);
+            // Built only for a finding: a path allocates, and a large fleet has many members.
+            let path = || JsonPath::keys(&["networks", net_name, "members", host]);
             if let Some(iface) = &m.interface
                 && let Err(e) = syntax::check_interface(iface)
             {
-                d.error(&path.key("interface"), e);
+                d.error(&path().key("interface"), e);
                 continue;
             }
             let iface = m.interface.as_deref().unwrap_or(net_name);
             if let Some(other) = seen.insert((host, iface), net_name) {
                 d.error(
-                    &path,
+                    &path(),
                     format!(
                         "{host} would run networks {other} and {net_name} both as interface {iface}; give one member its own `interface`"
                     ),

@@ -5,8 +5,10 @@ use super::addresses::parse_prefixes;
 use super::*;
 
 pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String, HostModel> {
-    let mut hosts = BTreeMap::new();
-    let mut keys: HashMap<&str, &str> = HashMap::default();
+    // Collected, then built in bulk (the names come sorted): no search per host.
+    let mut hosts = Vec::with_capacity(fleet.hosts.len());
+    let mut keys: HashMap<&str, &str> =
+        HashMap::with_capacity_and_hasher(fleet.hosts.len(), Default::default());
     for (name, host) in &fleet.hosts {
         let path = JsonPath::keys(&["hosts", name]);
         if let Err(e) = syntax::check_name(name) {
@@ -44,16 +46,16 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
                 ),
             ],
         );
-        hosts.insert(
+        hosts.push((
             name.clone(),
             HostModel {
                 public_key: host.public_key.clone(),
                 private_key_file: host.private_key_file.clone(),
                 wan_interface: host.wan_interface.clone(),
             },
-        );
+        ));
     }
-    hosts
+    hosts.into_iter().collect()
 }
 
 impl NetworkCheck<'_> {
