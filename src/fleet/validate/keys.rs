@@ -42,7 +42,7 @@ impl KeyField<'_> {
 /// on two hosts (the same spelling is `links::shared_key_files`' finding). Files are compared by
 /// their lexically normalised path; an alias through a link is caught when the key is decrypted.
 pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
-    let mut uses: Vec<(String, &str, KeyRole<'f>, KeyField<'f>)> = Vec::new();
+    let mut uses: Vec<(std::borrow::Cow<'f, str>, &str, KeyRole<'f>, KeyField<'f>)> = Vec::new();
     let mut add = |file: &'f str, role, field| uses.push((normalise_ref(file), file, role, field));
     for (name, host) in &fleet.hosts {
         if let Some(file) = &host.private_key_file {
@@ -72,11 +72,11 @@ pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
     let mut owner: HashMap<&str, (&str, &str)> = HashMap::default();
     for (file, raw, role, _) in &uses {
         if let KeyRole::Private(host) = role {
-            owner.entry(file.as_str()).or_insert((host, raw));
+            owner.entry(file.as_ref()).or_insert((host, raw));
         }
     }
     for (file, raw, role, field) in &uses {
-        let Some(&(first, first_raw)) = owner.get(file.as_str()) else {
+        let Some(&(first, first_raw)) = owner.get(file.as_ref()) else {
             continue;
         };
         match role {
@@ -101,7 +101,11 @@ pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
 
 /// A file reference with `.` and `dir/..` folded, so that `./secrets/a.age` and
 /// `secrets/x/../a.age` name the same file as `secrets/a.age`.
-fn normalise_ref(file: &str) -> String {
+fn normalise_ref(file: &str) -> std::borrow::Cow<'_, str> {
+    // The common case, a relative path with nothing to fold, is itself (no copy per host).
+    if !file.starts_with('/') && file.split('/').all(|part| !matches!(part, "" | "." | "..")) {
+        return std::borrow::Cow::Borrowed(file);
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in file.split('/') {
         match part {
@@ -113,11 +117,11 @@ fn normalise_ref(file: &str) -> String {
         }
     }
     let joined = parts.join("/");
-    if file.starts_with('/') {
+    std::borrow::Cow::Owned(if file.starts_with('/') {
         format!("/{joined}")
     } else {
         joined
-    }
+    })
 }
 
 impl NetworkCheck<'_> {

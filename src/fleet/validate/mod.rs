@@ -131,8 +131,16 @@ impl NetworkCheck<'_> {
         let (flows, tests) = self.flows_and_tests(net);
         // Collected, then built in bulk: one sort instead of a search per peer.
         let mut peers = Vec::with_capacity(net.members.len() + net.clients.len());
+        let members_path = self.path.key("members");
         for (member_name, member) in &net.members {
-            if let Some(peer) = self.member(member_name, member, &subnets, &hubs, defaults) {
+            if let Some(peer) = self.member(
+                member_name,
+                member,
+                &subnets,
+                &hubs,
+                defaults,
+                &members_path,
+            ) {
                 peers.push((member_name.clone(), peer));
             }
         }

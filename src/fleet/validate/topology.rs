@@ -10,42 +10,48 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
     let mut keys: HashMap<&str, &str> =
         HashMap::with_capacity_and_hasher(fleet.hosts.len(), Default::default());
     for (name, host) in &fleet.hosts {
-        let path = JsonPath::keys(&["hosts", name]);
+        // Built only when needed: a path allocates, and a large fleet has many hosts.
+        let path = || JsonPath::keys(&["hosts", name]);
         if let Err(e) = syntax::check_name(name) {
-            d.error(&path, e);
+            d.error(&path(), e);
         }
         if let Err(e) = syntax::check_key(&host.public_key) {
-            d.error(&path.key("publicKey"), e);
+            d.error(&path().key("publicKey"), e);
         } else if let Some(other) = keys.insert(&host.public_key, name) {
             d.error(
-                &path.key("publicKey"),
+                &path().key("publicKey"),
                 format!(
                     "the same public key as host {other:?}: the two hosts share one private key (cloned from one image?); give each its own (`wgfleet keygen`)"
                 ),
             );
         }
-        super::endpoints::declared(d, &path, host.endpoint.as_ref(), &host.endpoints);
+        // Nothing declared is nothing to check (`declared` would return an empty list).
+        if super::endpoints::declares(host.endpoint.as_ref(), &host.endpoints) {
+            super::endpoints::declared(d, &path(), host.endpoint.as_ref(), &host.endpoints);
+        }
         if let Some(wan) = &host.wan_interface
             && let Err(e) = syntax::check_interface(wan)
         {
-            d.error(&path.key("wanInterface"), e);
+            d.error(&path().key("wanInterface"), e);
         }
-        check_opt(
-            d,
-            &path,
-            &[
-                (
-                    "privateKeyFile",
-                    host.private_key_file.as_deref(),
-                    syntax::check_file_ref,
-                ),
-                (
-                    "description",
-                    host.description.as_deref(),
-                    syntax::check_text,
-                ),
-            ],
-        );
+        let fields = [
+            (
+                "privateKeyFile",
+                host.private_key_file.as_deref(),
+                syntax::check_file_ref as Check,
+            ),
+            (
+                "description",
+                host.description.as_deref(),
+                syntax::check_text,
+            ),
+        ];
+        if fields
+            .iter()
+            .any(|&(_, value, check)| value.is_some_and(|v| check(v).is_err()))
+        {
+            check_opt(d, &path(), &fields);
+        }
         hosts.push((
             name.clone(),
             HostModel {
@@ -91,8 +97,9 @@ impl NetworkCheck<'_> {
         subnets: &Subnets,
         hubs: &[String],
         defaults: links::Defaults,
+        members_path: &JsonPath,
     ) -> Option<Peer> {
-        let path = self.path.key("members").key(name);
+        let path = members_path.key(name);
         let Some(host) = self.fleet.hosts.get(name) else {
             self.d.error(
                 &path,
