@@ -198,3 +198,23 @@ impl NetworkCheck<'_> {
         pairs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_ref;
+
+    #[test]
+    fn normalised_references() {
+        for (given, normal) in [
+            ("secrets/a.age", "secrets/a.age"),
+            ("./secrets/a.age", "secrets/a.age"),
+            ("secrets/x/../a.age", "secrets/a.age"),
+            ("secrets//a.age", "secrets/a.age"),
+            ("../a.age", "../a.age"),
+            ("/etc/wg/a.age", "/etc/wg/a.age"),
+            ("/etc/./wg/../a.age", "/etc/a.age"),
+        ] {
+            assert_eq!(normalise_ref(given), normal, "{given}");
+        }
+    }
+}
