@@ -53,10 +53,11 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     let (host, _, desired) = prepare(&args.host, err)?;
     let paths = Paths::new(args.host.root.as_deref());
     let pending = Pending::load(&paths.state)?;
+    let observed_at = super::endpoints::now();
     let steps = apply::observe(&desired, &paths, &connect()?, &pending, false)?;
     let root = args.host.root.as_deref();
     let host_step = apply::observe_host(&plans_of(&desired), &paths, root, &pending)?;
-    let endpoint_check = super::endpoints::check_steps(&steps, &paths);
+    let endpoint_check = super::endpoints::check_steps(&steps, &paths, observed_at);
     let changes = has_changes(&steps, &host_step) || endpoint_check.changes_something();
     if args.host.json {
         let mut doc = report(&steps, &host_step, &host);
@@ -105,6 +106,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         path: paths.state.join(audit::LOG_NAME),
         source,
     })? || apply_args.audit_snapshot;
+    let observed_at = super::endpoints::now();
     let mut steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
     if apply_args.no_confirm {
         crate::confirm::disable(steps.iter_mut().map(|s| &mut s.confirmation));
@@ -129,7 +131,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
     // Endpoints that follow DNS, once the interfaces are as the fleet says.
     let endpoint_check = match &outcomes {
-        Ok(_) => super::endpoints::check_steps(&steps, &paths),
+        Ok(_) => super::endpoints::check_steps(&steps, &paths, observed_at),
         Err(_) => Default::default(),
     };
     let endpoint_applied = super::endpoints::act(&endpoint_check, &paths, &host, &digest);
