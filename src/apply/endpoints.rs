@@ -160,6 +160,13 @@ pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied
     if checked.decisions.is_empty() {
         return Ok(Vec::new());
     }
+    // Audit lines are appended below: the log rolls over like a full apply's.
+    if checked.changes_something() {
+        audit::roll_for_endpoints(actor.state_dir).map_err(|source| Error::Write {
+            path: actor.state_dir.join(audit::LOG_NAME),
+            source,
+        })?;
+    }
     let mut state = checked.state.clone();
     let mut applied = Vec::new();
     let mut failed = None;

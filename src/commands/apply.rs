@@ -102,10 +102,13 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     let mut pending = Pending::load(&paths.state)?;
     // A new audit file starts with every interface's peers, so that it reads on its own once
     // the older files are gone.
+    // (Or an `--endpoints-only` run rolled it over and left the snapshots to this one.)
+    let snapshot_due = audit::snapshot_due(&paths.state);
     let audit_all = audit::roll_if_full(&paths.state).map_err(|source| Error::Write {
         path: paths.state.join(audit::LOG_NAME),
         source,
-    })? || apply_args.audit_snapshot;
+    })? || snapshot_due
+        || apply_args.audit_snapshot;
     let observed_at = super::endpoints::now();
     let mut steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
     if apply_args.no_confirm {
@@ -129,6 +132,10 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         confirm_timeout: std::time::Duration::from_secs(apply_args.confirm_timeout),
     };
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
+    if snapshot_due && outcomes.is_ok() {
+        // A marker that could not be removed only costs another snapshot next run.
+        let _ = audit::snapshot_written(&paths.state);
+    }
     // Endpoints that follow DNS, once the interfaces are as the fleet says.
     let endpoint_check = match &outcomes {
         Ok(_) => super::endpoints::check_steps(&steps, &paths, observed_at),
