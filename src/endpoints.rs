@@ -6,13 +6,17 @@
 //! host dials by a DNS name or at several endpoints, a run looks at the latest handshake (from
 //! the `wg show dump` apply reads anyway) and does nothing more while it is fresh. A stale peer:
 //! 1. the endpoint in use is resolved again; if the live address is none of its addresses, the
-//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address);
-//! 2. otherwise, with several endpoints, once the one in use has had a full staleness period to
-//!    answer, the next one that resolves is set, cyclically (after the last comes the first).
+//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address). The new address
+//!    gets a full staleness period if the peer had answered since the endpoint was chosen;
+//!    otherwise it shares the period running (a name whose answers rotate cannot hold a dead
+//!    peer on it);
+//! 2. otherwise, or when that period is over without an answer, with several endpoints, once
+//!    the one in use has had a full staleness period to answer, the next one that resolves is
+//!    set, cyclically (after the last comes the first).
 //!
 //! A peer on a backup that answers stays there: moving a working link to probe the primary would
 //! cut it for up to a staleness period. It goes back to the first endpoint when the cycle wraps,
-//! when the primary's name resolves to an address other than the one it had when it was left
+//! when the primary's name resolves to none of the addresses it had when it was left
 //! (what made it fail has likely been fixed: checked on every run while on a backup, one lookup),
 //! and whenever the unit reloads or restarts (the config names the first).
 
@@ -333,13 +337,25 @@ pub fn decide(
         };
     }
 
-    // Stale. 1. The endpoint in use, resolved again.
+    // Whether the peer answered at the endpoint in use since it was chosen (without a record:
+    // at all). One that did gets a full period at a new address of its name; one that did not
+    // keeps the period it had, so that a name whose answers rotate cannot hold it forever.
+    let answered = live.latest_handshake > 0
+        && i64::try_from(live.latest_handshake).is_ok_and(|handshake| handshake >= since);
+    let waited = now.saturating_sub(since) >= i64::try_from(stale).unwrap_or(i64::MAX);
+    let chance_over = n > 1 && waited && !answered;
+
+    // Stale. 1. The endpoint in use, resolved again: it moved if the live address is none of
+    // its answers.
     match lookup(current) {
-        Ok(addrs) if !live_addr.is_some_and(|l| addrs.contains(&l)) => {
+        Ok(addrs) if !chance_over && !live_addr.is_some_and(|l| addrs.contains(&l)) => {
             let primary = kept
                 .map(|k| k.primary_addresses.clone())
                 .unwrap_or_default();
-            let (set, state) = choose(current, &addrs, Reason::Moved, primary);
+            let (set, mut state) = choose(current, &addrs, Reason::Moved, primary);
+            if !answered {
+                state.since = since;
+            }
             decision.set = set;
             decision.state = Some(state);
             return Some(decision);
@@ -351,11 +367,17 @@ pub fn decide(
         }),
     }
     // 2. The next endpoint that resolves, once the one in use has had its chance.
-    let waited = now.saturating_sub(since) >= i64::try_from(stale).unwrap_or(i64::MAX);
     if n > 1 && waited {
-        // Leaving the primary: its addresses now are what "it moved" is measured against.
+        // Leaving the primary: its addresses now, and the one it failed at, are what "it moved"
+        // is measured against.
         let primary = if current == 0 {
-            lookup(0).map(|a| texts(&a)).unwrap_or_default()
+            let mut primary = lookup(0).map(|a| texts(&a)).unwrap_or_default();
+            if let Some(l) = live_addr.map(|l| l.to_string())
+                && !primary.contains(&l)
+            {
+                primary.push(l);
+            }
+            primary
         } else {
             kept.map(|k| k.primary_addresses.clone())
                 .unwrap_or_default()
@@ -688,5 +710,71 @@ mod tests {
             1,
             "stale since its handshake: moves"
         );
+    }
+
+    /// A name whose answers rotate through a pool: while the peer does not answer, each new
+    /// address of the name shares the period the first re-resolution started (none restarts
+    /// it), and then the next endpoint is tried; a primary whose answers still include one it
+    /// had when it was left has not moved.
+    #[test]
+    fn rotating_answers_do_not_hold_a_stale_peer() {
+        let d = dialled(&["pool.test:51820", "192.0.2.9:51820"]);
+        let cd = dns(&[
+            ("pool.test:51820", &["192.0.2.3:51820", "192.0.2.4:51820"]),
+            ("192.0.2.9:51820", &["192.0.2.9:51820"]),
+        ]);
+        let ab = dns(&[
+            ("pool.test:51820", &["192.0.2.1:51820", "192.0.2.2:51820"]),
+            ("192.0.2.9:51820", &["192.0.2.9:51820"]),
+        ]);
+        let chosen = PeerState {
+            index: 0,
+            endpoint: "pool.test:51820".into(),
+            address: "192.0.2.1:51820".into(),
+            since: NOW - 10_000,
+            resolved_at: None,
+            primary_addresses: Vec::new(),
+        };
+        // It worked after it was chosen, then went stale: the new address gets a full period.
+        let l = live("192.0.2.1:51820", Some(1000));
+        let got = decide(&d, &l, Some(&chosen), &cd, NOW, None).unwrap();
+        assert_eq!(got.set.unwrap().reason, Reason::Moved);
+        let first = got.state.unwrap();
+        assert_eq!(first.since, NOW);
+        // Still no answer; the name answers otherwise: followed, the period not restarted.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.3:51820".into()),
+            latest_handshake: NOW as u64 - 1000,
+            ..LivePeer::default()
+        };
+        let got = decide(&d, &l, Some(&first), &ab, NOW + 30, None).unwrap();
+        assert_eq!(got.set.unwrap().to, "192.0.2.1:51820");
+        let second = got.state.unwrap();
+        assert_eq!(second.since, NOW, "the period is not restarted");
+        // The period is over: the backup, whatever the name answers now.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.1:51820".into()),
+            latest_handshake: NOW as u64 - 1000,
+            ..LivePeer::default()
+        };
+        let got = decide(&d, &l, Some(&second), &cd, NOW + 190, None).unwrap();
+        let set = got.set.unwrap();
+        assert_eq!((set.index, set.reason), (1, Reason::Next));
+        let on_backup = got.state.unwrap();
+        // The address it failed at is remembered with the answers of the time.
+        assert_eq!(
+            on_backup.primary_addresses,
+            ["192.0.2.3:51820", "192.0.2.4:51820", "192.0.2.1:51820"]
+        );
+        // Working on the backup: the primary's answers overlap what it had, so it did not move.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.9:51820".into()),
+            latest_handshake: NOW as u64 + 290,
+            ..LivePeer::default()
+        };
+        assert_eq!(decide(&d, &l, Some(&on_backup), &ab, NOW + 300, None), None);
+        let moved = dns(&[("pool.test:51820", &["192.0.2.7:51820"])]);
+        let got = decide(&d, &l, Some(&on_backup), &moved, NOW + 300, None).unwrap();
+        assert_eq!(got.set.unwrap().reason, Reason::PrimaryMoved);
     }
 }
