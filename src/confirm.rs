@@ -27,7 +27,7 @@ use crate::wgconf::{self, WgConf};
 /// REJECT_AFTER_TIME. A spoke with PersistentKeepalive 25 rekeys at the first keepalive after
 /// 120 s, so a working link's handshake is up to ~145 s old; 135 s would call it dead ~7% of
 /// the time. `status --stale` defaults to the same 180 s.
-pub const WORKING_LINK_SECS: u64 = 180;
+pub const WORKING_LINK_SECS: u64 = crate::diff::SESSION_SECS;
 
 /// How long apply waits for the handshake by default (`--confirm-timeout`).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;

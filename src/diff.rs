@@ -110,6 +110,10 @@ pub struct Live {
     pub peers: BTreeMap<String, LivePeer>,
 }
 
+/// WireGuard's REJECT_AFTER_TIME: a session lives this long after its handshake, so a link that
+/// carries data has a handshake younger than this (plus a keepalive, for the side that answered).
+pub const SESSION_SECS: u64 = 180;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LivePeer {
     pub allowed_ips: BTreeSet<String>,

@@ -6,13 +6,17 @@
 //! host dials by a DNS name or at several endpoints, a run looks at the latest handshake (from
 //! the `wg show dump` apply reads anyway) and does nothing more while it is fresh. A stale peer:
 //! 1. the endpoint in use is resolved again; if the live address is none of its addresses, the
-//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address);
-//! 2. otherwise, with several endpoints, once the one in use has had a full staleness period to
-//!    answer, the next one that resolves is set, cyclically (after the last comes the first).
+//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address). The new address
+//!    gets a full staleness period if the peer had answered since the endpoint was chosen;
+//!    otherwise it shares the period running (a name whose answers rotate cannot hold a dead
+//!    peer on it);
+//! 2. otherwise, or when that period is over without an answer, with several endpoints, once
+//!    the one in use has had a full staleness period to answer, the next one that resolves is
+//!    set, cyclically (after the last comes the first).
 //!
 //! A peer on a backup that answers stays there: moving a working link to probe the primary would
 //! cut it for up to a staleness period. It goes back to the first endpoint when the cycle wraps,
-//! when the primary's name resolves to an address other than the one it had when it was left
+//! when the primary's name resolves to none of the addresses it had when it was left
 //! (what made it fail has likely been fixed: checked on every run while on a backup, one lookup),
 //! and whenever the unit reloads or restarts (the config names the first).
 
@@ -21,13 +25,19 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::LivePeer;
+use crate::diff::{LivePeer, SESSION_SECS};
 use crate::plan::InterfacePlan;
 
-/// A handshake older than this is stale: WireGuard's REJECT_AFTER_TIME (180 s) less its
-/// REKEY_TIMEOUT and keepalive margin, the point where a working link has always renewed its
-/// session (a rekey every 120 s, retried every 5 s).
-pub const STALE_AFTER_SECS: u64 = 135;
+/// WireGuard's REKEY_TIMEOUT: a handshake that got no answer is retried after this.
+pub const REKEY_TIMEOUT_SECS: u64 = 5;
+
+/// A handshake older than this is stale, for a peer with this PersistentKeepalive (0: none).
+/// A working link renews its session only when it sends: the initiator after REKEY_AFTER_TIME
+/// (120 s) at its next packet, the other side by REJECT_AFTER_TIME ([`SESSION_SECS`], 180 s),
+/// so a live handshake can be 180 s + one keepalive old, plus a retry.
+pub fn stale_after_secs(keepalive: u64) -> u64 {
+    SESSION_SECS + keepalive + REKEY_TIMEOUT_SECS
+}
 
 /// One peer that this host dials by name or at several endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +48,16 @@ pub struct Dialled {
     pub public_key: String,
     /// `host:port` texts, in order; the config dials the first.
     pub endpoints: Vec<String>,
+    /// Its PersistentKeepalive in seconds (0: none): part of its staleness threshold.
+    pub keepalive: u64,
+}
+
+impl Dialled {
+    /// Its staleness threshold: `stale` when given (the testbed's shortened one), otherwise
+    /// [`stale_after_secs`] of its keepalive.
+    pub fn stale_after(&self, stale: Option<u64>) -> u64 {
+        stale.unwrap_or_else(|| stale_after_secs(self.keepalive))
+    }
 }
 
 /// The peers of `plan` worth watching: dialled by a DNS name, or at more than one endpoint. A
@@ -51,6 +71,7 @@ pub fn dialled(plan: &InterfacePlan) -> impl Iterator<Item = Dialled> + '_ {
             peer: p.name.clone(),
             public_key: p.public_key.clone(),
             endpoints: p.endpoints.clone(),
+            keepalive: p.persistent_keepalive.map_or(0, u64::from),
         })
 }
 
@@ -191,8 +212,9 @@ pub fn names_for<'d>(
     live: &LivePeer,
     state: Option<&PeerState>,
     now: i64,
-    stale: u64,
+    stale: Option<u64>,
 ) -> Vec<&'d str> {
+    let stale = d.stale_after(stale);
     let current = in_use(d, live, state).map_or(0, |s| s.index);
     if is_fresh(live, now, stale) {
         // Fresh on a backup: only the primary, to notice that it moved.
@@ -214,22 +236,32 @@ pub fn names_for<'d>(
 }
 
 /// What to do for one watched peer, given what its names resolved to (`resolved`, keyed by the
-/// endpoint text; a missing entry counts as not resolved). `None`: nothing to do or say.
+/// endpoint text; a missing entry counts as not resolved). `stale` overrides the peer's
+/// staleness threshold. `None`: nothing to do or say.
 pub fn decide(
     d: &Dialled,
     live: &LivePeer,
     state: Option<&PeerState>,
     resolved: &BTreeMap<String, Resolution>,
     now: i64,
-    stale: u64,
+    stale: Option<u64>,
 ) -> Option<Decision> {
+    let stale = d.stale_after(stale);
     let n = d.endpoints.len();
     if n == 0 {
         return None;
     }
     let kept = in_use(d, live, state);
     let current = kept.map_or(0, |s| s.index);
-    let since = kept.map_or(i64::MIN, |s| s.since);
+    // When the endpoint in use was chosen or, without a record (after a boot or a lost state
+    // file), last known good: the latest handshake; never one: from now on (no move this run).
+    let since = kept.map_or_else(
+        || match i64::try_from(live.latest_handshake) {
+            Ok(0) | Err(_) => now,
+            Ok(handshake) => handshake,
+        },
+        |s| s.since,
+    );
     let live_addr: Option<SocketAddr> = live.endpoint.as_deref().and_then(|e| e.parse().ok());
     let lookup = |i: usize| -> Resolution {
         resolved
@@ -305,13 +337,25 @@ pub fn decide(
         };
     }
 
-    // Stale. 1. The endpoint in use, resolved again.
+    // Whether the peer answered at the endpoint in use since it was chosen (without a record:
+    // at all). One that did gets a full period at a new address of its name; one that did not
+    // keeps the period it had, so that a name whose answers rotate cannot hold it forever.
+    let answered = live.latest_handshake > 0
+        && i64::try_from(live.latest_handshake).is_ok_and(|handshake| handshake >= since);
+    let waited = now.saturating_sub(since) >= i64::try_from(stale).unwrap_or(i64::MAX);
+    let chance_over = n > 1 && waited && !answered;
+
+    // Stale. 1. The endpoint in use, resolved again: it moved if the live address is none of
+    // its answers.
     match lookup(current) {
-        Ok(addrs) if !live_addr.is_some_and(|l| addrs.contains(&l)) => {
+        Ok(addrs) if !chance_over && !live_addr.is_some_and(|l| addrs.contains(&l)) => {
             let primary = kept
                 .map(|k| k.primary_addresses.clone())
                 .unwrap_or_default();
-            let (set, state) = choose(current, &addrs, Reason::Moved, primary);
+            let (set, mut state) = choose(current, &addrs, Reason::Moved, primary);
+            if !answered {
+                state.since = since;
+            }
             decision.set = set;
             decision.state = Some(state);
             return Some(decision);
@@ -323,11 +367,17 @@ pub fn decide(
         }),
     }
     // 2. The next endpoint that resolves, once the one in use has had its chance.
-    let waited = now.saturating_sub(since) >= i64::try_from(stale).unwrap_or(i64::MAX);
     if n > 1 && waited {
-        // Leaving the primary: its addresses now are what "it moved" is measured against.
+        // Leaving the primary: its addresses now, and the one it failed at, are what "it moved"
+        // is measured against.
         let primary = if current == 0 {
-            lookup(0).map(|a| texts(&a)).unwrap_or_default()
+            let mut primary = lookup(0).map(|a| texts(&a)).unwrap_or_default();
+            if let Some(l) = live_addr.map(|l| l.to_string())
+                && !primary.contains(&l)
+            {
+                primary.push(l);
+            }
+            primary
         } else {
             kept.map(|k| k.primary_addresses.clone())
                 .unwrap_or_default()
@@ -358,7 +408,7 @@ pub fn decide(
             index: 0,
             endpoint: d.endpoints[0].clone(),
             address: live.endpoint.clone().unwrap_or_default(),
-            since: now,
+            since,
             resolved_at: Some(now),
             primary_addresses: Vec::new(),
         },
@@ -434,6 +484,8 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_000_000;
+    /// A short threshold for the cycle tests; the real one is tested on its own.
+    const S: Option<u64> = Some(135);
 
     fn dialled(endpoints: &[&str]) -> Dialled {
         Dialled {
@@ -441,6 +493,7 @@ mod tests {
             peer: "hub".into(),
             public_key: "K".into(),
             endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            keepalive: 0,
         }
     }
 
@@ -489,8 +542,8 @@ mod tests {
     fn a_fresh_peer_on_its_first_endpoint_costs_nothing() {
         let d = dialled(&["hub.test:51820", "192.0.2.9:51820"]);
         let l = live("192.0.2.1:51820", Some(20));
-        assert!(names_for(&d, &l, None, NOW, 135).is_empty());
-        assert_eq!(decide(&d, &l, None, &BTreeMap::new(), NOW, 135), None);
+        assert!(names_for(&d, &l, None, NOW, S).is_empty());
+        assert_eq!(decide(&d, &l, None, &BTreeMap::new(), NOW, S), None);
     }
 
     #[test]
@@ -498,14 +551,14 @@ mod tests {
         let d = dialled(&["hub.test:51820"]);
         for age in [Some(136), None] {
             let l = live("192.0.2.1:51820", age);
-            assert_eq!(names_for(&d, &l, None, NOW, 135), ["hub.test:51820"]);
+            assert_eq!(names_for(&d, &l, None, NOW, S), ["hub.test:51820"]);
             let got = decide(
                 &d,
                 &l,
                 None,
                 &dns(&[("hub.test:51820", &["192.0.2.2:51820"])]),
                 NOW,
-                135,
+                S,
             )
             .unwrap();
             let set = got.set.unwrap();
@@ -532,7 +585,7 @@ mod tests {
             None,
             &dns(&[("hub.test:51820", &["192.0.2.5:51820", "192.0.2.1:51820"])]),
             NOW,
-            135,
+            S,
         )
         .unwrap();
         assert_eq!(got.set, None);
@@ -543,7 +596,7 @@ mod tests {
     fn a_name_that_does_not_resolve_is_reported_not_fatal() {
         let d = dialled(&["hub.test:51820"]);
         let l = live("192.0.2.1:51820", None);
-        let got = decide(&d, &l, None, &dns(&[("hub.test:51820", &[])]), NOW, 135).unwrap();
+        let got = decide(&d, &l, None, &dns(&[("hub.test:51820", &[])]), NOW, S).unwrap();
         assert_eq!(got.set, None);
         assert_eq!(got.unresolved.len(), 1);
         assert!(describe(&got).contains("does not resolve"), "{got:?}");
@@ -561,8 +614,8 @@ mod tests {
         ]);
         // Never remembered, stale on the first: straight to the next that resolves.
         let l = live("192.0.2.1:51820", Some(300));
-        assert_eq!(names_for(&d, &l, None, NOW, 135).len(), 3);
-        let got = decide(&d, &l, None, &names, NOW, 135).unwrap();
+        assert_eq!(names_for(&d, &l, None, NOW, S).len(), 3);
+        let got = decide(&d, &l, None, &names, NOW, S).unwrap();
         let set = got.set.clone().unwrap();
         assert_eq!((set.index, set.to.as_str()), (2, "192.0.2.3:51820"));
         assert_eq!(got.unresolved[0].endpoint, "b.test:51820");
@@ -571,13 +624,13 @@ mod tests {
 
         // The next run, before the backup had its staleness period: it is left alone.
         let l = live("192.0.2.3:51820", Some(300));
-        let got = decide(&d, &l, Some(&state), &names, NOW + 30, 135).unwrap();
+        let got = decide(&d, &l, Some(&state), &names, NOW + 30, S).unwrap();
         assert_eq!((got.index, got.set), (2, None));
         let waiting = got.state.unwrap();
         assert_eq!(waiting.since, NOW, "the chance is counted from the move");
 
         // Still stale a period later: the cycle wraps to the first.
-        let got = decide(&d, &l, Some(&waiting), &names, NOW + 135, 135).unwrap();
+        let got = decide(&d, &l, Some(&waiting), &names, NOW + 135, S).unwrap();
         let set = got.set.unwrap();
         assert_eq!((set.index, set.to.as_str()), (0, "192.0.2.1:51820"));
         assert!(got.state.unwrap().primary_addresses.is_empty());
@@ -595,11 +648,11 @@ mod tests {
             primary_addresses: vec!["192.0.2.1:51820".into()],
         };
         let l = live("192.0.2.3:51820", Some(10));
-        assert_eq!(names_for(&d, &l, Some(&state), NOW, 135), ["a.test:51820"]);
+        assert_eq!(names_for(&d, &l, Some(&state), NOW, S), ["a.test:51820"]);
         let same = dns(&[("a.test:51820", &["192.0.2.1:51820"])]);
-        assert_eq!(decide(&d, &l, Some(&state), &same, NOW, 135), None);
+        assert_eq!(decide(&d, &l, Some(&state), &same, NOW, S), None);
         let moved = dns(&[("a.test:51820", &["192.0.2.7:51820"])]);
-        let got = decide(&d, &l, Some(&state), &moved, NOW, 135).unwrap();
+        let got = decide(&d, &l, Some(&state), &moved, NOW, S).unwrap();
         let set = got.set.unwrap();
         assert_eq!(
             (set.index, set.to.as_str(), set.reason),
@@ -607,6 +660,121 @@ mod tests {
         );
         // A reload put the config's first endpoint back: the record no longer applies.
         let reloaded = live("192.0.2.1:51820", Some(10));
-        assert!(names_for(&d, &reloaded, Some(&state), NOW, 135).is_empty());
+        assert!(names_for(&d, &reloaded, Some(&state), NOW, S).is_empty());
+    }
+
+    /// The real threshold: a working link's handshake can be 180 s + a keepalive old (the side
+    /// that did not initiate renews only at REJECT_AFTER_TIME), plus a retry.
+    #[test]
+    fn a_working_link_is_not_stale() {
+        assert_eq!(stale_after_secs(0), 185);
+        assert_eq!(stale_after_secs(25), 210);
+        let mut d = dialled(&["a.test:51820", "192.0.2.3:51820"]);
+        d.keepalive = 25;
+        for age in [150, 180, 205, 210] {
+            let l = live("192.0.2.1:51820", Some(age));
+            assert!(names_for(&d, &l, None, NOW, None).is_empty(), "age {age}");
+            assert_eq!(decide(&d, &l, None, &BTreeMap::new(), NOW, None), None);
+        }
+        let l = live("192.0.2.1:51820", Some(211));
+        assert_eq!(names_for(&d, &l, None, NOW, None).len(), 2);
+        // Without a keepalive: 185 s.
+        d.keepalive = 0;
+        let l = live("192.0.2.1:51820", Some(186));
+        assert_eq!(names_for(&d, &l, None, NOW, None).len(), 2);
+    }
+
+    /// Without a record (after a boot, or a lost state file): a peer that never had a handshake
+    /// gets its staleness period from now; one that had one moves on, its handshake being the
+    /// last time the endpoint was known good.
+    #[test]
+    fn without_a_record_a_never_answered_peer_waits_a_period() {
+        let d = dialled(&["192.0.2.1:51820", "192.0.2.2:51820"]);
+        let names = dns(&[
+            ("192.0.2.1:51820", &["192.0.2.1:51820"]),
+            ("192.0.2.2:51820", &["192.0.2.2:51820"]),
+        ]);
+        let never = live("192.0.2.1:51820", None);
+        let got = decide(&d, &never, None, &names, NOW, None).unwrap();
+        assert_eq!(got.set, None, "no move on the first look");
+        let waiting = got.state.unwrap();
+        assert_eq!((waiting.index, waiting.since), (0, NOW));
+        // A period later, still nothing: now it moves.
+        let got = decide(&d, &never, Some(&waiting), &names, NOW + 185, None).unwrap();
+        assert_eq!(got.set.unwrap().index, 1);
+
+        let old = live("192.0.2.1:51820", Some(500));
+        let got = decide(&d, &old, None, &names, NOW, None).unwrap();
+        assert_eq!(
+            got.set.unwrap().index,
+            1,
+            "stale since its handshake: moves"
+        );
+    }
+
+    /// A name whose answers rotate through a pool: while the peer does not answer, each new
+    /// address of the name shares the period the first re-resolution started (none restarts
+    /// it), and then the next endpoint is tried; a primary whose answers still include one it
+    /// had when it was left has not moved.
+    #[test]
+    fn rotating_answers_do_not_hold_a_stale_peer() {
+        let d = dialled(&["pool.test:51820", "192.0.2.9:51820"]);
+        let cd = dns(&[
+            ("pool.test:51820", &["192.0.2.3:51820", "192.0.2.4:51820"]),
+            ("192.0.2.9:51820", &["192.0.2.9:51820"]),
+        ]);
+        let ab = dns(&[
+            ("pool.test:51820", &["192.0.2.1:51820", "192.0.2.2:51820"]),
+            ("192.0.2.9:51820", &["192.0.2.9:51820"]),
+        ]);
+        let chosen = PeerState {
+            index: 0,
+            endpoint: "pool.test:51820".into(),
+            address: "192.0.2.1:51820".into(),
+            since: NOW - 10_000,
+            resolved_at: None,
+            primary_addresses: Vec::new(),
+        };
+        // It worked after it was chosen, then went stale: the new address gets a full period.
+        let l = live("192.0.2.1:51820", Some(1000));
+        let got = decide(&d, &l, Some(&chosen), &cd, NOW, None).unwrap();
+        assert_eq!(got.set.unwrap().reason, Reason::Moved);
+        let first = got.state.unwrap();
+        assert_eq!(first.since, NOW);
+        // Still no answer; the name answers otherwise: followed, the period not restarted.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.3:51820".into()),
+            latest_handshake: NOW as u64 - 1000,
+            ..LivePeer::default()
+        };
+        let got = decide(&d, &l, Some(&first), &ab, NOW + 30, None).unwrap();
+        assert_eq!(got.set.unwrap().to, "192.0.2.1:51820");
+        let second = got.state.unwrap();
+        assert_eq!(second.since, NOW, "the period is not restarted");
+        // The period is over: the backup, whatever the name answers now.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.1:51820".into()),
+            latest_handshake: NOW as u64 - 1000,
+            ..LivePeer::default()
+        };
+        let got = decide(&d, &l, Some(&second), &cd, NOW + 190, None).unwrap();
+        let set = got.set.unwrap();
+        assert_eq!((set.index, set.reason), (1, Reason::Next));
+        let on_backup = got.state.unwrap();
+        // The address it failed at is remembered with the answers of the time.
+        assert_eq!(
+            on_backup.primary_addresses,
+            ["192.0.2.3:51820", "192.0.2.4:51820", "192.0.2.1:51820"]
+        );
+        // Working on the backup: the primary's answers overlap what it had, so it did not move.
+        let l = LivePeer {
+            endpoint: Some("192.0.2.9:51820".into()),
+            latest_handshake: NOW as u64 + 290,
+            ..LivePeer::default()
+        };
+        assert_eq!(decide(&d, &l, Some(&on_backup), &ab, NOW + 300, None), None);
+        let moved = dns(&[("pool.test:51820", &["192.0.2.7:51820"])]);
+        let got = decide(&d, &l, Some(&on_backup), &moved, NOW + 300, None).unwrap();
+        assert_eq!(got.set.unwrap().reason, Reason::PrimaryMoved);
     }
 }

@@ -4,8 +4,9 @@
 //! dies, the spoke's handshake goes stale, and one run of wgfleet on the spoke sets the new
 //! address live: no reload, no restart (wireguard-go's PID stays), no file write.
 //!
-//! Staleness is shortened to `STALE` seconds with the test-only WGFLEET_TEST_STALE_SECS (the
-//! real threshold, 135 s, would make each step wait minutes); nothing else differs.
+//! Staleness is shortened to `STALE` seconds with the test hook WGFLEET_TEST_STALE_SECS (the
+//! real threshold, 185 s plus the keepalive, would make each step wait minutes); nothing else
+//! differs.
 
 #[path = "support/testbed.rs"]
 mod testbed;

@@ -186,6 +186,32 @@ pub fn roll_if_full(dir: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Left by a roll-over that could not start the new file with snapshots (one made by
+/// `apply --endpoints-only`, which observes no interface): the next full apply writes them.
+pub const SNAPSHOT_DUE_NAME: &str = "audit.snapshot-due";
+
+/// Rolls the log over when it is full, like a full apply, for a run that appends endpoint lines
+/// only; a roll leaves [`SNAPSHOT_DUE_NAME`] for the next full apply.
+pub fn roll_for_endpoints(dir: &Path) -> std::io::Result<()> {
+    if roll_if_full(dir)? {
+        write_atomic(&dir.join(SNAPSHOT_DUE_NAME), b"", 0o600)?;
+    }
+    Ok(())
+}
+
+/// Whether a roll-over left the snapshots to this run ([`roll_for_endpoints`]).
+pub fn snapshot_due(dir: &Path) -> bool {
+    dir.join(SNAPSHOT_DUE_NAME).exists()
+}
+
+/// The snapshots are written: the next roll-over decides again.
+pub fn snapshot_written(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(SNAPSHOT_DUE_NAME)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// An endpoint set live (`wg set … endpoint`): a line of its own, with `action` "set-endpoint".
 /// Readers that look for peers (`audit`) find none in it, so logs with and without these lines
 /// read alike.
@@ -419,5 +445,25 @@ mod tests {
         let newest = std::fs::read_to_string(&files[KEEP - 1]).unwrap();
         assert!(newest.starts_with(&format!("{}", KEEP + 1)));
         assert!(!rolled(&log, KEEP + 1).exists());
+    }
+
+    /// An endpoint run rolls a full log too, and leaves the snapshots to the next full apply.
+    #[test]
+    fn an_endpoint_run_rolls_over_and_leaves_the_snapshots_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(LOG_NAME);
+        std::fs::write(&log, "x").unwrap();
+        roll_for_endpoints(dir.path()).unwrap();
+        assert!(
+            log.exists() && !snapshot_due(dir.path()),
+            "not full: nothing"
+        );
+        std::fs::write(&log, vec![b'x'; ROLL_BYTES as usize]).unwrap();
+        roll_for_endpoints(dir.path()).unwrap();
+        assert!(!log.exists() && rolled(&log, 1).exists());
+        assert!(snapshot_due(dir.path()));
+        snapshot_written(dir.path()).unwrap();
+        assert!(!snapshot_due(dir.path()));
+        snapshot_written(dir.path()).unwrap();
     }
 }

@@ -19,13 +19,15 @@ use crate::plan::InterfacePlan;
 
 pub const STATE_NAME: &str = "endpoints.json";
 
-/// The staleness threshold: 135 s, or `WGFLEET_TEST_STALE_SECS` (test-only: the testbed
-/// test shortens it so as not to wait minutes for a handshake to go stale).
-pub fn stale_after() -> u64 {
+/// An override of every peer's staleness threshold (`None`: each peer's own,
+/// [`endpoints::stale_after_secs`]). A test hook: `WGFLEET_TEST_STALE_SECS`, honoured only when
+/// set, lets the testbed test shorten it rather than wait minutes for a handshake to go stale.
+/// The release binary honours it too (it is read here, not behind `cfg(test)`, because the
+/// testbed runs the built binary); it is not a user setting and is documented only as a test hook.
+pub fn stale_override() -> Option<u64> {
     std::env::var("WGFLEET_TEST_STALE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(endpoints::STALE_AFTER_SECS)
 }
 
 /// The remembered choices; a missing file is an empty state, and an unreadable one too (it is
@@ -78,14 +80,17 @@ impl Checked {
 /// Decides for every watched peer of `plans` against its live state (`live`, by interface;
 /// an interface without one is not checked). Reads the state file and resolves names (with
 /// `resolve`: [`resolve`] outside tests) only for peers that need a look: with every watched
-/// peer fresh on its first endpoint, nothing is read and nothing resolved.
+/// peer fresh and live at its first endpoint's text (one name, or a list whose first is an
+/// address), nothing is read and nothing resolved. A fresh peer with a list whose first is a
+/// name may be on a backup: the state file says, so it is read (nothing is resolved for it
+/// unless it is on a backup).
 pub fn check<'p>(
     plans: impl IntoIterator<Item = &'p InterfacePlan>,
     live: &dyn Fn(&str) -> Option<&'p Live>,
     resolve: &dyn Fn(&str) -> Resolution,
     state_dir: &Path,
     now: i64,
-    stale: u64,
+    stale: Option<u64>,
 ) -> Checked {
     let watched: Vec<(Dialled, &crate::diff::LivePeer)> = plans
         .into_iter()
@@ -96,7 +101,8 @@ pub fn check<'p>(
         })
         .collect();
     let may_need = |(d, lp): &(Dialled, &crate::diff::LivePeer)| {
-        d.endpoints.len() > 1 || !endpoints::names_for(d, lp, None, now, stale).is_empty()
+        !endpoints::names_for(d, lp, None, now, stale).is_empty()
+            || (d.endpoints.len() > 1 && lp.endpoint.as_ref() != d.endpoints.first())
     };
     if !watched.iter().any(may_need) {
         return Checked::default();
@@ -148,14 +154,23 @@ pub struct Actor<'a> {
 }
 
 /// Sets every decided endpoint live, audits each, and saves the state when it changed. A failed
-/// `wg set` does not stop the others; it is returned as an error after all were tried.
+/// `wg set` does not stop the others; it is returned as an error after all were tried (and so is
+/// a failed audit line, after the state is saved).
 pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied>> {
     if checked.decisions.is_empty() {
         return Ok(Vec::new());
     }
+    // Audit lines are appended below: the log rolls over like a full apply's.
+    if checked.changes_something() {
+        audit::roll_for_endpoints(actor.state_dir).map_err(|source| Error::Write {
+            path: actor.state_dir.join(audit::LOG_NAME),
+            source,
+        })?;
+    }
     let mut state = checked.state.clone();
     let mut applied = Vec::new();
     let mut failed = None;
+    let mut audit_failed = None;
     for d in &checked.decisions {
         let mut ok = true;
         if let Some(set) = &d.set {
@@ -178,10 +193,14 @@ pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied
                 reason: set.reason,
                 result: text.clone(),
             };
-            audit::append_line(actor.state_dir, &entry).map_err(|source| Error::Write {
-                path: actor.state_dir.join(audit::LOG_NAME),
-                source,
-            })?;
+            // The endpoint is set live already: a failed audit line must not lose the state
+            // that says so; it is returned after the state is saved.
+            if let Err(source) = audit::append_line(actor.state_dir, &entry) {
+                audit_failed.get_or_insert(Error::Write {
+                    path: actor.state_dir.join(audit::LOG_NAME),
+                    source,
+                });
+            }
             applied.push(Applied {
                 network: d.network.clone(),
                 peer: d.peer.clone(),
@@ -205,7 +224,10 @@ pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied
     if state != checked.state {
         save_state(actor.state_dir, &state)?;
     }
-    failed.map_or(Ok(applied), Err)
+    match failed.or(audit_failed) {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
 }
 
 fn wg_set_endpoint(iface: &str, public_key: &str, address: &str) -> Result<()> {
@@ -308,11 +330,11 @@ mod tests {
         let plans = [plan(&["hub.invalid:51820"])];
         let now = 1_000_000;
         let l = live("192.0.2.1:51820", now as u64 - 10);
-        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, None);
         assert!(checked.decisions.is_empty() && checked.warning.is_none());
         // Stale, the same fleet: now the name is looked up and reported, and the bad file too.
         let l = live("192.0.2.1:51820", now as u64 - 500);
-        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, None);
         assert_eq!(
             checked.decisions[0].unresolved[0].endpoint,
             "hub.invalid:51820"
@@ -329,8 +351,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plans = [plan(&["192.0.2.1:51820", "192.0.2.2:51820"])];
         let now = 1_000_000;
-        let l = live("192.0.2.1:51820", 0);
-        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, 135);
+        let l = live("192.0.2.1:51820", now as u64 - 500);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, None);
         let set = checked.decisions[0].set.clone().unwrap();
         assert_eq!((set.index, set.to.as_str()), (1, "192.0.2.2:51820"));
         let mut state = checked.state.clone();
@@ -346,5 +368,17 @@ mod tests {
             0o600
         );
         assert_eq!(load_state(dir.path()), (state, None));
+    }
+
+    /// A fresh peer live at the first of its list (an address): no state is read either.
+    #[test]
+    fn a_fresh_peer_on_its_first_address_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_NAME), "not json").unwrap();
+        let plans = [plan(&["192.0.2.1:51820", "backup.invalid:51820"])];
+        let now = 1_000_000;
+        let l = live("192.0.2.1:51820", now as u64 - 10);
+        let checked = check(&plans, &|_| Some(&l), &fake, dir.path(), now, None);
+        assert!(checked.decisions.is_empty() && checked.warning.is_none());
     }
 }

@@ -53,10 +53,11 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     let (host, _, desired) = prepare(&args.host, err)?;
     let paths = Paths::new(args.host.root.as_deref());
     let pending = Pending::load(&paths.state)?;
+    let observed_at = super::endpoints::now();
     let steps = apply::observe(&desired, &paths, &connect()?, &pending, false)?;
     let root = args.host.root.as_deref();
     let host_step = apply::observe_host(&plans_of(&desired), &paths, root, &pending)?;
-    let endpoint_check = super::endpoints::check_steps(&steps, &paths);
+    let endpoint_check = super::endpoints::check_steps(&steps, &paths, observed_at);
     let changes = has_changes(&steps, &host_step) || endpoint_check.changes_something();
     if args.host.json {
         let mut doc = report(&steps, &host_step, &host);
@@ -101,10 +102,14 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     let mut pending = Pending::load(&paths.state)?;
     // A new audit file starts with every interface's peers, so that it reads on its own once
     // the older files are gone.
+    // (Or an `--endpoints-only` run rolled it over and left the snapshots to this one.)
+    let snapshot_due = audit::snapshot_due(&paths.state);
     let audit_all = audit::roll_if_full(&paths.state).map_err(|source| Error::Write {
         path: paths.state.join(audit::LOG_NAME),
         source,
-    })? || apply_args.audit_snapshot;
+    })? || snapshot_due
+        || apply_args.audit_snapshot;
+    let observed_at = super::endpoints::now();
     let mut steps = apply::observe(&desired, &paths, &systemd, &pending, audit_all)?;
     if apply_args.no_confirm {
         crate::confirm::disable(steps.iter_mut().map(|s| &mut s.confirmation));
@@ -127,9 +132,13 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         confirm_timeout: std::time::Duration::from_secs(apply_args.confirm_timeout),
     };
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
+    if snapshot_due && outcomes.is_ok() {
+        // A marker that could not be removed only costs another snapshot next run.
+        let _ = audit::snapshot_written(&paths.state);
+    }
     // Endpoints that follow DNS, once the interfaces are as the fleet says.
     let endpoint_check = match &outcomes {
-        Ok(_) => super::endpoints::check_steps(&steps, &paths),
+        Ok(_) => super::endpoints::check_steps(&steps, &paths, observed_at),
         Err(_) => Default::default(),
     };
     let endpoint_applied = super::endpoints::act(&endpoint_check, &paths, &host, &digest);

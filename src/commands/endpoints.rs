@@ -12,7 +12,7 @@ use crate::cli::ApplyArgs;
 use crate::diff::{Action, Live};
 use crate::error::{Error, Result};
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -23,7 +23,9 @@ fn now() -> i64 {
 /// observed before acting (`apply` reads it anyway for drift: no extra `wg show`). An interface
 /// that starts, restarts or reloads is skipped: the unit loads the config, whose names `wg`
 /// resolves itself, and its peers get their first handshake before the next run judges them.
-pub(super) fn check_steps(steps: &[Step<'_>], paths: &Paths) -> Checked {
+/// `observed_at`: when the live state was read (handshake ages are measured from then, not
+/// from after the act, which can take a while).
+pub(super) fn check_steps(steps: &[Step<'_>], paths: &Paths, observed_at: i64) -> Checked {
     let untouched: Vec<&Step<'_>> = steps
         .iter()
         .filter(|s| {
@@ -43,8 +45,8 @@ pub(super) fn check_steps(steps: &[Step<'_>], paths: &Paths) -> Checked {
         &|iface| live.get(iface).copied(),
         &shell::resolve,
         &paths.state,
-        now(),
-        shell::stale_after(),
+        observed_at,
+        shell::stale_override(),
     )
 }
 
@@ -100,6 +102,7 @@ pub(super) fn cmd_endpoints_only(
         .iter()
         .filter(|p| crate::endpoints::dialled(p).next().is_some())
         .collect();
+    let observed_at = now();
     let live: BTreeMap<&str, Live> = watched
         .iter()
         .filter_map(|p| Some((p.network.as_str(), wg_dump(&p.network)?)))
@@ -109,8 +112,8 @@ pub(super) fn cmd_endpoints_only(
         &|iface| live.get(iface),
         &shell::resolve,
         &paths.state,
-        now(),
-        shell::stale_after(),
+        observed_at,
+        shell::stale_override(),
     );
     let applied = act(&checked, &paths, &host, &loaded.digest());
     if args.json {

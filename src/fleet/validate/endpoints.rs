@@ -146,6 +146,59 @@ impl NetworkCheck<'_> {
     }
 }
 
+impl NetworkCheck<'_> {
+    /// A host that dials a peer by name or at several endpoints without a keepalive: apply
+    /// follows such a peer when its handshake is stale, and an idle link without keepalive
+    /// has no handshake to show, so it would be re-resolved and moved although nothing failed.
+    /// A warning: an idle link may be what the user wants.
+    pub(super) fn idle_watched_links(&mut self, model: &NetworkModel) {
+        if model.keepalive.is_some() {
+            return;
+        }
+        let watched = |p: &Peer| {
+            p.endpoints.len() > 1
+                || p.endpoints
+                    .iter()
+                    .any(|e| e.host.parse::<std::net::IpAddr>().is_err())
+        };
+        for me in model.peers.values() {
+            if me.kind != PeerKind::Host || me.keepalive.is_some() {
+                continue;
+            }
+            let followed: Vec<&str> = model
+                .peers
+                .values()
+                .filter(|p| {
+                    p.name != me.name
+                        && p.kind == PeerKind::Host
+                        && (model.is_mesh() || model.is_hub(&p.name))
+                        && watched(p)
+                })
+                .map(|p| p.name.as_str())
+                .collect();
+            if followed.is_empty() {
+                continue;
+            }
+            self.d.warning(
+                &self
+                    .path
+                    .key("members")
+                    .key(&me.name)
+                    .key("persistentKeepalive"),
+                format!(
+                    "{} dials {} in {} by name or at several endpoints, with no \
+                     persistentKeepalive (its own or the network's): an idle link has no fresh \
+                     handshake, so apply would take it for a dead one and re-resolve or move it; \
+                     set persistentKeepalive (25 is usual)",
+                    me.name,
+                    followed.join(", "),
+                    model.name
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::fleet::validate::{Options, validate};
@@ -279,5 +332,43 @@ mod tests {
         );
         let none = errors(serde_json::json!({}), serde_json::json!({}));
         assert!(none[0].1.contains("has no endpoint"), "{none:?}");
+    }
+
+    /// The (path, message) of every warning.
+    fn warnings(hub: serde_json::Value, member: serde_json::Value) -> Vec<(String, String)> {
+        let (_, d) = validated(hub, member);
+        d.0.iter()
+            .filter(|x| x.severity == crate::fleet::diag::Severity::Warning)
+            .map(|x| (x.path.to_string(), x.message.clone()))
+            .collect()
+    }
+
+    /// A spoke that follows its hub's name (or list) with no keepalive is warned about, at its
+    /// member; one address, or a keepalive on the network or the member, says nothing.
+    #[test]
+    fn a_followed_hub_without_keepalive_is_a_warning() {
+        let by_name = warnings(
+            serde_json::json!({"endpoint": "hub.example.net"}),
+            serde_json::json!({}),
+        );
+        assert_eq!(by_name.len(), 1, "{by_name:?}");
+        assert_eq!(
+            by_name[0].0,
+            "networks.wg0.members.spoke.persistentKeepalive"
+        );
+        assert!(
+            by_name[0].1.starts_with("spoke dials hub in wg0 by name"),
+            "{by_name:?}"
+        );
+        let list = warnings(
+            serde_json::json!({"endpoints": ["192.0.2.1", "192.0.2.2"]}),
+            serde_json::json!({}),
+        );
+        assert_eq!(list.len(), 1, "{list:?}");
+        let one = warnings(
+            serde_json::json!({"endpoint": "192.0.2.1"}),
+            serde_json::json!({}),
+        );
+        assert_eq!(one, vec![]);
     }
 }

@@ -179,6 +179,7 @@ impl NetworkCheck<'_> {
         self.hubs_reachable(&model, net);
         self.dialled_ports(&model, net);
         self.backup_ports(&model, net);
+        self.idle_watched_links(&model);
         self.shared_key_files(&model);
         model
     }
