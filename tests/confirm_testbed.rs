@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use testbed::{Host, Testbed};
-use wgfleet_on::{CP_IP, apply, printed, provision, seed000_fleet, set_fleet, wg_go_pid, wgfleet};
+use wgfleet_on::{
+    apply, printed, provision, seed000_fleet, seed000_hosts, set_fleet, wg_go_pid, wgfleet,
+};
 
 const CP_TUNNEL: &str = "10.50.0.1";
 
@@ -37,12 +39,7 @@ fn wg0(host: &Host) -> String {
 #[test]
 fn a_change_that_cuts_a_spoke_off_its_hub_is_rolled_back() {
     let bed = Testbed::new("confirm").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp", "worker-1"]);
     let [cp, w1] = [&hosts[0], &hosts[1]];
     let good = seed000_fleet(&["worker-1"]);
     for h in [cp, w1] {

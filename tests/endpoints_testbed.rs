@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testbed::{Host, Testbed};
-use wgfleet_on::{CP_IP, apply, file_id, printed, provision, seed000_fleet, set_fleet, wg_go_pid};
+use wgfleet_on::{
+    CP_IP, apply, file_id, printed, provision, seed000_fleet, seed000_hosts, set_fleet, wg_go_pid,
+};
 
 const STALE: u64 = 12;
 const HOSTS: [&str; 2] = ["cp", "worker-1"];
@@ -124,12 +126,7 @@ fn audit_endpoint_lines(host: &Host) -> Vec<Value> {
 #[test]
 fn a_spoke_follows_its_hub_by_name_without_a_restart() {
     let bed = Testbed::new("endpoints").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp", "worker-1"]);
     let [cp, spoke] = [&hosts[0], &hosts[1]];
     let mut fleet = seed000_fleet(&["worker-1"]);
     fleet["hosts"]["cp"]["endpoint"] = json!("hub.test");

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testbed::Host;
-use wgfleet_on::{CP_IP, apply, provision, seed000_fleet, set_fleet, wg_go_pid, wgfleet};
+use wgfleet_on::{apply, provision, seed000_fleet, seed000_hosts, set_fleet, wg_go_pid, wgfleet};
 
 const EXTRA: usize = 60;
 const LAN: &str = "192.168.77.0/24";
@@ -56,12 +56,7 @@ fn ip_calls(host: &Host) -> Vec<String> {
 #[test]
 fn start_restart_and_reload_add_routes_in_one_batch() {
     let bed = testbed::Testbed::new("routes").expect("testbed");
-    let hosts = bed
-        .add_hosts(&[
-            ("cp", &format!("{CP_IP}/24")),
-            ("worker-1", "192.0.2.11/24"),
-        ])
-        .expect("hosts");
+    let hosts = seed000_hosts(&bed, &["cp", "worker-1"]);
     let [cp, w1] = [&hosts[0], &hosts[1]];
     for h in &hosts {
         provision(h, &["cp", "worker-1"]);
