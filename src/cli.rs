@@ -415,6 +415,12 @@ pub struct HostArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Compute the desired state from the fleet even when the last full run's record still
+    /// holds (same fleet, age files, identities, binary; no client expiry since; under an hour
+    /// old; the files on disk its own). It is kept in /var/lib/wgfleet/desired-state.json
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,12 +2,12 @@
 //! host walks its networks' peers once (a spoke only its hubs), so it is O(fleet), never O(fleet²).
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fleet::model::{NetworkModel, Peer, PeerKind, ValidFleet, fold_prefixes};
 
 /// What one `wg-quick@<network>` on one host must be.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfacePlan {
     /// The interface on this host (its file, its `wg-quick@` unit): the network's name, or the
@@ -34,7 +34,7 @@ pub struct InterfacePlan {
 }
 
 /// The flows that concern one host, as firewall rules on its tunnel interface.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Policy {
     /// Connections this host accepts: from these sources, on these ports.
     pub input: Vec<FlowRule>,
@@ -42,7 +42,7 @@ pub struct Policy {
     pub forward: Vec<FlowRule>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRule {
     pub src: IpNet,
     pub dst: Option<IpNet>,
@@ -50,7 +50,7 @@ pub struct FlowRule {
     pub port: Option<crate::fleet::syntax::PortSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerPlan {
     pub name: String,
@@ -61,7 +61,7 @@ pub struct PeerPlan {
     pub endpoint: Option<String>,
     /// Every endpoint this host may dial the peer at, in order (`host:port`); shown only when
     /// there are several. Empty when the peer is not dialled.
-    #[serde(skip_serializing_if = "not_a_list")]
+    #[serde(skip_serializing_if = "not_a_list", default)]
     pub endpoints: Vec<String>,
     pub persistent_keepalive: Option<u16>,
     pub preshared_key_file: Option<String>,

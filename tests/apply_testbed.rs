@@ -124,6 +124,13 @@ fn apply_reconciles_real_hosts() {
         let out = apply(h);
         assert!(out.contains("wg0: nothing to do"), "{out}");
         assert_in_sync(h);
+        // The first run's desired state was reused (apply::cache); --no-cache computes it.
+        let cached = |args: &str| {
+            let plan: serde_json::Value = serde_json::from_slice(&wgfleet(h, args).stdout).unwrap();
+            plan["desiredStateCached"].clone()
+        };
+        assert_eq!(cached("plan --json"), json!(true));
+        assert_eq!(cached("plan --json --no-cache"), json!(false));
         assert_eq!(
             (file_id(h), wg_go_pid(h), firewall(h), audit_sum(h)),
             (file, pid, fw, audit),
@@ -303,6 +310,15 @@ fn apply_reconciles_real_hosts() {
     cp.sh_ok(&format!("wg set wg0 peer {w1_key} remove"))
         .unwrap();
     assert_eq!(plan_exit(cp), Some(2));
+    // Found from the recorded desired state too: the record spares the fleet's computation,
+    // never the look at the live interface.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&wgfleet(cp, "plan --json").stdout).unwrap();
+    assert_eq!(
+        (&plan["desiredStateCached"], &plan["changes"]),
+        (&json!(true), &json!(true)),
+        "{plan:#}"
+    );
     let out = apply(cp);
     assert!(out.contains("drift") && out.contains("worker-1"), "{out}");
     assert!(cp.sh_ok("wg show wg0 peers").unwrap().contains(&w1_key));

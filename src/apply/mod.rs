@@ -5,6 +5,7 @@
 //! brings the old tunnel back.
 
 pub mod audit;
+pub mod cache;
 pub mod confirm;
 pub mod endpoints;
 pub mod host;

@@ -4,19 +4,56 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::{check_valid, host_or_hostname, plans_for, write_out};
+use super::{EXPIRY_WARNING_SECS, host_or_hostname, plans_for, valid_with_warnings, write_out};
 use crate::apply::host;
 use crate::apply::pending::Pending;
 use crate::apply::{
-    self, Desired, HostStep, Paths, Run, Step, audit, endpoints, lock::RunLock, systemd::Systemd,
+    self, Desired, HostStep, Paths, Run, Step, audit, cache, endpoints, lock::RunLock,
+    systemd::Systemd,
 };
 use crate::cli::{ApplyArgs, HostArgs, PlanArgs};
 use crate::error::{Error, Result};
 use crate::secrets::{self, age};
 
 /// Everything up to the diff; nothing on the system is changed here.
-fn prepare(args: &HostArgs, err: &mut dyn Write) -> Result<(String, String, Vec<Desired>)> {
-    let (loaded, valid, now) = check_valid(&args.fleet, err)?;
+struct Prepared {
+    host: String,
+    digest: String,
+    desired: Vec<Desired>,
+    /// The desired state was the last full run's (`apply::cache`).
+    from_cache: bool,
+    /// A state computed from the fleet, to record once apply has acted.
+    fresh: Option<cache::Fresh>,
+}
+
+fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepared> {
+    let identities = age::identity_paths(&args.identity.identities);
+    let key = match (args.no_cache, host_or_hostname(args.host.as_deref())) {
+        (false, Ok(host)) => {
+            cache::Key::compute(&args.fleet.fleet, &host, &identities).map(|key| (host, key))
+        }
+        _ => None,
+    };
+    let now = super::now(&args.fleet)?;
+    let hit = key
+        .as_ref()
+        .and_then(|(host, key)| Some((host, cache::lookup(paths, key, now)?)));
+    if let Some((host, hit)) = hit {
+        for w in &hit.warnings {
+            let _ = writeln!(err, "{w}");
+        }
+        return Ok(Prepared {
+            host: host.clone(),
+            digest: hit.digest,
+            desired: hit.desired,
+            from_cache: true,
+            fresh: None,
+        });
+    }
+    let (loaded, valid, now, warnings) = valid_with_warnings(&args.fleet)?;
+    for w in &warnings {
+        let _ = writeln!(err, "{w}");
+    }
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     let ids = age::load_identities(&args.identity.identities).map_err(|source| Error::Secret {
@@ -25,7 +62,19 @@ fn prepare(args: &HostArgs, err: &mut dyn Write) -> Result<(String, String, Vec<
     })?;
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids)?;
     let desired = Desired::build(plans, &secrets, &valid)?;
-    Ok((host, loaded.digest(), desired))
+    let fresh = key.map(|(_, key)| cache::Fresh {
+        key,
+        computed_at: now,
+        valid_until: cache::valid_until(&valid, now, EXPIRY_WARNING_SECS),
+        warnings,
+    });
+    Ok(Prepared {
+        host,
+        digest: loaded.digest(),
+        desired,
+        from_cache: false,
+        fresh,
+    })
 }
 
 fn connect() -> Result<Systemd> {
@@ -50,8 +99,13 @@ fn has_changes(steps: &[Step<'_>], host_step: &HostStep) -> bool {
 }
 
 pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let (host, _, desired) = prepare(&args.host, err)?;
     let paths = Paths::new(args.host.root.as_deref());
+    let Prepared {
+        host,
+        desired,
+        from_cache,
+        ..
+    } = prepare(&args.host, &paths, err)?;
     let pending = Pending::load(&paths.state)?;
     let observed_at = super::endpoints::now();
     let steps = apply::observe(&desired, &paths, &connect()?, &pending, false)?;
@@ -63,6 +117,7 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
         let mut doc = report(&steps, &host_step, &host);
         doc["changes"] = json!(changes);
         doc["endpoints"] = endpoints::report(&endpoint_check, None);
+        doc["desiredStateCached"] = json!(from_cache);
         write_out(out, &format!("{doc:#}\n"))?;
     } else {
         let mut text = describe(&steps, &host_step, &host);
@@ -90,8 +145,14 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     if apply_args.endpoints_only {
         return super::endpoints::cmd_endpoints_only(apply_args, out, err);
     }
-    let (host, digest, desired) = prepare(args, err)?;
     let paths = Paths::new(args.root.as_deref());
+    let Prepared {
+        host,
+        digest,
+        desired,
+        from_cache,
+        fresh,
+    } = prepare(args, &paths, err)?;
     let systemd = connect()?;
     let _lock = RunLock::acquire(&paths.lock).map_err(|source| Error::Write {
         path: paths.lock.clone(),
@@ -132,6 +193,10 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         confirm_timeout: std::time::Duration::from_secs(apply_args.confirm_timeout),
     };
     let outcomes = apply::act(&host_step, &steps, &run, &mut pending);
+    if let (Some(fresh), Ok(_)) = (&fresh, &outcomes) {
+        // Only a later run's speed depends on it: that run computes the state again.
+        let _ = fresh.store(&paths, &desired, &digest);
+    }
     if snapshot_due && outcomes.is_ok() {
         // A marker that could not be removed only costs another snapshot next run.
         let _ = audit::snapshot_written(&paths.state);
@@ -147,6 +212,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         doc["outcomes"] = json!(outcomes.as_ref().ok());
         let applied = endpoint_applied.as_ref().ok().map(Vec::as_slice);
         doc["endpoints"] = endpoints::report(&endpoint_check, applied);
+        doc["desiredStateCached"] = json!(from_cache);
         let error = outcomes.as_ref().err().or(endpoint_applied.as_ref().err());
         doc["error"] = json!(error.map(ToString::to_string));
         if let Some(rolled_back) = outcomes.as_ref().err().and_then(apply::not_confirmed) {

@@ -89,7 +89,7 @@ pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
         .map_err(Error::Output)
 }
 
-fn now(args: &FleetArgs) -> Result<i64> {
+pub(crate) fn now(args: &FleetArgs) -> Result<i64> {
     match &args.now {
         Some(text) => time::parse_rfc3339(text).ok_or_else(|| Error::Parse {
             path: "--now".into(),
@@ -140,13 +140,25 @@ pub(crate) fn check_valid(
     args: &FleetArgs,
     err: &mut dyn Write,
 ) -> Result<(Loaded, ValidFleet, i64)> {
-    let c = check(args, 14)?;
+    let (loaded, valid, now, warnings) = valid_with_warnings(args)?;
+    for w in &warnings {
+        let _ = writeln!(err, "{w}");
+    }
+    Ok((loaded, valid, now))
+}
+
+/// How far ahead of a client's expiry commands that need a valid fleet warn about it.
+pub(crate) const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
+
+/// As `check_valid`, the warnings returned as the lines it would print.
+pub(crate) fn valid_with_warnings(
+    args: &FleetArgs,
+) -> Result<(Loaded, ValidFleet, i64, Vec<String>)> {
+    let c = check(args, (EXPIRY_WARNING_SECS / 86_400) as u32)?;
     match c.valid {
         Some(valid) => {
-            for w in &c.findings {
-                let _ = writeln!(err, "{w}");
-            }
-            Ok((c.loaded, valid, c.now))
+            let warnings = c.findings.iter().map(ToString::to_string).collect();
+            Ok((c.loaded, valid, c.now, warnings))
         }
         None => Err(Error::Invalid {
             diagnostics: c.findings,

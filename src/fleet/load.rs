@@ -33,21 +33,26 @@ impl Loaded {
 
     /// Resolves a file named in the fleet (an age file) against the fleet file's directory.
     pub fn resolve(&self, relative: &str) -> PathBuf {
-        let joined = self.path.parent().unwrap_or(Path::new(".")).join(relative);
-        // Lexically fold `dir/../` so messages name the file as a person would.
-        let mut out = PathBuf::new();
-        for c in joined.components() {
-            match c {
-                Component::ParentDir
-                    if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-                {
-                    out.pop();
-                }
-                other => out.push(other),
-            }
-        }
-        out
+        resolve_beside(&self.path, relative)
     }
+}
+
+/// `relative` (a file the fleet at `fleet` names) against the fleet file's directory.
+pub fn resolve_beside(fleet: &Path, relative: &str) -> PathBuf {
+    let joined = fleet.parent().unwrap_or(Path::new(".")).join(relative);
+    // Lexically fold `dir/../` so messages name the file as a person would.
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {

@@ -170,7 +170,7 @@ fn parse_port(p: &str) -> Result<u16, ()> {
 }
 
 /// A port selector in a flow or test: `N/tcp`, `N-M/udp`, `icmp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum PortSpec {
     Tcp(u16, u16),
     Udp(u16, u16),

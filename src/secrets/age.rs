@@ -22,18 +22,24 @@ pub struct Identities {
     pub files: Vec<PathBuf>,
 }
 
-/// Loads `paths`; with none given, the default SSH host keys that exist.
-pub fn load_identities(paths: &[PathBuf]) -> Result<Identities, SecretError> {
-    let (paths, explicit): (Vec<PathBuf>, bool) = if paths.is_empty() {
-        let existing = DEFAULT_IDENTITIES
+/// The identity files a host decrypts with: `paths`, or with none given the default SSH host
+/// keys that exist.
+pub fn identity_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        DEFAULT_IDENTITIES
             .iter()
             .map(PathBuf::from)
             .filter(|p| p.exists())
-            .collect();
-        (existing, false)
+            .collect()
     } else {
-        (paths.to_vec(), true)
-    };
+        paths.to_vec()
+    }
+}
+
+/// Loads `paths`; with none given, the default SSH host keys that exist.
+pub fn load_identities(paths: &[PathBuf]) -> Result<Identities, SecretError> {
+    let explicit = !paths.is_empty();
+    let paths = identity_paths(paths);
     if paths.is_empty() && !explicit {
         return Err(SecretError::NoIdentity {
             tried: DEFAULT_IDENTITIES.join(", "),
