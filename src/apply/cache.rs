@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 use super::{Desired, Paths, read_private};
 use crate::fleet::ValidFleet;
 use crate::fleet::load::resolve_beside;
-use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::fsutil::{SMALL_FILE_LIMIT, ensure_private_dir, read_bounded, write_atomic};
 use crate::plan::InterfacePlan;
 
 pub const FILE_NAME: &str = "desired-state.json";
@@ -60,7 +59,7 @@ impl Key {
         field(&mut h, Some(&std::fs::read(fleet).ok()?));
         for id in identities {
             field(&mut h, Some(id.as_os_str().as_bytes()));
-            field(&mut h, Some(&Zeroizing::new(std::fs::read(id).ok()?)));
+            field(&mut h, Some(&read_bounded(id, SMALL_FILE_LIMIT).ok()?));
         }
         Some(Key {
             inputs: hex(&h.finalize()),
