@@ -42,9 +42,9 @@ pub struct Key {
 }
 
 impl Key {
-    /// `None` for a fleet that is not JSON, or an input that cannot be read (the full run then
-    /// says why).
-    pub fn compute(fleet: &Path, host: &str, identities: &[PathBuf]) -> Option<Key> {
+    /// The key of the fleet file `fleet` holding `text`; `None` for a fleet that is not JSON,
+    /// or an identity that cannot be read (the full run then says why).
+    pub fn compute(fleet: &Path, text: &[u8], host: &str, identities: &[PathBuf]) -> Option<Key> {
         if fleet.extension().and_then(|e| e.to_str()) != Some("json") {
             return None;
         }
@@ -56,7 +56,7 @@ impl Key {
         field(&mut h, Some(exe_identity()?.as_bytes()));
         field(&mut h, Some(host.as_bytes()));
         field(&mut h, Some(fleet.as_os_str().as_bytes()));
-        field(&mut h, Some(&std::fs::read(fleet).ok()?));
+        field(&mut h, Some(text));
         for id in identities {
             field(&mut h, Some(id.as_os_str().as_bytes()));
             field(&mut h, Some(&read_bounded(id, SMALL_FILE_LIMIT).ok()?));
@@ -103,8 +103,9 @@ fn exe_identity() -> Option<String> {
     ))
 }
 
-/// The age files the plans name (private keys, preshared keys), each with its bytes.
-fn secrets_digest<'p>(fleet: &Path, plans: impl Iterator<Item = &'p InterfacePlan>) -> String {
+/// The age files the plans name (private keys, preshared keys), each with its bytes. Taken
+/// before they are decrypted: a file changed in between is then a miss at the next run.
+pub fn secrets_digest<'p>(fleet: &Path, plans: impl Iterator<Item = &'p InterfacePlan>) -> String {
     let mut files = BTreeSet::new();
     for plan in plans {
         files.extend(plan.private_key_file.as_deref());
@@ -219,7 +220,10 @@ pub fn lookup(paths: &Paths, key: &Key, now: i64) -> Option<Hit> {
 
 /// What a full run computed, to be recorded once apply has acted.
 pub struct Fresh {
+    /// Of the fleet's text as loaded.
     pub key: Key,
+    /// `secrets_digest` of the plans, before decrypting.
+    pub secrets: String,
     pub computed_at: i64,
     pub valid_until: i64,
     pub warnings: Vec<String>,
@@ -231,7 +235,7 @@ impl Fresh {
         let head = Head {
             format: FORMAT,
             inputs: self.key.inputs.clone(),
-            secrets: secrets_digest(&self.key.fleet, desired.iter().map(|d| &d.plan)),
+            secrets: self.secrets.clone(),
             computed_at: self.computed_at,
             valid_until: self.valid_until,
         };
@@ -330,9 +334,10 @@ mod tests {
         for d in &desired {
             std::fs::write(bed.paths.config(&d.plan.network), d.config.as_bytes()).unwrap();
         }
-        let key = Key::compute(&bed.fleet, host, std::slice::from_ref(&bed.identity)).unwrap();
+        let key = key_of(bed, &bed.fleet, host);
         let fresh = Fresh {
-            key: Key::compute(&bed.fleet, host, std::slice::from_ref(&bed.identity)).unwrap(),
+            key: key_of(bed, &bed.fleet, host),
+            secrets: secrets_digest(&bed.fleet, desired.iter().map(|d| &d.plan)),
             computed_at: now,
             valid_until: valid_until(&valid, now, 14 * DAY),
             warnings: vec!["a warning".into()],
@@ -342,6 +347,11 @@ mod tests {
     }
 
     const NOW: i64 = 1_800_000_000;
+
+    fn key_of(bed: &Bed, fleet: &Path, host: &str) -> Key {
+        let text = std::fs::read(fleet).unwrap();
+        Key::compute(fleet, &text, host, std::slice::from_ref(&bed.identity)).unwrap()
+    }
 
     #[test]
     fn a_record_gives_back_what_the_full_run_computed() {
@@ -368,19 +378,11 @@ mod tests {
         let bed = bed(&fleet_json("2030-01-01T00:00:00Z"));
         let (key, _) = full_run(&bed, "hub", NOW);
         assert!(lookup(&bed.paths, &key, NOW).is_some());
-        let ids = std::slice::from_ref(&bed.identity);
         // Another host, and another fleet file.
-        assert!(
-            lookup(
-                &bed.paths,
-                &Key::compute(&bed.fleet, "spoke", ids).unwrap(),
-                NOW
-            )
-            .is_none()
-        );
+        assert!(lookup(&bed.paths, &key_of(&bed, &bed.fleet, "spoke"), NOW).is_none());
         let other = bed.fleet.with_file_name("other.json");
         std::fs::copy(&bed.fleet, &other).unwrap();
-        assert!(lookup(&bed.paths, &Key::compute(&other, "hub", ids).unwrap(), NOW).is_none());
+        assert!(lookup(&bed.paths, &key_of(&bed, &other, "hub"), NOW).is_none());
         // Before the run, and an hour after it.
         assert!(lookup(&bed.paths, &key, NOW - 1).is_none());
         assert!(lookup(&bed.paths, &key, NOW + MAX_AGE_SECS).is_none());
@@ -398,14 +400,16 @@ mod tests {
         full_run(&bed, "hub", NOW);
         // The fleet itself, and the identity: a new key.
         std::fs::write(&bed.fleet, fleet_json("2031-01-01T00:00:00Z")).unwrap();
-        assert!(Key::compute(&bed.fleet, "hub", ids).unwrap().inputs != key.inputs);
+        assert!(key_of(&bed, &bed.fleet, "hub").inputs != key.inputs);
         std::fs::write(&bed.identity, "AGE-SECRET-KEY-2...").unwrap();
-        let again = Key::compute(&bed.fleet, "hub", ids).unwrap();
-        assert!(again.inputs != key.inputs);
-        // A .nix fleet, or an input that cannot be read: no key, the full run says why.
-        assert!(Key::compute(&bed.fleet.with_extension("nix"), "hub", ids).is_none());
+        let text = std::fs::read(&bed.fleet).unwrap();
+        let ids = std::slice::from_ref(&bed.identity);
+        assert!(Key::compute(&bed.fleet, &text, "hub", ids).unwrap().inputs != key.inputs);
+        // A .nix fleet, or an identity that cannot be read: no key, the full run says why.
+        let nix = bed.fleet.with_extension("nix");
+        assert!(Key::compute(&nix, &text, "hub", ids).is_none());
         let gone = [bed.identity.with_file_name("missing")];
-        assert!(Key::compute(&bed.fleet, "hub", &gone).is_none());
+        assert!(Key::compute(&bed.fleet, &text, "hub", &gone).is_none());
     }
 
     #[test]

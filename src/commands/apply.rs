@@ -28,22 +28,22 @@ struct Prepared {
 
 fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepared> {
     let identities = age::identity_paths(&args.identity.identities);
-    let key = match (args.no_cache, host_or_hostname(args.host.as_deref())) {
-        (false, Ok(host)) => {
-            cache::Key::compute(&args.fleet.fleet, &host, &identities).map(|key| (host, key))
-        }
+    let fleet = &args.fleet.fleet;
+    let now = super::now(&args.fleet)?;
+    let hit = match (args.no_cache, host_or_hostname(args.host.as_deref())) {
+        (false, Ok(host)) => std::fs::read(fleet)
+            .ok()
+            .and_then(|text| cache::Key::compute(fleet, &text, &host, &identities))
+            .and_then(|key| cache::lookup(paths, &key, now))
+            .map(|hit| (host, hit)),
         _ => None,
     };
-    let now = super::now(&args.fleet)?;
-    let hit = key
-        .as_ref()
-        .and_then(|(host, key)| Some((host, cache::lookup(paths, key, now)?)));
     if let Some((host, hit)) = hit {
         for w in &hit.warnings {
             let _ = writeln!(err, "{w}");
         }
         return Ok(Prepared {
-            host: host.clone(),
+            host,
             digest: hit.digest,
             desired: hit.desired,
             from_cache: true,
@@ -56,14 +56,24 @@ fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepar
     }
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
+    // that changes while this run reads it is then a miss at the next one.
+    let key = match (&loaded.json_source, args.no_cache) {
+        (Some(text), false) => cache::Key::compute(fleet, text.as_bytes(), &host, &identities),
+        _ => None,
+    };
+    let secrets_digest = key
+        .as_ref()
+        .map(|_| cache::secrets_digest(fleet, plans.iter()));
     let ids = age::load_identities(&args.identity.identities).map_err(|source| Error::Secret {
         context: format!("host {host}"),
         source,
     })?;
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids)?;
     let desired = Desired::build(plans, &secrets, &valid)?;
-    let fresh = key.map(|(_, key)| cache::Fresh {
+    let fresh = key.zip(secrets_digest).map(|(key, secrets)| cache::Fresh {
         key,
+        secrets,
         computed_at: now,
         valid_until: cache::valid_until(&valid, now, EXPIRY_WARNING_SECS),
         warnings,
