@@ -307,11 +307,14 @@ fn apply_reconciles_real_hosts() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A run that finds cp in sync records its desired state (apply::cache) ...
+    let out = apply(cp);
+    assert!(out.contains("wg0: nothing to do"), "{out}");
     cp.sh_ok(&format!("wg set wg0 peer {w1_key} remove"))
         .unwrap();
     assert_eq!(plan_exit(cp), Some(2));
-    // Found from the recorded desired state too: the record spares the fleet's computation,
-    // never the look at the live interface.
+    // ... and drift is found from it too: the record spares the fleet's computation, never the
+    // look at the live interface.
     let plan: serde_json::Value =
         serde_json::from_slice(&wgfleet(cp, "plan --json").stdout).unwrap();
     assert_eq!(

@@ -3,9 +3,9 @@
 //! Loading, validating, planning, decrypting and rendering the fleet is most of a run that
 //! finds nothing to do: about 0.9 s of CPU at 100,000 peers, on every host at every timer run
 //! (issue 15). It is a function of the fleet file's bytes, the age files the plans name, the
-//! identity files that decrypt them, the host, this binary and the time (clients expire). After
-//! a full run, apply records the result beside a digest of those inputs; a later run takes it
-//! while
+//! identity files that decrypt them, the host, this binary and the time (clients expire). When
+//! a full run finds nothing to do, apply records the result beside a digest of those inputs; a
+//! later run takes it while
 //! - the digest is the same;
 //! - the time is inside the window in which no client expires or enters its expiry warning, and
 //!   within an hour of the full run (a bound on anything time-dependent missed here);
