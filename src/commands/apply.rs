@@ -1,6 +1,7 @@
 //! `plan` and `apply`: the same observation and diff; apply then acts.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -24,42 +25,53 @@ struct Prepared {
     from_cache: bool,
     /// A state computed from the fleet, to record once apply has acted.
     fresh: Option<cache::Fresh>,
+    /// Validation's warnings, printed on stderr.
+    warnings: Vec<String>,
+}
+
+/// The last full run's desired state, when its record still holds (`apply::cache`).
+fn recorded(args: &HostArgs, paths: &Paths, identities: &[PathBuf]) -> Result<Option<Prepared>> {
+    let (false, Ok(host)) = (args.no_cache, host_or_hostname(args.host.as_deref())) else {
+        return Ok(None);
+    };
+    let fleet = &args.fleet.fleet;
+    let now = super::now(&args.fleet)?;
+    let hit = std::fs::read(fleet)
+        .ok()
+        .and_then(|text| cache::Key::compute(fleet, &text, &host, identities))
+        .and_then(|key| cache::lookup(paths, &key, now));
+    Ok(hit.map(|hit| Prepared {
+        host,
+        digest: hit.digest,
+        desired: hit.desired,
+        from_cache: true,
+        fresh: None,
+        warnings: hit.warnings,
+    }))
 }
 
 fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepared> {
     let identities = age::identity_paths(&args.identity.identities);
-    let fleet = &args.fleet.fleet;
-    let now = super::now(&args.fleet)?;
-    let hit = match (args.no_cache, host_or_hostname(args.host.as_deref())) {
-        (false, Ok(host)) => std::fs::read(fleet)
-            .ok()
-            .and_then(|text| cache::Key::compute(fleet, &text, &host, &identities))
-            .and_then(|key| cache::lookup(paths, &key, now))
-            .map(|hit| (host, hit)),
-        _ => None,
+    let prepared = match recorded(args, paths, &identities)? {
+        Some(hit) => hit,
+        None => compute(args, &identities)?,
     };
-    if let Some((host, hit)) = hit {
-        for w in &hit.warnings {
-            let _ = writeln!(err, "{w}");
-        }
-        return Ok(Prepared {
-            host,
-            digest: hit.digest,
-            desired: hit.desired,
-            from_cache: true,
-            fresh: None,
-        });
-    }
-    let (loaded, valid, now, warnings) = valid_with_warnings(&args.fleet)?;
-    for w in &warnings {
+    for w in &prepared.warnings {
         let _ = writeln!(err, "{w}");
     }
+    Ok(prepared)
+}
+
+/// The desired state from the fleet: load, validate, plan, decrypt, render.
+fn compute(args: &HostArgs, identities: &[PathBuf]) -> Result<Prepared> {
+    let fleet = &args.fleet.fleet;
+    let (loaded, valid, now, warnings) = valid_with_warnings(&args.fleet)?;
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
     let key = match (&loaded.json_source, args.no_cache) {
-        (Some(text), false) => cache::Key::compute(fleet, text.as_bytes(), &host, &identities),
+        (Some(text), false) => cache::Key::compute(fleet, text.as_bytes(), &host, identities),
         _ => None,
     };
     let secrets_digest = key
@@ -76,7 +88,7 @@ fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepar
         secrets,
         computed_at: now,
         valid_until: cache::valid_until(&valid, now, EXPIRY_WARNING_SECS),
-        warnings,
+        warnings: warnings.clone(),
     });
     Ok(Prepared {
         host,
@@ -84,6 +96,7 @@ fn prepare(args: &HostArgs, paths: &Paths, err: &mut dyn Write) -> Result<Prepar
         desired,
         from_cache: false,
         fresh,
+        warnings,
     })
 }
 
@@ -162,6 +175,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         desired,
         from_cache,
         fresh,
+        ..
     } = prepare(args, &paths, err)?;
     let systemd = connect()?;
     let _lock = RunLock::acquire(&paths.lock).map_err(|source| Error::Write {
