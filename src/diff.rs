@@ -138,10 +138,12 @@ pub fn parse_dump(dump: &str) -> Live {
         .first()
         .and_then(|k| SecretKey::from_base64(k.as_bytes()))
         .map(|k| k.public_key());
-    let mut peers = BTreeMap::new();
+    // Collected, then built in bulk (a 100,000-peer dump is read at each run).
+    let mut peers = Vec::new();
     for line in lines {
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 8 {
+        let mut fields = line.split('\t');
+        let f: [&str; 8] = std::array::from_fn(|_| fields.next().unwrap_or(""));
+        if f[7].is_empty() {
             continue;
         }
         let allowed_ips = f[3]
@@ -151,7 +153,7 @@ pub fn parse_dump(dump: &str) -> Live {
             .collect();
         let keepalive = Some(f[7].to_owned()).filter(|k| k != "off");
         let number = |i: usize| f[i].parse().unwrap_or(0);
-        peers.insert(
+        peers.push((
             f[0].to_owned(),
             LivePeer {
                 allowed_ips,
@@ -162,12 +164,12 @@ pub fn parse_dump(dump: &str) -> Live {
                 rx_bytes: number(5),
                 tx_bytes: number(6),
             },
-        );
+        ));
     }
     Live {
         listen_port,
         public_key,
-        peers,
+        peers: peers.into_iter().collect(),
         ..Live::default()
     }
 }
@@ -207,14 +209,13 @@ pub fn diff_network(
 ) -> NetworkDiff {
     let mut changes = Vec::new();
     let file_equal = on_disk == Some(desired);
-    let new = wgconf::parse(desired);
     let mut needs_restart = false;
     let mut meaning_changed = false;
     match on_disk {
         None => changes.push(Change::FileMissing),
         Some(_) if file_equal => {}
         Some(old_text) => {
-            let old = wgconf::parse(old_text);
+            let (old, new) = (wgconf::parse(old_text), wgconf::parse(desired));
             let (iface, restart) = interface_changes(&old, &new);
             needs_restart = restart;
             let peers = peer_changes(&old, &new, names);
@@ -242,7 +243,12 @@ pub fn diff_network(
         && file_equal
         && let Some(live) = live
     {
-        let (found, restart) = live_drift(&new, live, names);
+        let (found, restart) = if peers_match(desired, live) {
+            // Only the interface's keys are left to compare: no model of every peer is built.
+            interface_drift(&wgconf::parse(interface_part(desired)), live)
+        } else {
+            live_drift(&wgconf::parse(desired), live, names)
+        };
         drift = !found.is_empty();
         needs_restart |= restart;
         changes.extend(found);
@@ -369,10 +375,96 @@ pub fn finish_interrupted(mut diff: NetworkDiff, interrupted: Action) -> Network
     diff
 }
 
+/// The file up to its first `[Peer]` section.
+fn interface_part(text: &str) -> &str {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim().to_ascii_lowercase().starts_with("[peer]") {
+            return &text[..at];
+        }
+        at += line.len();
+    }
+    text
+}
+
+/// Whether the live peers are exactly the file's, as `peer_drift` compares them (public keys,
+/// AllowedIPs, keepalive, whether a PSK is set), read off the text without building the file's
+/// model: the check of a run that finds nothing to do on a 100,000-peer hub. `false` is only
+/// "not shown equal here": anything unusual (a key twice, a section with no key) goes to the
+/// full comparison.
+fn peers_match(text: &str, live: &Live) -> bool {
+    struct Row<'t> {
+        key: &'t str,
+        allowed: Vec<&'t str>,
+        keepalive: Option<&'t str>,
+        psk: bool,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::with_capacity(live.peers.len());
+    let mut in_peer = false;
+    for raw in text.lines() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            if in_peer && rows.last().is_some_and(|r| r.key.is_empty()) {
+                return false;
+            }
+            in_peer = line.eq_ignore_ascii_case("[peer]");
+            if in_peer {
+                rows.push(Row {
+                    key: "",
+                    allowed: Vec::new(),
+                    keepalive: None,
+                    psk: false,
+                });
+            }
+            continue;
+        }
+        let (true, Some((key, value)), Some(row)) =
+            (in_peer, line.split_once('='), rows.last_mut())
+        else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.eq_ignore_ascii_case("publickey") {
+            row.key = value;
+        } else if key.eq_ignore_ascii_case("allowedips") {
+            row.allowed
+                .extend(value.split(',').map(str::trim).filter(|s| !s.is_empty()));
+        } else if key.eq_ignore_ascii_case("persistentkeepalive") {
+            row.keepalive = Some(value).filter(|v| *v != "0" && *v != "off");
+        } else if key.eq_ignore_ascii_case("presharedkey") {
+            row.psk = true;
+        }
+    }
+    if rows.iter().any(|r| r.key.is_empty()) || rows.len() != live.peers.len() {
+        return false;
+    }
+    rows.sort_unstable_by(|a, b| a.key.cmp(b.key));
+    rows.iter().zip(&live.peers).all(|(row, (key, l))| {
+        let mut allowed = row.allowed.clone();
+        allowed.sort_unstable();
+        allowed.dedup();
+        row.key == key.as_str()
+            && l.keepalive.as_deref() == row.keepalive
+            && l.has_psk == row.psk
+            && allowed.len() == l.allowed_ips.len()
+            && allowed
+                .iter()
+                .zip(&l.allowed_ips)
+                .all(|(a, b)| *a == b.as_str())
+    })
+}
+
 /// Differences between the file's meaning and the running interface, and whether they need a
 /// restart (wg-quick sets Address and MTU only on `up`; `wg syncconf` sets the rest).
 /// Endpoints are not compared: peers roam, and hubs learn spokes' endpoints from handshakes.
 fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> (Vec<Change>, bool) {
+    let (mut found, restart) = interface_drift(conf, live);
+    found.extend(peer_drift(conf, live, names));
+    (found, restart)
+}
+
+/// `live_drift` of the `[Interface]` section.
+fn interface_drift(conf: &WgConf, live: &Live) -> (Vec<Change>, bool) {
     let mut restart = false;
     let mut found = Vec::new();
     let mtu = conf.interface.get("mtu").and_then(|v| v.last());
@@ -409,25 +501,47 @@ fn live_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> (
             ),
         });
     }
-    found.extend(peer_drift(conf, live, names));
-    (found, restart)
-}
-
-fn peer_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
-    let name = |key: &String| peer_name(names, key);
-    let mut found = Vec::new();
     let port = conf.interface.get("listenport").and_then(|v| v.last());
     if port.is_some() && port != live.listen_port.as_ref() {
         found.push(Change::LiveDrift {
             detail: format!("listening on port {}", opt(&live.listen_port)),
         });
     }
-    for (key, p) in &conf.peers {
-        match live.peers.get(key) {
-            None => found.push(Change::LiveDrift {
-                detail: format!("peer {} is missing from the interface", name(key)),
-            }),
-            Some(l) => {
+    (found, restart)
+}
+
+fn peer_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> Vec<Change> {
+    let name = |key: &String| peer_name(names, key);
+    let mut found = Vec::new();
+    // Both maps are sorted by key: one pass over both, not a search per peer (100,000 peers
+    // are compared at each run of a big hub).
+    let mut want = conf.peers.iter().peekable();
+    let mut have = live.peers.iter().peekable();
+    let mut unknown = Vec::new();
+    loop {
+        let order = match (want.peek(), have.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((w, _)), Some((h, _))) => w.cmp(h),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let Some((key, _)) = want.next() else { break };
+                found.push(Change::LiveDrift {
+                    detail: format!("peer {} is missing from the interface", name(key)),
+                });
+            }
+            std::cmp::Ordering::Greater => {
+                let Some((key, _)) = have.next() else { break };
+                unknown.push(Change::LiveDrift {
+                    detail: format!("peer {key} is on the interface but not in the file"),
+                });
+            }
+            std::cmp::Ordering::Equal => {
+                let (Some((key, p)), Some((_, l))) = (want.next(), have.next()) else {
+                    break;
+                };
                 if l.allowed_ips != p.allowed_ips {
                     found.push(Change::LiveDrift {
                         detail: format!(
@@ -445,11 +559,7 @@ fn peer_drift(conf: &WgConf, live: &Live, names: &BTreeMap<String, String>) -> V
             }
         }
     }
-    for key in live.peers.keys().filter(|k| !conf.peers.contains_key(*k)) {
-        found.push(Change::LiveDrift {
-            detail: format!("peer {key} is on the interface but not in the file"),
-        });
-    }
+    found.extend(unknown);
     found
 }
 
@@ -501,6 +611,38 @@ mod tests {
             ..Live::default()
         }
     }
+    /// The shortcut of a run with nothing to do says "equal" only where the full comparison
+    /// finds no peer drift.
+    #[test]
+    fn peers_match_agrees_with_the_full_comparison() {
+        let two = "[Interface]\nPrivateKey = K\n\n# a\n[Peer]\nPublicKey = A\nAllowedIPs = 10.0.0.2/32, 10.1.0.0/16\nPersistentKeepalive = 25\n\n[Peer]\nPublicKey = B\nPresharedKey = P\nAllowedIPs = 10.0.0.3/32\n";
+        let live = live_of(two);
+        let files = [
+            two.to_owned(),
+            // Same meaning: order, case, comments, AllowedIPs split and repeated, keepalive 0.
+            "[Interface]\nPrivateKey = K\n[peer]\npublickey = B\npresharedkey = P # psk\nAllowedIPs = 10.0.0.3/32\n[Peer]\nPublicKey = A\nAllowedIPs = 10.1.0.0/16\nAllowedIPs = 10.0.0.2/32,10.0.0.2/32\nPersistentKeepalive = 25\n".to_owned(),
+            two.replace("10.1.0.0/16", "10.2.0.0/16"),
+            two.replace("PersistentKeepalive = 25\n", ""),
+            two.replace("PresharedKey = P\n", ""),
+            two.replace("PublicKey = B", "PublicKey = C"),
+            format!("{two}[Peer]\nPublicKey = D\nAllowedIPs = 10.0.0.4/32\n"),
+            format!("{two}[Peer]\nPublicKey = A\nAllowedIPs = 10.0.0.2/32\n"),
+            format!("{two}[Peer]\nAllowedIPs = 10.0.0.5/32\n"),
+            two.replace("PersistentKeepalive = 25", "PersistentKeepalive = 0"),
+        ];
+        for file in &files {
+            let full = peer_drift(&wgconf::parse(file), &live, &BTreeMap::new());
+            if peers_match(file, &live) {
+                assert!(full.is_empty(), "{file}: {full:?}");
+            }
+        }
+        assert!(peers_match(&files[0], &live) && peers_match(&files[1], &live));
+        for file in &files[2..] {
+            assert!(!peers_match(file, &live), "{file}");
+        }
+        assert_eq!(interface_part(two), "[Interface]\nPrivateKey = K\n\n# a\n");
+    }
+
     /// `desired` against `on_disk`, with the interface up and running BASE.
     fn with_base_live(desired: &str, on_disk: &str) -> NetworkDiff {
         diff_network(

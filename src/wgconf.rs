@@ -105,11 +105,13 @@ pub fn table_handover(old: Option<&Vec<String>>, new: Option<&Vec<String>>) -> b
 
 pub fn parse(text: &str) -> WgConf {
     let mut conf = WgConf::default();
+    // Collected, then built in bulk: a 100,000-peer file is parsed at each run.
+    let mut peers: Vec<(String, PeerConf)> = Vec::new();
     let mut section = "";
     let mut peer: Option<(Option<String>, PeerConf)> = None;
-    let finish = |peer: Option<(Option<String>, PeerConf)>, conf: &mut WgConf| {
+    let finish = |peer: Option<(Option<String>, PeerConf)>, peers: &mut Vec<_>| {
         if let Some((Some(key), p)) = peer {
-            conf.peers.insert(key, p);
+            peers.push((key, p));
         }
     };
     for raw in text.lines() {
@@ -118,7 +120,7 @@ pub fn parse(text: &str) -> WgConf {
             continue;
         }
         if line.starts_with('[') {
-            finish(peer.take(), &mut conf);
+            finish(peer.take(), &mut peers);
             section = if line.eq_ignore_ascii_case("[peer]") {
                 peer = Some((None, PeerConf::default()));
                 "peer"
@@ -132,31 +134,41 @@ pub fn parse(text: &str) -> WgConf {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let key = key.trim().to_ascii_lowercase();
-        let value = value.trim().to_owned();
+        let (key, value) = (key.trim(), value.trim());
+        let is = |k: &str| key.eq_ignore_ascii_case(k);
         match (section, &mut peer) {
-            ("interface", _) => conf.interface.entry(key).or_default().push(value),
-            ("peer", Some((pubkey, p))) => match key.as_str() {
-                "publickey" => *pubkey = Some(value),
-                "allowedips" => p.allowed_ips.extend(
-                    value
-                        .split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty()),
-                ),
-                "endpoint" => p.endpoint = Some(value),
-                "persistentkeepalive" => {
-                    p.keepalive = Some(value).filter(|v| v != "0" && v != "off")
+            ("interface", _) => conf
+                .interface
+                .entry(key.to_ascii_lowercase())
+                .or_default()
+                .push(value.to_owned()),
+            ("peer", Some((pubkey, p))) => {
+                if is("publickey") {
+                    *pubkey = Some(value.to_owned());
+                } else if is("allowedips") {
+                    p.allowed_ips.extend(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned),
+                    );
+                } else if is("endpoint") {
+                    p.endpoint = Some(value.to_owned());
+                } else if is("persistentkeepalive") {
+                    p.keepalive = Some(value.to_owned()).filter(|v| v != "0" && v != "off");
+                } else if is("presharedkey") {
+                    p.preshared_key = Some(value.to_owned());
+                } else {
+                    p.other.insert(key.to_ascii_lowercase(), value.to_owned());
                 }
-                "presharedkey" => p.preshared_key = Some(value),
-                _ => {
-                    p.other.insert(key, value);
-                }
-            },
+            }
             _ => {}
         }
     }
-    finish(peer, &mut conf);
+    finish(peer, &mut peers);
+    // A key given twice: the last section wins, as with one insert each (the sort is stable).
+    conf.peers = peers.into_iter().collect();
     conf
 }
 
