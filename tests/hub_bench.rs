@@ -683,8 +683,13 @@ fn big_hub_against_the_stock_commands() {
             )
         } else {
             format!(
-                "Above {full_max} peers, stock `wg-quick up`, `systemctl start`, and `wg-quick up` and `wg-quick strip` of the \
-                 `Table = off` file are not run (each would parse the file in bash again). "
+                "Above {full_max} peers, stock `wg-quick up`, {}`wg-quick up` and `wg-quick strip` of the \
+                 `Table = off` file are not run (each would parse the file in bash again). ",
+                if hand_start.is_empty() {
+                    "`systemctl start`, and "
+                } else {
+                    "another `systemctl start`, and "
+                }
             )
         };
         md.push_str(&format!(
