@@ -4,10 +4,11 @@
 # table it prints between <!-- NAME-bench:begin/end --> to bench/NAME-results.md with the date,
 # commit and machine.
 #
-#   testbed_bench NAME "KNOBS"   (KNOBS: the knob line of the results' header)
+#   testbed_bench NAME "KNOBS" [RESULTS]   (KNOBS: the knob line of the results' header;
+#                                           RESULTS: the file, bench/NAME-results.md by default)
 
 testbed_bench() {
-    local name=$1 knobs=$2
+    local name=$1 knobs=$2 results=${3:-bench/$1-results.md}
     die() { echo "bench/$name.sh: $*" >&2; exit 1; }
 
     [ "$(id -u)" -eq 0 ] || die "the testbed needs root"
@@ -55,6 +56,6 @@ testbed_bench() {
         echo
         cat "$tmp/table.md"
     } >"$tmp/results.md"
-    cp "$tmp/results.md" "bench/$name-results.md"
-    cat "bench/$name-results.md"
+    cp "$tmp/results.md" "$results"
+    cat "$results"
 }

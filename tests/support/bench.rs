@@ -118,19 +118,24 @@ pub fn sh(host: &Host, cmd: &str) -> String {
 
 /// Wall time (ms) of `cmd` inside the host, measured by the host's bash; output to `out`.
 pub fn time_in(host: &Host, out: &str, cmd: &str) -> f64 {
-    let line = sh(host, &format!("bash /x/timeit.sh {out} {cmd}"));
-    let f: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(f.len(), 3, "timeit printed {line:?}");
-    if f[2] != "0" {
+    let (ms, rc) = time_rc(host, out, cmd);
+    if rc != 0 {
         let text = host.sh(&format!("cat {out}")).unwrap();
         panic!(
-            "`{cmd}` exited {} in the host:\n{}",
-            f[2],
+            "`{cmd}` exited {rc} in the host:\n{}",
             String::from_utf8_lossy(&text.stdout)
         );
     }
+    ms
+}
+
+/// As [`time_in`], but a non-zero exit is returned (e.g. 124 from `timeout`), not a panic.
+pub fn time_rc(host: &Host, out: &str, cmd: &str) -> (f64, i32) {
+    let line = sh(host, &format!("bash /x/timeit.sh {out} {cmd}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "timeit printed {line:?}");
     let (s, e): (f64, f64) = (f[0].parse().unwrap(), f[1].parse().unwrap());
-    (e - s) * 1000.0
+    ((e - s) * 1000.0, f[2].parse().unwrap())
 }
 
 /// Peak RSS in KiB of `cmd` run inside the host.
