@@ -368,16 +368,31 @@ fn big_hub_against_the_stock_commands() {
             .collect();
         eprintln!("N={n}: validate {validate:.0?} ms, render {render:.0?} ms");
 
-        // 2. No-op apply against the stock pipeline.
-        let mut noop = Vec::new();
-        let mut plan = Vec::new();
+        // 2. No-op apply against the stock pipeline and the floor (`wg show dump`), with the
+        // desired state from the last run's record and, alternately, computed (`--no-cache`).
+        // An untimed run first: the record is written by a run that finds nothing to do.
+        assert!(apply_ok(&hub).1.contains("wg0: nothing to do"));
+        let cached: serde_json::Value =
+            serde_json::from_str(&sh(&hub, &format!("{PLAN} --json"))).unwrap();
+        assert_eq!(cached["desiredStateCached"], serde_json::json!(true));
+        let (mut noop, mut noop_full, mut plan, mut dump) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let (ms, out) = apply_ok(&hub);
             assert!(out.contains("wg0: nothing to do"), "{out}");
             noop.push(ms);
+            noop_full.push(time_in(
+                &hub,
+                "/tmp/bench.out",
+                &format!("{APPLY} --no-cache"),
+            ));
             plan.push(time_in(&hub, "/tmp/bench.out", PLAN));
+            dump.push(time_in(&hub, "/dev/null", "wg show wg0 dump"));
         }
-        eprintln!("N={n}: no-op apply {noop:.0?} ms, plan {plan:.0?}");
+        eprintln!(
+            "N={n}: no-op apply {noop:.0?} ms, with --no-cache {noop_full:.0?}, plan {plan:.0?}, \
+             wg show dump {dump:.0?}"
+        );
         if only_noop {
             let rss_validate = peak_rss_kib(&hub, VALIDATE);
             let rss_render = peak_rss_kib(&hub, RENDER);
@@ -386,12 +401,17 @@ fn big_hub_against_the_stock_commands() {
                 "\n**Hub with {n} peers** (wg0.conf {conf_kib} KiB; {runs} runs; only the no-op cases):\n\n\
                  | case | wgfleet |\n| --- | --- |\n\
                  | `wgfleet validate` | {} |\n| `wgfleet render --host hub` | {} |\n\
-                 | no-op `wgfleet apply` | {} |\n| `wgfleet plan` (no-op) | {} |\n\n\
+                 | no-op `wgfleet apply` (the desired state from the last run's record) | {} |\n\
+                 | no-op `wgfleet apply --no-cache` (computed from the fleet) | {} |\n\
+                 | `wgfleet plan` (no-op) | {} |\n\
+                 | `wg show wg0 dump` (the floor: reading the interface) | {} |\n\n\
                  {}Peak RSS ({}): validate {}, render {}, no-op apply {}.\n",
                 runs_cell(&validate),
                 runs_cell(&render),
                 runs_cell(&noop),
+                runs_cell(&noop_full),
                 runs_cell(&plan),
+                runs_cell(&dump),
                 notes.iter().map(|s| format!("{s} ")).collect::<String>(),
                 rss_method(),
                 mib(rss_validate),
@@ -598,8 +618,20 @@ fn big_hub_against_the_stock_commands() {
             stock: Cell::Runs(vec![]),
         });
         cases.push(Case {
-            what: "no-op `wgfleet apply`".into(),
+            what: "no-op `wgfleet apply` (the desired state from the last run's record)".into(),
             ours: Cell::Runs(noop.clone()),
+            stock_what: "`wg syncconf wg0 <(wg-quick strip wg0)`".into(),
+            stock: or_note(pipeline.clone(), &sync_note),
+        });
+        cases.push(Case {
+            what: "the same, against the floor".into(),
+            ours: Cell::Runs(noop.clone()),
+            stock_what: "`wg show wg0 dump` (reading the interface)".into(),
+            stock: Cell::Runs(dump.clone()),
+        });
+        cases.push(Case {
+            what: "no-op `wgfleet apply --no-cache` (computed from the fleet)".into(),
+            ours: Cell::Runs(noop_full.clone()),
             stock_what: "`wg syncconf wg0 <(wg-quick strip wg0)`".into(),
             stock: or_note(pipeline.clone(), &sync_note),
         });
