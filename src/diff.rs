@@ -375,11 +375,12 @@ pub fn finish_interrupted(mut diff: NetworkDiff, interrupted: Action) -> Network
     diff
 }
 
-/// The file up to its first `[Peer]` section.
+/// The file up to its first `[Peer]` section (a header as `wgconf::parse` reads one).
 fn interface_part(text: &str) -> &str {
     let mut at = 0;
     for line in text.split_inclusive('\n') {
-        if line.trim().to_ascii_lowercase().starts_with("[peer]") {
+        let header = line.split('#').next().unwrap_or("").trim();
+        if header.eq_ignore_ascii_case("[peer]") {
             return &text[..at];
         }
         at += line.len();
@@ -641,6 +642,11 @@ mod tests {
             assert!(!peers_match(file, &live), "{file}");
         }
         assert_eq!(interface_part(two), "[Interface]\nPrivateKey = K\n\n# a\n");
+        let odd = "[Interface]\nMTU = 1280\n[PeerX]\nA = 1\n [peer] # first\nPublicKey = A\n";
+        assert_eq!(
+            interface_part(odd),
+            "[Interface]\nMTU = 1280\n[PeerX]\nA = 1\n"
+        );
     }
 
     /// `desired` against `on_disk`, with the interface up and running BASE.
