@@ -253,8 +253,13 @@ fn managed_interfaces(dir: &Path) -> Result<Vec<String>> {
         let Some(iface) = name.strip_suffix(".conf") else {
             continue;
         };
-        let head = std::fs::read(entry.path()).unwrap_or_default();
-        if head.starts_with(MANAGED_MARKER.as_bytes()) {
+        // Only the first line says whose the file is: a 100,000-peer file is not read for it.
+        let mut head = Vec::with_capacity(MANAGED_MARKER.len());
+        let read = std::fs::File::open(entry.path()).and_then(|f| {
+            use std::io::Read as _;
+            f.take(MANAGED_MARKER.len() as u64).read_to_end(&mut head)
+        });
+        if read.is_ok() && head.starts_with(MANAGED_MARKER.as_bytes()) {
             found.push(iface.to_owned());
         }
     }
