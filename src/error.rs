@@ -81,7 +81,7 @@ pub enum Error {
     #[error("{what}: {source}")]
     Systemd {
         what: String,
-        source: crate::apply::systemd::SystemdError,
+        source: crate::unit::SystemdError,
     },
 
     /// A change that touched this host's links to its hubs was followed by no handshake with
@@ -102,7 +102,7 @@ pub enum Error {
     RolledBack {
         #[source]
         error: Box<Error>,
-        rollback: crate::apply::rollback::RolledBack,
+        rollback: crate::operations::RolledBack,
     },
 
     /// A step failed and undoing it failed too (exit code 4): the host needs a look.
@@ -209,8 +209,8 @@ impl From<crate::secrets::LoadError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::RolledBack;
-    use crate::apply::systemd::SystemdError;
+    use crate::operations::RolledBack;
+    use crate::unit::SystemdError;
 
     fn job_failed() -> Error {
         Error::Systemd {

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::host::HostDiff;
-use crate::apply::paths::Paths;
-use crate::apply::systemd::{Job, unit_name};
-use crate::diff::{Action, NetworkDiff};
+use crate::diff::{Action, HostDiff, NetworkDiff};
+use crate::paths::Paths;
+use crate::unit::{Job, unit_name};
 
 /// The network name of the host-wide step (as in the audit log).
 pub const HOST: &str = "host";
@@ -226,13 +225,34 @@ pub fn for_host(diff: &HostDiff, interrupted: bool, paths: &Paths) -> Operations
     }
 }
 
+/// What a rollback achieved (the error it followed is beside it in `Error::RolledBack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolledBack {
+    Restored,
+    RestoredAndRestarted,
+    RemovedNew,
+}
+
+impl std::fmt::Display for RolledBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RolledBack::Restored => "the previous config was restored",
+            RolledBack::RestoredAndRestarted => {
+                "the previous config was restored and the tunnel is back up"
+            }
+            RolledBack::RemovedNew => "the new config was removed",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diff::Change;
 
     fn paths() -> Paths {
-        Paths::new(Some(std::path::Path::new("/nonexistent-root")))
+        Paths::under(Some(std::path::Path::new("/nonexistent-root")), true)
     }
 
     fn diff(action: Action, write_file: bool, enable: bool) -> NetworkDiff {

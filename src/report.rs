@@ -9,12 +9,12 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::access::{self, Tables, Trace};
-use crate::apply::audit::Interval;
 use crate::fleet::Loaded;
 use crate::fleet::model::{Party, PeerKind, ValidFleet};
 use crate::fleet::schema::Expect;
 use crate::fleet::time::format_rfc3339;
 use crate::graph::{self, Graph, xml_escape};
+use crate::history::Interval;
 
 /// Clients expiring within this many days are listed.
 pub const EXPIRY_WINDOW_DAYS: i64 = 30;

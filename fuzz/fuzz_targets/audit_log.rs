@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use wgfleet::apply::audit::intervals;
+use wgfleet::history::intervals;
 use wgfleet::commands::{intervals_text, parse_log};
 
 fuzz_target!(|data: &[u8]| {

@@ -4,9 +4,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use super::write_out;
-use crate::apply::audit::{Interval, Record, intervals, log_files};
 use crate::cli::AuditArgs;
 use crate::error::{Error, Result, printable};
+use crate::history::{Interval, Record, intervals};
+use crate::shell::audit::log_files;
 
 pub fn cmd_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8> {
     let logs = if args.logs.is_empty() {

@@ -6,10 +6,10 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{check_valid, write_out};
-use crate::apply::audit::intervals;
 use crate::cli::{GraphArgs, ReportArgs};
 use crate::error::{Error, Result};
 use crate::graph::{self, GraphFormat};
+use crate::history::intervals;
 use crate::report;
 
 pub fn cmd_graph(args: &GraphArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {

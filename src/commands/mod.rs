@@ -20,11 +20,12 @@ pub use audit::{intervals_text, parse_log};
 
 use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
 use crate::error::{Error, Result};
+pub(crate) use crate::fleet::checked::plans_for;
+use crate::fleet::checked::{self, Checked};
 use crate::fleet::diag::{Located, Severity};
-use crate::fleet::validate::{self, Options};
 use crate::fleet::{Loaded, ValidFleet, time};
-use crate::plan;
 use crate::render;
+pub(crate) use crate::shell::host_or_hostname;
 
 /// Runs one command; returns the process exit code.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
@@ -105,36 +106,6 @@ pub(crate) fn now(args: &FleetArgs) -> Result<i64> {
     }
 }
 
-/// A loaded and validated fleet with its warnings.
-struct Checked {
-    loaded: Loaded,
-    valid: Option<ValidFleet>,
-    findings: Vec<Located>,
-    now: i64,
-}
-
-fn check(args: &FleetArgs, expiry_warning_days: u32) -> Result<Checked> {
-    let now = now(args)?;
-    let loaded = crate::fleet::load::load_with(&args.fleet, &args.nix_allow)?;
-    let opts = Options {
-        now,
-        expiry_warning: i64::from(expiry_warning_days) * 86_400,
-    };
-    let (valid, diags) = validate::validate(&loaded.fleet, opts);
-    let mut findings: Vec<Located> = diags
-        .0
-        .iter()
-        .map(|d| Located::new(&loaded.path, loaded.json_source.as_deref(), d))
-        .collect();
-    findings.sort_by_key(|d| d.line);
-    Ok(Checked {
-        loaded,
-        valid,
-        findings,
-        now,
-    })
-}
-
 /// A fleet that must be valid for the command to go on; warnings go to `err`.
 pub(crate) fn check_valid(
     args: &FleetArgs,
@@ -147,23 +118,24 @@ pub(crate) fn check_valid(
     Ok((loaded, valid, now))
 }
 
-/// How far ahead of a client's expiry commands that need a valid fleet warn about it.
-pub(crate) const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
+/// The fleet of `args` loaded and validated (`fleet::checked`), at `--now` or now.
+fn check(args: &FleetArgs, expiry_warning_days: u32) -> Result<Checked> {
+    checked::check(
+        &args.fleet,
+        &args.nix_allow,
+        now(args)?,
+        expiry_warning_days,
+    )
+}
 
 /// As `check_valid`, the warnings returned as the lines it would print.
 pub(crate) fn valid_with_warnings(
     args: &FleetArgs,
 ) -> Result<(Loaded, ValidFleet, i64, Vec<String>)> {
-    let c = check(args, (EXPIRY_WARNING_SECS / 86_400) as u32)?;
-    match c.valid {
-        Some(valid) => {
-            let warnings = c.findings.iter().map(ToString::to_string).collect();
-            Ok((c.loaded, valid, c.now, warnings))
-        }
-        None => Err(Error::Invalid {
-            diagnostics: c.findings,
-        }),
-    }
+    let now = now(args)?;
+    let (loaded, valid, warnings) =
+        checked::valid_with_warnings(&args.fleet, &args.nix_allow, now)?;
+    Ok((loaded, valid, now, warnings))
 }
 
 fn cmd_validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
@@ -283,49 +255,6 @@ fn describe(v: &ValidFleet, now: i64) -> String {
         plural(nets.len(), "network"),
         nets.join("; ")
     )
-}
-
-/// `--host`, or this machine's hostname.
-pub fn host_or_hostname(host: Option<&str>) -> Result<String> {
-    match host {
-        Some(h) => Ok(h.to_owned()),
-        None => nix::unistd::gethostname()
-            .map_err(|e| Error::Hostname(e.to_string()))?
-            .into_string()
-            .map_err(|_| Error::Hostname("the hostname is not UTF-8".into())),
-    }
-}
-
-/// The plans of `host`, restricted to `network` when given.
-pub(crate) fn plans_for(
-    path: &Path,
-    valid: &ValidFleet,
-    host: &str,
-    network: Option<&str>,
-    now: i64,
-) -> Result<Vec<plan::InterfacePlan>> {
-    if !valid.hosts.contains_key(host) {
-        let known: Vec<&str> = valid.hosts.keys().map(String::as_str).collect();
-        return Err(Error::UnknownHost {
-            path: path.to_owned(),
-            host: host.to_owned(),
-            known: known.join(", "),
-        });
-    }
-    match network {
-        None => Ok(plan::plan_host(valid, host, now)),
-        Some(name) => {
-            let not_member = || Error::NotAMember {
-                path: path.to_owned(),
-                host: host.to_owned(),
-                network: name.to_owned(),
-            };
-            let net = valid.networks.get(name).ok_or_else(not_member)?;
-            Ok(vec![
-                plan::plan_interface(valid, net, host, now).ok_or_else(not_member)?,
-            ])
-        }
-    }
 }
 
 fn cmd_render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {

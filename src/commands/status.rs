@@ -6,14 +6,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{check_valid, host_or_hostname, plans_for, write_out};
-use crate::apply::{
-    live_state,
-    systemd::{Systemd, unit_name},
-};
 use crate::cli::StatusArgs;
 use crate::error::{Error, Result};
 use crate::fleet::time::format_rfc3339;
 use crate::fsutil::write_atomic;
+use crate::shell::observe::live_state;
+use crate::shell::systemd::Systemd;
+use crate::unit::unit_name;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,7 +59,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
         .iter()
         .any(|p| crate::endpoints::dialled(p).next().is_some());
     let endpoint_state = if watched {
-        crate::apply::endpoints::load_state(&crate::apply::Paths::new(None).state).0
+        crate::shell::endpoint_follow::load_state(&crate::shell::paths::detect(None).state).0
     } else {
         Default::default()
     };
@@ -151,7 +150,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
         })?;
     }
     // When apply last ran here, and whether it left the host in sync (`last-run.json`).
-    let last_run = crate::apply::audit::read_last_run(&crate::apply::Paths::new(None).state);
+    let last_run = crate::shell::audit::read_last_run(&crate::shell::paths::detect(None).state);
     if args.json {
         write_out(
             out,

@@ -1,5 +1,6 @@
 //! The fleet description: its schema, loading, and validation into a model planning can trust.
 
+pub mod checked;
 pub mod diag;
 pub mod load;
 pub mod locate;

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::fleet::time::format_rfc3339;
 use crate::plan::{ClientPlan, InterfacePlan, PeerPlan};
-use crate::secrets::secret_placeholder;
 
 const TEMPLATE: &str = include_str!("templates/wg-quick.conf.tera");
 const CLIENT_TEMPLATE: &str = include_str!("templates/client.conf.tera");
@@ -212,6 +211,15 @@ fn push_decimal(out: &mut String, v: u8) {
         out.push(char::from(b'0' + v / 10 % 10));
     }
     out.push(char::from(b'0' + v % 10));
+}
+
+/// The placeholder standing for a secret read from an age file: this module writes it on the key
+/// lines, and `HostSecrets` finds the key by it.
+pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
+    match age_file {
+        Some(file) => format!("<{what} from {file}>"),
+        None => format!("<{what}: no age file declared>"),
+    }
 }
 
 #[cfg(test)]

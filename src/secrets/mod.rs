@@ -5,6 +5,7 @@ pub mod age;
 pub mod keys;
 pub mod recipients;
 
+use crate::render::secret_placeholder;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::PathBuf;
@@ -87,15 +88,6 @@ pub enum LoadError {
         context: String,
         source: SecretError,
     },
-}
-
-/// The placeholder standing for a secret read from an age file: `render` writes it on the key
-/// lines, and `HostSecrets` finds the key by it.
-pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
-    match age_file {
-        Some(file) => format!("<{what} from {file}>"),
-        None => format!("<{what}: no age file declared>"),
-    }
 }
 
 /// The decrypted secrets of one host, ready to be put into its configs.

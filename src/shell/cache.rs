@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Desired, Paths, read_private};
+use super::desired::Desired;
+use super::read_private;
 use crate::fleet::ValidFleet;
 use crate::fleet::load::resolve_beside;
 use crate::fsutil::{SMALL_FILE_LIMIT, ensure_private_dir, read_bounded, write_atomic};
+use crate::paths::Paths;
 use crate::plan::InterfacePlan;
 
 pub const FILE_NAME: &str = "desired-state.json";
@@ -304,7 +306,7 @@ mod tests {
         }
         let identity = dir.path().join("identity.txt");
         std::fs::write(&identity, "AGE-SECRET-KEY-1...").unwrap();
-        let paths = Paths::new(Some(&dir.path().join("root")));
+        let paths = crate::shell::paths::detect(Some(&dir.path().join("root")));
         std::fs::create_dir_all(&paths.wireguard).unwrap();
         Bed {
             _dir: dir,

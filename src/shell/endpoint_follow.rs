@@ -11,10 +11,13 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use super::audit;
+use super::observe::Step;
+use crate::diff::Action;
 use crate::diff::Live;
 use crate::endpoints::{self, Decision, Dialled, Resolution, State};
 use crate::error::{Error, Result};
 use crate::fsutil::{ensure_private_dir, write_atomic};
+use crate::paths::Paths;
 use crate::plan::InterfacePlan;
 
 pub const STATE_NAME: &str = "endpoints.json";
@@ -288,6 +291,47 @@ pub fn report(checked: &Checked, applied: Option<&[Applied]>) -> serde_json::Val
         "applied": applied,
         "warning": checked.warning,
     })
+}
+
+/// The check for the interfaces this run leaves running as they are, against the live state
+/// observed before acting (`apply` reads it anyway for drift: no extra `wg show`). An interface
+/// that starts, restarts or reloads is skipped: the unit loads the config, whose names `wg`
+/// resolves itself, and its peers get their first handshake before the next run judges them.
+/// `observed_at`: when the live state was read (handshake ages are measured from then, not
+/// from after the act, which can take a while).
+pub fn check_steps(steps: &[Step<'_>], paths: &Paths, observed_at: i64) -> Checked {
+    let untouched: Vec<&Step<'_>> = steps
+        .iter()
+        .filter(|s| {
+            s.desired.is_some()
+                && matches!(
+                    s.ops.action,
+                    Action::Nothing | Action::HostState | Action::WriteFile
+                )
+        })
+        .collect();
+    let live: BTreeMap<&str, &Live> = untouched
+        .iter()
+        .filter_map(|s| Some((s.diff.network.as_str(), s.live.as_ref()?)))
+        .collect();
+    check(
+        untouched.iter().filter_map(|s| s.desired.map(|d| &d.plan)),
+        &|iface| live.get(iface).copied(),
+        &resolve,
+        &paths.state,
+        observed_at,
+        stale_override(),
+    )
+}
+
+/// Runs the check's decisions (after apply's own steps succeeded).
+pub fn act_for(checked: &Checked, paths: &Paths, host: &str, digest: &str) -> Result<Vec<Applied>> {
+    let actor = Actor {
+        state_dir: &paths.state,
+        host,
+        digest,
+    };
+    act(checked, &actor, super::now())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Where wgfleet reads and writes on a host.
+//! Where wgfleet reads and writes on a host: a value the shell builds (`shell::paths::detect`)
+//! and passes to the pure operations, so `--root` and tests move every path at once.
 
 use std::path::{Path, PathBuf};
 
@@ -17,21 +18,21 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn new(root: Option<&Path>) -> Self {
+    /// The layout under `root` (`/` when `None`). `etc_writable`: whether /etc/systemd/system
+    /// can be written (`shell::paths::detect` looks); where it cannot (NixOS), the drop-in goes
+    /// to /run and units are enabled for this boot only.
+    pub fn under(root: Option<&Path>, etc_writable: bool) -> Self {
         let under =
             |p: &str| root.map_or_else(|| PathBuf::from(p), |r| r.join(p.trim_start_matches('/')));
-        let etc_systemd = under("/etc/systemd/system");
-        let etc_writable = !etc_systemd.exists()
-            || nix::unistd::access(&etc_systemd, nix::unistd::AccessFlags::W_OK).is_ok();
         Paths {
             wireguard: under("/etc/wireguard"),
             state: under("/var/lib/wgfleet"),
             lock: under("/run/wgfleet.lock"),
-            systemd: if etc_writable {
-                etc_systemd
+            systemd: under(if etc_writable {
+                "/etc/systemd/system"
             } else {
-                under("/run/systemd/system")
-            },
+                "/run/systemd/system"
+            }),
             runtime_units: !etc_writable,
             sysctl: under("/etc/sysctl.d"),
         }

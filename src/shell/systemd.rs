@@ -9,6 +9,7 @@ use futures_util::StreamExt as _;
 use zbus::{Connection, OwnedObjectPath, proxy};
 
 use crate::diff::UnitState;
+use crate::unit::{Job, SystemdError};
 
 #[proxy(
     interface = "org.freedesktop.systemd1.Manager",
@@ -55,30 +56,6 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SystemdError {
-    #[error("cannot reach systemd on the system bus: {0}")]
-    Connect(String),
-    #[error("systemd refused {what} {unit}: {message}")]
-    Call {
-        what: &'static str,
-        unit: String,
-        message: String,
-    },
-    #[error("{what} {unit} finished with result {result:?}; see `journalctl -u {unit}`")]
-    JobFailed {
-        what: &'static str,
-        unit: String,
-        result: String,
-    },
-    #[error("{what} {unit} did not finish within {secs} s")]
-    Timeout {
-        what: &'static str,
-        unit: String,
-        secs: u64,
-    },
-}
-
 /// How long one job may take: wg-quick resolves endpoints, which can take a while.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -102,31 +79,6 @@ fn refused<'a>(
 #[derive(Clone)]
 pub struct Systemd {
     conn: Connection,
-}
-
-/// The unit driving interface `iface`.
-pub fn unit_name(iface: &str) -> String {
-    format!("wg-quick@{iface}.service")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Job {
-    Start,
-    Stop,
-    Reload,
-    Restart,
-}
-
-impl Job {
-    fn verb(self) -> &'static str {
-        match self {
-            Job::Start => "starting",
-            Job::Stop => "stopping",
-            Job::Reload => "reloading",
-            Job::Restart => "restarting",
-        }
-    }
 }
 
 impl Systemd {

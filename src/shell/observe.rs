@@ -1,0 +1,285 @@
+//! Observe: what is on disk and live for each interface (the file, the unit through D-Bus,
+//! `wg show dump`), diffed against the desired state (pure, in `diff`), with each step's
+//! operations (pure, in `operations`). Nothing is changed here.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use zeroize::Zeroizing;
+
+use super::desired::Desired;
+use super::pending::{self, Pending};
+use super::systemd::Systemd;
+use super::{host, now, read_private, sys};
+use crate::diff::{self, HostDiff, Live, NetworkDiff};
+use crate::error::{Error, Result};
+use crate::operations::{self, Operations};
+use crate::paths::Paths;
+use crate::plan::InterfacePlan;
+use crate::render::MANAGED_MARKER;
+use crate::unit::unit_name;
+
+/// The diff of one interface with what was on disk before, and the operations that realise it.
+pub struct Step<'d> {
+    pub diff: NetworkDiff,
+    pub ops: Operations,
+    pub desired: Option<&'d Desired>,
+    /// The config to go back to if the job fails.
+    pub previous: Option<Zeroizing<String>>,
+    /// The unit was running before (or before the interrupted run that this step finishes).
+    pub was_running: bool,
+    /// What `wg show dump` said before acting (`None`: the unit was not running).
+    pub live: Option<Live>,
+    /// Whether the change must be confirmed by a handshake with a hub (`confirm`).
+    pub confirmation: crate::confirm::Confirmation,
+}
+
+/// The host-wide diff and its operations (empty when there is nothing to do).
+pub struct HostStep {
+    pub diff: HostDiff,
+    pub ops: Operations,
+}
+
+/// Reads what is on disk and live, and diffs every interface of the host against it, plus the
+/// interfaces wgfleet manages that the host no longer has. A step an earlier run left
+/// unfinished (`pending`) is finished. `audit_all`: every interface gets an audit line (with
+/// all its peers), changed or not.
+pub fn interfaces<'d>(
+    desired: &'d [Desired],
+    paths: &Paths,
+    systemd: &Systemd,
+    pending: &Pending,
+    audit_all: bool,
+) -> Result<Vec<Step<'d>>> {
+    let step = |diff, desired, on_disk, running: (bool, Option<&Live>)| {
+        step(diff, desired, on_disk, running, paths, pending, audit_all)
+    };
+    let mut steps = Vec::new();
+    for d in desired {
+        let iface = &d.plan.network;
+        let on_disk = read_private(&paths.config(iface))?;
+        let unit = systemd.state(&unit_name(iface)).map_err(sys(iface))?;
+        let live = if unit.is_running() {
+            live_state(iface)
+        } else {
+            None
+        };
+        let diff = diff::diff_network(
+            iface,
+            &d.config,
+            on_disk.as_deref().map(|s| s.as_str()),
+            live.as_ref(),
+            &unit,
+            &d.names,
+        );
+        let mut s = step(diff, Some(d), on_disk, (unit.is_running(), live.as_ref()))?;
+        s.live = live;
+        steps.push(s);
+    }
+    for iface in managed_interfaces(&paths.wireguard)? {
+        if desired.iter().all(|d| d.plan.network != iface) {
+            let unit = systemd.state(&unit_name(&iface)).map_err(sys(&iface))?;
+            let on_disk = read_private(&paths.config(&iface))?;
+            let diff = diff::diff_removed(&iface);
+            steps.push(step(diff, None, on_disk, (unit.is_running(), None))?);
+        }
+    }
+    Ok(steps)
+}
+
+fn step<'d>(
+    mut diff: NetworkDiff,
+    desired: Option<&'d Desired>,
+    on_disk: Option<Zeroizing<String>>,
+    (mut was_running, live): (bool, Option<&Live>),
+    paths: &Paths,
+    pending: &Pending,
+    audit_all: bool,
+) -> Result<Step<'d>> {
+    let mut previous = on_disk;
+    let mut worked_before = crate::confirm::WorkedBefore::Live;
+    if let Some(record) = pending.get(&diff.network) {
+        worked_before = record.worked_before();
+        diff = diff::finish_interrupted(diff, record.operations.action);
+        was_running |= record.was_running;
+        if let pending::Previous::Kept(kept) =
+            record.previous(previous.as_deref().map(|s| s.as_str()))
+        {
+            previous = match kept {
+                Some(path) => read_private(path)?,
+                None => None,
+            };
+        }
+    }
+    let facts = operations::Facts {
+        has_previous: previous.is_some(),
+        was_running,
+        runtime_units: paths.runtime_units,
+        audit_all,
+    };
+    let confirmation = match desired {
+        Some(d) => crate::confirm::decide(&crate::confirm::Input {
+            action: diff.action,
+            old: previous.as_deref().map(|s| s.as_str()),
+            new: &d.config,
+            hub: d.hub,
+            live,
+            worked_before,
+            now: now().max(0) as u64,
+            names: &d.names,
+        }),
+        None => crate::confirm::Confirmation::NotHeld {
+            reason: crate::confirm::NotHeld::NoLinkChange,
+        },
+    };
+    Ok(Step {
+        ops: operations::for_network(&diff, facts, paths),
+        diff,
+        desired,
+        previous,
+        was_running,
+        live: None,
+        confirmation,
+    })
+}
+
+/// The host-wide diff (firewall, sysctls, boot files) and its operations.
+pub fn host_wide(
+    plans: &[InterfacePlan],
+    paths: &Paths,
+    root: Option<&Path>,
+    pending: &Pending,
+) -> Result<HostStep> {
+    let diff = host::observe(plans, paths, root)?;
+    let interrupted = pending
+        .get(operations::HOST)
+        .is_some_and(|r| r.operations.reloads_daemon());
+    Ok(HostStep {
+        ops: operations::for_host(&diff, interrupted, paths),
+        diff,
+    })
+}
+
+/// Interfaces whose config file wgfleet wrote (it starts with the managed marker).
+fn managed_interfaces(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(iface) = name.strip_suffix(".conf") else {
+            continue;
+        };
+        // Only the first line says whose the file is: a 100,000-peer file is not read for it.
+        let mut head = Vec::with_capacity(MANAGED_MARKER.len());
+        let read = std::fs::File::open(entry.path()).and_then(|f| {
+            use std::io::Read as _;
+            f.take(MANAGED_MARKER.len() as u64).read_to_end(&mut head)
+        });
+        if read.is_ok() && head.starts_with(MANAGED_MARKER.as_bytes()) {
+            found.push(iface.to_owned());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `wg show IFACE dump` (parsed at once; the private key it prints is zeroized with the
+/// buffer, only its public key kept), with the interface's addresses (`ip`) and MTU (sysfs).
+pub fn live_state(iface: &str) -> Option<Live> {
+    let mut live = wg_dump(iface)?;
+    live.addresses = Command::new("ip")
+        .args(["-o", "address", "show", "dev", iface, "scope", "global"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| diff::parse_addresses(&String::from_utf8_lossy(&o.stdout)));
+    live.mtu = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .ok()
+        .map(|m| m.trim().to_owned());
+    Some(live)
+}
+
+/// `wg show IFACE dump` alone: peers, endpoints and handshakes.
+pub fn wg_dump(iface: &str) -> Option<Live> {
+    let out = Command::new("wg")
+        .args(["show", iface, "dump"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        return None;
+    }
+    Some(diff::parse_dump(&String::from_utf8_lossy(&stdout)))
+}
+
+/// What `plan` and `apply` print before acting: each step's action (from its operations) and
+/// the changes behind it.
+pub fn describe(steps: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let d = &step.diff;
+        out.push_str(&format!("{}: {}\n", d.network, step.ops.action.describe()));
+        for c in &d.changes {
+            out.push_str(&format!("  {}\n", describe_change(c)));
+        }
+        if let Some(line) = crate::confirm::describe(&step.confirmation) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
+fn describe_change(c: &diff::Change) -> String {
+    use diff::Change::*;
+    match c {
+        FileMissing => "+ config file (not on disk yet)".into(),
+        FileRewritten => {
+            "~ config file: same meaning, different text (comments, order, format)".into()
+        }
+        PeerAdded {
+            peer,
+            public_key,
+            allowed_ips,
+        } => format!("+ peer {peer} ({public_key}) {}", allowed_ips.join(", ")),
+        PeerRemoved { peer, public_key } => format!("- peer {peer} ({public_key})"),
+        PeerChanged { peer, fields, .. } => format!("~ peer {peer}: {}", fields.join("; ")),
+        InterfaceChanged { key, from, to }
+            if key == "PrivateKey" || (from.is_none() && to.is_none()) =>
+        {
+            format!("~ {key} changed")
+        }
+        InterfaceChanged { key, from, to } => {
+            format!(
+                "~ {key}: {} → {}",
+                from.as_deref().unwrap_or("(none)"),
+                to.as_deref().unwrap_or("(none)")
+            )
+        }
+        UnitNotActive { state } => format!("! unit is {state}"),
+        UnitNotEnabled => "! unit is not enabled at boot".into(),
+        LiveDrift { detail } => format!("! drift: {detail}"),
+        NetworkRemoved => "- this host is no longer in the network".into(),
+        Interrupted { action } => format!(
+            "! an earlier run was interrupted before it could {}",
+            action.describe()
+        ),
+    }
+}
+
+/// Whether the steps change anything.
+pub fn has_changes(steps: &[Step<'_>]) -> bool {
+    steps.iter().any(|s| s.ops.changes_something())
+}

@@ -1,0 +1,279 @@
+//! One run of `plan` or `apply`, as named stages, each a function of the last stage's value:
+//!
+//! ```text
+//! Inputs ─► desired ─► begin ─► observe ─► act ─► Acted
+//!           │          │        │          └ the steps' operations run, then the record of
+//!           │          │        │            the desired state, the audit marker, endpoints
+//!           │          │        └ files, units, live interfaces and the host-wide state,
+//!           │          │          diffed by the pure core (`diff`, `operations`, `confirm`)
+//!           │          └ the run lock, the unfinished steps of a killed run, the audit log
+//!           └ from the last run's record (`cache`), or computed: load, validate, plan,
+//!             decrypt, render
+//! ```
+//! `plan` runs `desired` and `observe` (no lock: it changes nothing); `apply` runs them all.
+//! The command layer builds `Inputs` and prints what the stages return. A fleet fetched from
+//! a git source enters as `Inputs::fleet`, before `desired`; probes of the live data plane
+//! follow `act`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::act::{self, Outcome, Run};
+use super::cache;
+use super::desired::Desired;
+use super::endpoint_follow::{self, Applied, Checked};
+use super::lock::RunLock;
+use super::observe::{self, HostStep, Step};
+use super::pending::Pending;
+use super::systemd::Systemd;
+use super::{audit, host_or_hostname, now};
+use crate::error::{Error, Result};
+use crate::fleet::checked::{EXPIRY_WARNING_SECS, plans_for, valid_with_warnings};
+use crate::paths::Paths;
+use crate::plan::InterfacePlan;
+use crate::secrets::{self, age};
+
+/// What a run starts from: the operator's flags as values.
+pub struct Inputs {
+    pub fleet: PathBuf,
+    pub nix_allow: Vec<PathBuf>,
+    /// `--host`; `None`: this machine's hostname.
+    pub host: Option<String>,
+    /// `--identity` as given (none: the SSH host key).
+    pub identities: Vec<PathBuf>,
+    /// The time the fleet is judged at (`--now`, or now).
+    pub now: i64,
+    /// Take the last full run's desired state while its inputs are unchanged (`--no-cache`
+    /// turns it off).
+    pub use_record: bool,
+    /// `--root` (plan only): files are read under it.
+    pub root: Option<PathBuf>,
+    pub paths: Paths,
+}
+
+/// The desired state of the host: every interface's plan and config, secrets filled in.
+pub struct Prepared {
+    pub host: String,
+    pub digest: String,
+    pub desired: Vec<Desired>,
+    /// The desired state was the last full run's (`cache`).
+    pub from_cache: bool,
+    /// A state computed from the fleet, to record once apply has found the host in sync.
+    fresh: Option<cache::Fresh>,
+    /// Validation's warnings, as the lines to print.
+    pub warnings: Vec<String>,
+}
+
+impl Prepared {
+    pub fn plans(&self) -> Vec<InterfacePlan> {
+        self.desired.iter().map(|d| d.plan.clone()).collect()
+    }
+}
+
+/// Stage 1: the desired state, from the record while it holds, else from the fleet.
+pub fn desired(inputs: &Inputs) -> Result<Prepared> {
+    let identities = age::identity_paths(&inputs.identities);
+    match recorded(inputs, &identities) {
+        Some(hit) => Ok(hit),
+        None => compute(inputs, &identities),
+    }
+}
+
+/// The last full run's desired state, when its record still holds (`cache`).
+fn recorded(inputs: &Inputs, identities: &[PathBuf]) -> Option<Prepared> {
+    if !inputs.use_record {
+        return None;
+    }
+    let host = host_or_hostname(inputs.host.as_deref()).ok()?;
+    let text = std::fs::read(&inputs.fleet).ok()?;
+    let key = cache::Key::compute(&inputs.fleet, &text, &host, identities)?;
+    let hit = cache::lookup(&inputs.paths, &key, inputs.now)?;
+    Some(Prepared {
+        host,
+        digest: hit.digest,
+        desired: hit.desired,
+        from_cache: true,
+        fresh: None,
+        warnings: hit.warnings,
+    })
+}
+
+/// The desired state from the fleet: load, validate, plan, decrypt, render.
+fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
+    let (fleet, now) = (&inputs.fleet, inputs.now);
+    let (loaded, valid, warnings) = valid_with_warnings(fleet, &inputs.nix_allow, now)?;
+    let host = host_or_hostname(inputs.host.as_deref())?;
+    let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
+    // that changes while this run reads it is then a miss at the next one.
+    let key = match (&loaded.json_source, inputs.use_record) {
+        (Some(text), true) => cache::Key::compute(fleet, text.as_bytes(), &host, identities),
+        _ => None,
+    };
+    let secrets_digest = key
+        .as_ref()
+        .map(|_| cache::secrets_digest(fleet, plans.iter()));
+    let ids = age::load_identities(&inputs.identities).map_err(|source| Error::Secret {
+        context: format!("host {host}"),
+        source,
+    })?;
+    let secrets = secrets::load_host_secrets(&loaded, &plans, &ids)?;
+    let desired = Desired::build(plans, &secrets, &valid)?;
+    let fresh = key.zip(secrets_digest).map(|(key, secrets)| cache::Fresh {
+        key,
+        secrets,
+        computed_at: now,
+        valid_until: cache::valid_until(&valid, now, EXPIRY_WARNING_SECS),
+        warnings: warnings.clone(),
+    });
+    Ok(Prepared {
+        host,
+        digest: loaded.digest(),
+        desired,
+        from_cache: false,
+        fresh,
+        warnings,
+    })
+}
+
+/// What `apply` holds while it acts: the run lock, the record of unfinished steps, and what
+/// the audit log needs of this run.
+pub struct Session {
+    _lock: RunLock,
+    pub pending: Pending,
+    /// Every interface gets an audit line with all its peers (a new log file, or asked).
+    pub audit_all: bool,
+    /// An `--endpoints-only` run rolled the log over and left the snapshots to this one.
+    snapshot_due: bool,
+}
+
+/// Stage 2 (apply): takes the run lock, so that what is observed next is not changed under
+/// it, and rolls the audit log over when it is full.
+pub fn begin(paths: &Paths, audit_snapshot: bool) -> Result<Session> {
+    let lock = RunLock::acquire(&paths.lock).map_err(|source| Error::Write {
+        path: paths.lock.clone(),
+        source,
+    })?;
+    // Under the lock, so a step a killed run left unfinished is finished, not raced.
+    let pending = Pending::load(&paths.state)?;
+    // A new audit file starts with every interface's peers, so that it reads on its own once
+    // the older files are gone.
+    let snapshot_due = audit::snapshot_due(&paths.state);
+    let rolled = audit::roll_if_full(&paths.state).map_err(|source| Error::Write {
+        path: paths.state.join(audit::LOG_NAME),
+        source,
+    })?;
+    Ok(Session {
+        _lock: lock,
+        pending,
+        audit_all: rolled || snapshot_due || audit_snapshot,
+        snapshot_due,
+    })
+}
+
+/// What is on the host against what should be: one step per interface, the host-wide step.
+pub struct Observed<'d> {
+    pub steps: Vec<Step<'d>>,
+    pub host_step: HostStep,
+    /// When the live state was read (handshake ages count from then).
+    pub observed_at: i64,
+}
+
+impl Observed<'_> {
+    /// Whether acting would change anything.
+    pub fn changes(&self) -> bool {
+        observe::has_changes(&self.steps) || self.host_step.ops.changes_something()
+    }
+
+    /// `--no-confirm`: no step is held to a handshake.
+    pub fn hold_nothing(&mut self) {
+        crate::confirm::disable(self.steps.iter_mut().map(|s| &mut s.confirmation));
+    }
+
+    /// The endpoints of the interfaces that stay as they are (`endpoint_follow`).
+    pub fn endpoint_check(&self, paths: &Paths) -> Checked {
+        endpoint_follow::check_steps(&self.steps, paths, self.observed_at)
+    }
+}
+
+/// Stage 3: observe every interface and the host-wide state, diffed against the desired
+/// state, each step with the operations that realise it.
+pub fn observe<'d>(
+    prepared: &'d Prepared,
+    inputs: &Inputs,
+    systemd: &Systemd,
+    pending: &Pending,
+    audit_all: bool,
+) -> Result<Observed<'d>> {
+    let observed_at = now();
+    let paths = &inputs.paths;
+    let steps = observe::interfaces(&prepared.desired, paths, systemd, pending, audit_all)?;
+    let root = inputs.root.as_deref();
+    let host_step = observe::host_wide(&prepared.plans(), paths, root, pending)?;
+    Ok(Observed {
+        steps,
+        host_step,
+        observed_at,
+    })
+}
+
+/// How a run of `apply` ended: the steps' outcomes, then the endpoints that follow DNS.
+pub struct Acted {
+    pub outcomes: Result<Vec<Outcome>>,
+    pub endpoints: Checked,
+    pub endpoints_applied: Result<Vec<Applied>>,
+}
+
+/// Stage 4: run every step's operations, then record what a later run can reuse, then set
+/// the endpoints of the peers that moved, once the interfaces are as the fleet says.
+pub fn act(
+    prepared: &Prepared,
+    observed: &Observed<'_>,
+    session: &mut Session,
+    systemd: &Systemd,
+    paths: &Paths,
+    confirm_timeout: Duration,
+) -> Acted {
+    let run = Run {
+        paths,
+        systemd,
+        host: &prepared.host,
+        digest: &prepared.digest,
+        audit_snapshot: session.audit_all,
+        confirm_timeout,
+    };
+    let outcomes = act::act(
+        &observed.host_step,
+        &observed.steps,
+        &run,
+        &mut session.pending,
+    );
+    if outcomes.is_ok() {
+        record(prepared, observed, session, paths);
+    }
+    let endpoints = match &outcomes {
+        Ok(_) => observed.endpoint_check(paths),
+        Err(_) => Checked::default(),
+    };
+    let endpoints_applied =
+        endpoint_follow::act_for(&endpoints, paths, &prepared.host, &prepared.digest);
+    Acted {
+        outcomes,
+        endpoints,
+        endpoints_applied,
+    }
+}
+
+/// After a run that succeeded: the desired state is recorded by a run that found the host as
+/// the fleet says (at 100,000 peers writing it costs 0.3 s, which a run that changes
+/// something, and is waited for, does not pay: the timer's next run does), and the audit's
+/// snapshot marker is cleared. Neither is an error when it fails: it only costs a later run's
+/// speed, or another snapshot.
+fn record(prepared: &Prepared, observed: &Observed<'_>, session: &Session, paths: &Paths) {
+    if let (Some(fresh), false) = (&prepared.fresh, observed.changes()) {
+        let _ = fresh.store(paths, &prepared.desired, &prepared.digest);
+    }
+    if session.snapshot_due {
+        let _ = audit::snapshot_written(&paths.state);
+    }
+}
