@@ -1,5 +1,5 @@
 //! The library's errors. Every variant names the file or host it is about; `exit_code` is the
-//! documented contract with scripts and timers (README, "Exit codes").
+//! documented contract with scripts and timers (docs/exit-codes.md).
 
 use std::path::PathBuf;
 
@@ -138,7 +138,7 @@ fn invalid_summary(diagnostics: &[Located]) -> String {
 }
 
 impl Error {
-    /// The documented exit code of each error (README, "Exit codes"); 2 is reserved for
+    /// The documented exit code of each error (docs/exit-codes.md); 2 is reserved for
     /// `plan --detailed-exitcode`'s "changes pending".
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -1,6 +1,6 @@
 //! wgfleet's own iptables chains: what they must hold for a host's plans, how they read in
 //! `iptables-save`, and the `iptables-restore` input that replaces them in one transaction.
-//! Pure; `apply::firewall` runs the programs. Rules only ever ACCEPT or MASQUERADE, in chains of
+//! Pure; `shell::host` runs the programs. Rules only ever ACCEPT or MASQUERADE, in chains of
 //! their own, so other tools' rules are never touched.
 
 use std::collections::BTreeSet;

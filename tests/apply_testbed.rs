@@ -124,7 +124,7 @@ fn apply_reconciles_real_hosts() {
         let out = apply(h);
         assert!(out.contains("wg0: nothing to do"), "{out}");
         assert_in_sync(h);
-        // The first run's desired state was reused (apply::cache); --no-cache computes it.
+        // The first run's desired state was reused (shell::cache); --no-cache computes it.
         let cached = |args: &str| {
             let plan: serde_json::Value = serde_json::from_slice(&wgfleet(h, args).stdout).unwrap();
             plan["desiredStateCached"].clone()
@@ -307,7 +307,7 @@ fn apply_reconciles_real_hosts() {
         .as_str()
         .unwrap()
         .to_owned();
-    // A run that finds cp in sync records its desired state (apply::cache) ...
+    // A run that finds cp in sync records its desired state (shell::cache) ...
     let out = apply(cp);
     assert!(out.contains("wg0: nothing to do"), "{out}");
     cp.sh_ok(&format!("wg set wg0 peer {w1_key} remove"))
