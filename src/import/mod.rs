@@ -21,7 +21,8 @@
 //!
 //! Modules: `source` (which file is whose), `conf` (a file read with its line numbers),
 //! `network` (one network's shape, members and addresses), `round_trip` (the fleet rendered back
-//! and compared), `report` (the text); here, the results and the whole import.
+//! and compared), `seal` (the keys found, encrypted or left out), `results` (what an import
+//! returns, and the findings collected on the way), `report` (the text); here, the whole import.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -46,141 +47,24 @@ mod network;
 mod refused;
 mod renamed;
 mod report;
+mod results;
 mod round_trip;
+mod seal;
 mod source;
 
 use conf::*;
 use network::*;
 pub use report::{report_text, summary_text};
+use results::Findings;
+pub use results::{Finding, Imported, NetworkSummary, Place, SecretFile, Severity};
 use round_trip::*;
+pub use seal::relative_path;
+use seal::seal;
 use source::display_path;
 pub use source::{Input, Source, read_input, source_from_arg, sources_in_dir};
 
 // ---------------------------------------------------------------------------------------------
-// Results.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Note,
-}
-
-/// A line of an input file, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Place {
-    pub file: String,
-    pub line: usize,
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// A stable identifier of the kind of finding (`unknown-peer`, `not-imported`, …).
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    pub message: String,
-    pub lines: Vec<Place>,
-}
-
-/// An age file to write: never the plain key.
-pub struct SecretFile {
-    /// Where to write it (under the secrets directory).
-    pub path: PathBuf,
-    /// How the fleet names it (relative to the fleet file).
-    pub reference: String,
-    pub what: String,
-    pub recipients: usize,
-    pub sealed: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NetworkSummary {
-    pub network: String,
-    pub topology: String,
-    pub hubs: Vec<String>,
-    pub members: Vec<String>,
-    pub clients: Vec<String>,
-    pub subnet: Option<String>,
-    pub subnet6: Option<String>,
-    pub listen_port: u16,
-}
-
-pub struct Imported {
-    pub fleet: Fleet,
-    pub findings: Vec<Finding>,
-    pub secrets: Vec<SecretFile>,
-    /// The fleet passes `validate`.
-    pub valid: bool,
-    pub networks: Vec<NetworkSummary>,
-}
-
-impl Imported {
-    pub fn fleet_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.fleet).unwrap_or_default();
-        text.push('\n');
-        text
-    }
-
-    pub fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .count()
-    }
-}
-
-/// What the import needs besides the files.
-pub struct Options<'a> {
-    /// `-r` recipients (already checked with `parse_recipient`).
-    pub recipients: &'a [String],
-    /// `-R` recipients file: operators and `HOST RECIPIENT` lines.
-    pub recipients_file: Option<&'a RecipientsFile>,
-    /// Where the age files go.
-    pub secrets_dir: &'a Path,
-    /// The directory of the fleet file (age file references are relative to it).
-    pub fleet_dir: &'a Path,
-    /// How reports name the fleet file.
-    pub fleet_name: &'a str,
-    /// Unix seconds (validation).
-    pub now: i64,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Findings.
-
-struct Findings {
-    list: Vec<Finding>,
-    network: Option<String>,
-}
-
-impl Findings {
-    fn push(&mut self, severity: Severity, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.list.push(Finding {
-            severity,
-            kind,
-            network: self.network.clone(),
-            message,
-            lines,
-        });
-    }
-
-    fn error(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.push(Severity::Error, kind, message, lines);
-    }
-
-    fn warn(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.push(Severity::Warning, kind, message, lines);
-    }
-
-    fn note(&mut self, kind: &'static str, message: String, lines: Vec<Place>) {
-        self.push(Severity::Note, kind, message, lines);
-    }
-}
+// Helpers the phases share.
 
 fn join_prefixes(list: &[IpNet]) -> String {
     list.iter()
@@ -215,6 +99,22 @@ fn most_common<T: Ord + Clone>(items: impl IntoIterator<Item = T>) -> Option<T> 
 
 // ---------------------------------------------------------------------------------------------
 // The whole import.
+
+/// What the import needs besides the files.
+pub struct Options<'a> {
+    /// `-r` recipients (already checked with `parse_recipient`).
+    pub recipients: &'a [String],
+    /// `-R` recipients file: operators and `HOST RECIPIENT` lines.
+    pub recipients_file: Option<&'a RecipientsFile>,
+    /// Where the age files go.
+    pub secrets_dir: &'a Path,
+    /// The directory of the fleet file (age file references are relative to it).
+    pub fleet_dir: &'a Path,
+    /// How reports name the fleet file.
+    pub fleet_name: &'a str,
+    /// Unix seconds (validation).
+    pub now: i64,
+}
 
 /// Imports the files; `Err` when nothing is importable.
 pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> {
@@ -505,196 +405,12 @@ fn missing_hosts(files: &[ConfFile], fleet: &Fleet, f: &mut Findings) {
     }
 }
 
-impl NetworkSummary {
-    fn hubs_or_members(&self) -> Vec<String> {
-        if self.hubs.is_empty() {
-            self.members.clone()
-        } else {
-            self.hubs.clone()
-        }
-    }
-}
-
 /// A host's `endpoint` as the fleet writes it: the port only when it is not the network's.
 fn endpoint_text(ep: &Endpoint, listen_port: u16) -> String {
     match ep.port {
         Some(p) if p != listen_port => ep.render(p),
         _ => ep.host.clone(),
     }
-}
-
-fn seal(
-    fleet: &mut Fleet,
-    planned: &[PlannedSecret<'_>],
-    opts: &Options<'_>,
-    f: &mut Findings,
-) -> Result<Vec<SecretFile>, String> {
-    let mut out = Vec::new();
-    let mut left_out: Vec<&PlannedSecret<'_>> = Vec::new();
-    let mut operators_only: Vec<&str> = Vec::new();
-    for p in planned {
-        let mut texts: Vec<&str> = opts.recipients.iter().map(String::as_str).collect();
-        if let Some(rf) = opts.recipients_file {
-            texts.extend(rf.for_hosts(p.needed_by.iter().map(String::as_str)));
-            if matches!(p.target, Target::Host(_))
-                && p.needed_by.iter().any(|h| !rf.hosts.contains_key(h))
-            {
-                operators_only.extend(p.needed_by.iter().map(String::as_str));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        texts.retain(|t| seen.insert(*t));
-        if texts.is_empty() {
-            left_out.push(p);
-            continue;
-        }
-        let recipients = texts
-            .iter()
-            .map(|t| parse_recipient(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let mut plain = p.key.to_base64();
-        plain.push('\n');
-        let sealed = encrypt(plain.as_bytes(), &recipients).map_err(|e| e.to_string())?;
-        let path = opts.secrets_dir.join(&p.file_name);
-        let reference = relative_path(&path, opts.fleet_dir);
-        match &p.target {
-            Target::Host(h) => {
-                if let Some(host) = fleet.hosts.get_mut(h) {
-                    host.private_key_file = Some(reference.clone());
-                }
-            }
-            Target::Member(n, h) => {
-                if let Some(m) = fleet.networks.get_mut(n).and_then(|n| n.members.get_mut(h)) {
-                    m.private_key_file = Some(reference.clone());
-                }
-            }
-            Target::Pair(n, a, b) => {
-                if let Some(net) = fleet.networks.get_mut(n) {
-                    net.preshared_keys.push(schema::PresharedKeyPair {
-                        peers: vec![a.clone(), b.clone()],
-                        file: reference.clone(),
-                    });
-                }
-            }
-            Target::Client(n, c) => {
-                if let Some(cl) = fleet.networks.get_mut(n).and_then(|n| n.clients.get_mut(c)) {
-                    cl.preshared_key_file = Some(reference.clone());
-                }
-            }
-        }
-        out.push(SecretFile {
-            path,
-            reference,
-            what: p.what.clone(),
-            recipients: recipients.len(),
-            sealed,
-        });
-    }
-    if !out.is_empty() {
-        let files: Vec<&str> = out.iter().map(|s| s.reference.as_str()).collect();
-        let counts: BTreeSet<usize> = out.iter().map(|s| s.recipients).collect();
-        let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
-        f.note(
-            "secrets",
-            format!(
-                "the keys found in the files were encrypted on the spot (to {} recipient(s)), never written in plain text: {}",
-                counts.join("/"),
-                files.join(", ")
-            ),
-            vec![],
-        );
-    }
-    if !operators_only.is_empty() {
-        operators_only.sort();
-        operators_only.dedup();
-        f.note(
-            "secrets",
-            format!(
-                "the recipients file has no line for {}: their keys are encrypted to the operators only, so these hosts cannot decrypt them yet; add `HOST ssh-ed25519 …` lines (their /etc/ssh/ssh_host_ed25519_key.pub) and run `wgfleet rekey`",
-                operators_only.join(", ")
-            ),
-            vec![],
-        );
-    }
-    if !left_out.is_empty() {
-        let lines: Vec<String> = left_out
-            .iter()
-            .map(|p| {
-                let path = opts.secrets_dir.join(&p.file_name);
-                let field = match &p.target {
-                    Target::Host(h) => format!("hosts.{h}.privateKeyFile"),
-                    Target::Member(n, h) => format!("networks.{n}.members.{h}.privateKeyFile"),
-                    Target::Pair(n, ..) => format!("networks.{n}.presharedKeys[].file"),
-                    Target::Client(n, c) => format!("networks.{n}.clients.{c}.presharedKeyFile"),
-                };
-                let from = p
-                    .source
-                    .as_ref()
-                    .map(|(file, line)| format!(", from {file}:{line}"))
-                    .unwrap_or_default();
-                format!(
-                    "\n    {field} = \"{}\" ({}{from})",
-                    relative_path(&path, opts.fleet_dir),
-                    p.what
-                )
-            })
-            .collect();
-        let example = left_out
-            .iter()
-            .find_map(|p| {
-                let (file, _) = p.source.as_ref()?;
-                let key = if matches!(p.target, Target::Pair(..) | Target::Client(..)) {
-                    "PresharedKey"
-                } else {
-                    "PrivateKey"
-                };
-                Some(format!(
-                    "sed -n 's/^[[:space:]]*{key}[[:space:]]*=[[:space:]]*//Ip' {file} | age -a -r RECIPIENT -o {}",
-                    display_path(&opts.secrets_dir.join(&p.file_name))
-                ))
-            })
-            .unwrap_or_default();
-        f.note(
-            "secrets",
-            format!(
-                "no recipients (-r/-R): the keys found in the files were left out of the fleet, and none was written. Import again with -r RECIPIENT or -R recipients.txt, or encrypt each key from its file by hand (e.g. `{example}`) and add:{}\n  A new key instead (`wgfleet keygen -o secrets/HOST.age -R recipients.txt --host HOST`) changes the host's publicKey; every peer learns it on the next apply",
-                lines.concat()
-            ),
-            vec![],
-        );
-    }
-    Ok(out)
-}
-
-/// `target` relative to `base`, lexically, with '/' separators.
-pub fn relative_path(target: &Path, base: &Path) -> String {
-    let abs = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
-    let (t, b) = (abs(target), abs(base));
-    let tc: Vec<Component<'_>> = t.components().collect();
-    let bc: Vec<Component<'_>> = b.components().collect();
-    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
-    let mut parts: Vec<String> = vec!["..".to_owned(); bc.len() - common];
-    parts.extend(
-        tc[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -710,19 +426,6 @@ mod tests {
         assert!(source_from_arg("cp").is_err());
         assert!(source_from_arg("bad name=wg0.conf").is_err());
     }
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(
-            relative_path(Path::new("secrets/cp.age"), Path::new(".")),
-            "secrets/cp.age"
-        );
-        assert_eq!(
-            relative_path(Path::new("/a/secrets/cp.age"), Path::new("/a/fleet")),
-            "../secrets/cp.age"
-        );
-    }
-
     #[test]
     fn labels_and_names() {
         assert_eq!(usable_label("worker-1").as_deref(), Some("worker-1"));

@@ -1,205 +1,20 @@
-//! Endpoints that follow DNS, and backup endpoints: which peer this host dials gets which address
-//! live. Pure: the live handshakes, what the names resolve to and what earlier runs chose come in
-//! as values; `apply::endpoints` resolves, runs `wg set` and keeps the state.
-//!
-//! WireGuard resolves an `Endpoint` name once, when the config is loaded. For every peer this
-//! host dials by a DNS name or at several endpoints, a run looks at the latest handshake (from
-//! the `wg show dump` apply reads anyway) and does nothing more while it is fresh. A stale peer:
-//! 1. the endpoint in use is resolved again; if the live address is none of its addresses, the
-//!    first one is set live (the name moved: a rebuilt VPS, a dynamic address). The new address
-//!    gets a full staleness period if the peer had answered since the endpoint was chosen;
-//!    otherwise it shares the period running (a name whose answers rotate cannot hold a dead
-//!    peer on it);
-//! 2. otherwise, or when that period is over without an answer, with several endpoints, once
-//!    the one in use has had a full staleness period to answer, the next one that resolves is
-//!    set, cyclically (after the last comes the first).
-//!
-//! A peer on a backup that answers stays there: moving a working link to probe the primary would
-//! cut it for up to a staleness period. It goes back to the first endpoint when the cycle wraps,
-//! when the primary's name resolves to none of the addresses it had when it was left
-//! (what made it fail has likely been fixed: checked on every run while on a backup, one lookup),
-//! and whenever the unit reloads or restarts (the config names the first).
+//! The decision for one watched peer: which names to look up, and what to set given their
+//! answers, its handshake and what an earlier run chose.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use serde::{Deserialize, Serialize};
-
-use crate::diff::{LivePeer, SESSION_SECS};
-use crate::plan::InterfacePlan;
-
-/// WireGuard's REKEY_TIMEOUT: a handshake that got no answer is retried after this.
-pub const REKEY_TIMEOUT_SECS: u64 = 5;
-
-/// A handshake older than this is stale, for a peer with this PersistentKeepalive (0: none).
-/// A working link renews its session only when it sends: the initiator after REKEY_AFTER_TIME
-/// (120 s) at its next packet, the other side by REJECT_AFTER_TIME ([`SESSION_SECS`], 180 s),
-/// so a live handshake can be 180 s + one keepalive old, plus a retry.
-pub fn stale_after_secs(keepalive: u64) -> u64 {
-    SESSION_SECS + keepalive + REKEY_TIMEOUT_SECS
-}
-
-/// One peer that this host dials by name or at several endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dialled {
-    /// The interface on this host.
-    pub network: String,
-    pub peer: String,
-    pub public_key: String,
-    /// `host:port` texts, in order; the config dials the first.
-    pub endpoints: Vec<String>,
-    /// Its PersistentKeepalive in seconds (0: none): part of its staleness threshold.
-    pub keepalive: u64,
-}
-
-impl Dialled {
-    /// Its staleness threshold: `stale` when given (the testbed's shortened one), otherwise
-    /// [`stale_after_secs`] of its keepalive.
-    pub fn stale_after(&self, stale: Option<u64>) -> u64 {
-        stale.unwrap_or_else(|| stale_after_secs(self.keepalive))
-    }
-}
-
-/// The peers of `plan` worth watching: dialled by a DNS name, or at more than one endpoint. A
-/// peer dialled at one IP address has nothing to follow.
-pub fn dialled(plan: &InterfacePlan) -> impl Iterator<Item = Dialled> + '_ {
-    plan.peers
-        .iter()
-        .filter(|p| watched(&p.endpoints))
-        .map(|p| Dialled {
-            network: plan.network.clone(),
-            peer: p.name.clone(),
-            public_key: p.public_key.clone(),
-            endpoints: p.endpoints.clone(),
-            keepalive: p.persistent_keepalive.map_or(0, u64::from),
-        })
-}
-
-/// Whether a peer dialled at these endpoints is worth watching: a DNS name, or several.
-pub fn watched(endpoints: &[String]) -> bool {
-    endpoints.len() > 1 || endpoints.iter().any(|e| is_name(e))
-}
-
-/// Whether a `host:port` endpoint names its host (needs resolving) rather than giving an address.
-pub fn is_name(endpoint: &str) -> bool {
-    endpoint.parse::<SocketAddr>().is_err()
-}
-
-/// What an earlier run chose for one peer (`endpoints.json` under the state directory).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerState {
-    /// The endpoint in use, as an index into the peer's list and as its text (a changed list
-    /// makes the record stale).
-    pub index: usize,
-    pub endpoint: String,
-    /// The address set live.
-    pub address: String,
-    /// Unix seconds when this endpoint was chosen (it gets a staleness period to answer).
-    pub since: i64,
-    /// Unix seconds of the latest re-resolution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_at: Option<i64>,
-    /// On a backup: the addresses the primary had when it was left.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub primary_addresses: Vec<String>,
-}
-
-/// Every remembered peer, by interface and peer name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
-    pub networks: BTreeMap<String, BTreeMap<String, PeerState>>,
-}
-
-impl State {
-    pub fn get(&self, network: &str, peer: &str) -> Option<&PeerState> {
-        self.networks.get(network)?.get(peer)
-    }
-}
+use super::{Decision, Dialled, PeerState, Reason, SetEndpoint, Unresolved, remembered_in_use};
+use crate::diff::LivePeer;
 
 /// What a name resolved to: its addresses in the resolver's order, or why it did not.
 pub type Resolution = Result<Vec<SocketAddr>, String>;
-
-/// Why an endpoint is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    /// The handshake is stale and the endpoint in use resolves elsewhere now.
-    Moved,
-    /// The handshake stayed stale: the next endpoint in the list.
-    Next,
-    /// On a backup, the primary's name resolves to a new address.
-    PrimaryMoved,
-}
-
-impl Reason {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Reason::Moved => "stale handshake; the name resolves elsewhere now",
-            Reason::Next => "stale handshake; the next endpoint",
-            Reason::PrimaryMoved => "back to the first endpoint: its name resolves elsewhere now",
-        }
-    }
-}
-
-/// An endpoint to set live: `wg set IFACE peer KEY endpoint ADDRESS`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetEndpoint {
-    /// The live endpoint it replaces.
-    pub from: Option<String>,
-    pub to: String,
-    /// The endpoint (from the fleet) `to` is an address of, and its place in the list.
-    pub endpoint: String,
-    pub index: usize,
-    pub reason: Reason,
-}
-
-/// A name that did not resolve: reported, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Unresolved {
-    pub endpoint: String,
-    pub error: String,
-}
-
-/// The outcome for one watched peer whose handshake is stale or that is on a backup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Decision {
-    pub network: String,
-    pub peer: String,
-    pub public_key: String,
-    /// Seconds since the latest handshake; `None`: never.
-    pub handshake_age: Option<u64>,
-    /// The endpoint in use before this run, as an index into the list.
-    pub index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub set: Option<SetEndpoint>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<Unresolved>,
-    /// What to remember (`None`: keep what is remembered).
-    #[serde(skip)]
-    pub state: Option<PeerState>,
-}
 
 /// Which endpoint is in use: what an earlier run chose while the live address is still the one
 /// it set and the list is unchanged; otherwise the first (what the config says, and what a
 /// reload or restart puts back).
 fn in_use<'s>(d: &Dialled, live: &LivePeer, state: Option<&'s PeerState>) -> Option<&'s PeerState> {
     remembered_in_use(&d.endpoints, live.endpoint.as_ref(), state)
-}
-
-/// The remembered choice, if it still holds: the list is unchanged and the live address is the
-/// one it set.
-pub fn remembered_in_use<'s>(
-    endpoints: &[String],
-    live_endpoint: Option<&String>,
-    state: Option<&'s PeerState>,
-) -> Option<&'s PeerState> {
-    state.filter(|s| {
-        endpoints.get(s.index) == Some(&s.endpoint) && live_endpoint == Some(&s.address)
-    })
 }
 
 fn is_fresh(live: &LivePeer, now: i64, stale: u64) -> bool {
@@ -416,72 +231,10 @@ pub fn decide(
     Some(decision)
 }
 
-/// One line for `plan` and `apply`.
-pub fn describe(d: &Decision) -> String {
-    let mut text = String::new();
-    if let Some(set) = &d.set {
-        text.push_str(&format!(
-            "  ~ peer {}: endpoint {} → {} ({}; {})\n",
-            d.peer,
-            set.from.as_deref().unwrap_or("(none)"),
-            set.to,
-            set.endpoint,
-            set.reason.describe()
-        ));
-    }
-    for u in &d.unresolved {
-        text.push_str(&format!(
-            "  ! peer {}: endpoint {} does not resolve ({})\n",
-            d.peer, u.endpoint, u.error
-        ));
-    }
-    text
-}
-
-/// A spoke's plan for unit tests here and in the shell (`apply::endpoints`).
-#[cfg(test)]
-pub(crate) mod fixtures {
-    use crate::plan::{InterfacePlan, PeerPlan};
-
-    /// The hub `hub` (public key `K`), dialled at `endpoints`.
-    pub fn hub_peer(endpoints: Vec<String>) -> PeerPlan {
-        PeerPlan {
-            name: "hub".into(),
-            kind: crate::fleet::model::PeerKind::Host,
-            public_key: "K".into(),
-            allowed_ips: Vec::new(),
-            endpoint: endpoints.first().cloned(),
-            endpoints,
-            persistent_keepalive: None,
-            preshared_key_file: None,
-            description: None,
-            owner: None,
-            expires: None,
-        }
-    }
-
-    /// `wg0` on the host `spoke` with these peers.
-    pub fn spoke(peers: Vec<PeerPlan>) -> InterfacePlan {
-        InterfacePlan {
-            network: "wg0".into(),
-            host: "spoke".into(),
-            addresses: Vec::new(),
-            listen_port: None,
-            mtu: None,
-            private_key_file: None,
-            public_key: "P".into(),
-            forwarding: false,
-            dialable: false,
-            nat: None,
-            policy: None,
-            peers,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoints::{describe, stale_after_secs};
 
     const NOW: i64 = 1_000_000;
     /// A short threshold for the cycle tests; the real one is tested on its own.
@@ -518,26 +271,6 @@ mod tests {
             })
             .collect()
     }
-
-    #[test]
-    fn only_names_and_lists_are_watched() {
-        let iface = fixtures::spoke(vec![
-            fixtures::hub_peer(vec!["192.0.2.1:51820".into()]),
-            fixtures::hub_peer(vec!["[2001:db8::1]:51820".into()]),
-            fixtures::hub_peer(vec!["hub.example.net:51820".into()]),
-            fixtures::hub_peer(vec!["192.0.2.1:51820".into(), "192.0.2.2:51820".into()]),
-            fixtures::hub_peer(Vec::new()),
-        ]);
-        let watched: Vec<Vec<String>> = super::dialled(&iface).map(|d| d.endpoints).collect();
-        assert_eq!(
-            watched,
-            [
-                vec!["hub.example.net:51820".to_owned()],
-                vec!["192.0.2.1:51820".to_owned(), "192.0.2.2:51820".to_owned()]
-            ]
-        );
-    }
-
     #[test]
     fn a_fresh_peer_on_its_first_endpoint_costs_nothing() {
         let d = dialled(&["hub.test:51820", "192.0.2.9:51820"]);
