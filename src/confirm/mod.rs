@@ -1,7 +1,7 @@
 //! Confirmed apply, the pure half: whether a change must prove, by a fresh handshake, that this
 //! host can still reach its hubs, and with which peers. A wrong hub key, endpoint or port pushed
 //! to a remote spoke cuts it off from the network that would deliver the fix; such a change is
-//! held to a handshake and rolled back without one (the shell is `apply::confirm`).
+//! held to a handshake and rolled back without one (the shell is `shell::handshake_wait`).
 //!
 //! The rule, from the config on disk before the change, the new one and the handshakes seen
 //! just before:

@@ -1,4 +1,4 @@
-//! A spoke's plan for unit tests here and in the shell (`apply::endpoints`).
+//! A spoke's plan for unit tests here and in the shell (`shell::endpoint_follow`).
 
 use crate::plan::{InterfacePlan, PeerPlan};
 

@@ -1,6 +1,6 @@
 //! Endpoints that follow DNS, and backup endpoints: which peer this host dials gets which address
 //! live. Pure: the live handshakes, what the names resolve to and what earlier runs chose come in
-//! as values; `apply::endpoints` resolves, runs `wg set` and keeps the state.
+//! as values; `shell::endpoint_follow` resolves, runs `wg set` and keeps the state.
 //!
 //! WireGuard resolves an `Endpoint` name once, when the config is loaded. For every peer this
 //! host dials by a DNS name or at several endpoints, a run looks at the latest handshake (from
