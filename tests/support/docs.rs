@@ -43,6 +43,11 @@ pub const SKIP_REASONS: &[(&str, &str)] = &[
         "ssh",
         "it copies files between machines; tests/docs_testbed.rs copies them itself",
     ),
+    (
+        "deb",
+        "it builds or installs the Debian package; tests/deb_testbed.rs runs packaging/deb.sh \
+         and installs the package on a testbed host",
+    ),
 ];
 
 pub fn root() -> &'static Path {

@@ -18,6 +18,8 @@
 //!   host's processes of the same unit name.
 //! - IPv6 is disabled on the bridge and its ports: otherwise the kernel gives them link-local
 //!   addresses, and the machine's side of the bridge must carry no address at all.
+//! - Opt-in, [`Testbed::writable_usr`]: `--overlay=/usr:UPPER:/usr` like /etc and /var, for a
+//!   test that installs a package. By default /usr is the machine's, read-only, as DESIGN says.
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -55,6 +57,7 @@ pub struct Testbed {
     run: String,
     dir: PathBuf,
     machines: Mutex<Vec<Machine>>,
+    writable_usr: bool,
     _lock: File, // dropped after `Drop::drop`, so the next run waits for our teardown
 }
 
@@ -112,6 +115,7 @@ impl Testbed {
             dir: Path::new("/tmp").join(format!("{RUN_DIR_PREFIX}{run}-{hint}")),
             run,
             machines: Mutex::new(Vec::new()),
+            writable_usr: false,
             _lock: lock,
         };
         // From here on, errors return through Drop, which undoes whatever was made.
@@ -120,6 +124,14 @@ impl Testbed {
         disable_ipv6(&tb.bridge);
         run_ok(Command::new("ip").args(["link", "set", &tb.bridge, "up"]))?;
         Ok(tb)
+    }
+
+    /// Hosts booted from now on get a writable /usr: an overlay on the machine's, its upper
+    /// directory under the run directory, so that what they install (a .deb) stays in the host
+    /// and goes with the teardown. Other tests keep the read-only /usr of `--volatile=yes`.
+    pub fn writable_usr(mut self) -> Testbed {
+        self.writable_usr = true;
+        self
     }
 
     pub fn bridge(&self) -> &str {
@@ -184,7 +196,11 @@ impl Testbed {
         }
         let dir = self.dir.join(name); // bound at /x
         let state = self.dir.join(".nspawn").join(name); // overlay uppers and console log
-        for d in [dir.clone(), state.join("etc"), state.join("var")] {
+        let mut uppers = vec![state.join("etc"), state.join("var")];
+        if self.writable_usr {
+            uppers.push(state.join("usr"));
+        }
+        for d in uppers.into_iter().chain([dir.clone()]) {
             fs::create_dir_all(&d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
         fs::write(state.join("etc/hostname"), format!("{name}\n")).map_err(|e| e.to_string())?;
@@ -217,6 +233,10 @@ impl Testbed {
             "--overlay=/var:{}:/var",
             state.join("var").display()
         ))
+        .args(
+            self.writable_usr
+                .then(|| format!("--overlay=/usr:{}:/usr", state.join("usr").display())),
+        )
         .arg(format!("--machine={machine}"))
         .arg(format!("--hostname={name}"))
         .arg(format!("--network-bridge={}", self.bridge))

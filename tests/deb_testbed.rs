@@ -1,0 +1,265 @@
+//! The Debian package (`packaging/deb.sh`, `[package.metadata.deb]` in Cargo.toml) installed
+//! with `dpkg -i` on a real systemd host of the nspawn testbed (DESIGN.md §8), and removed again.
+//!
+//! The package is the one `packaging/deb.sh` builds, or the file `WGFLEET_DEB` names (to save
+//! the release build when it is already made). The host has a writable /usr
+//! (`Testbed::writable_usr`: an overlay whose upper directory goes with the teardown) and shares
+//! the machine's packages, so the dependencies (wireguard-tools, git, …) are already installed
+//! and dpkg needs no network. Checked: the binary runs; the units are there and run
+//! /usr/bin/wgfleet; nothing is enabled or started; the man pages, completions and docs are
+//! where the package says; `dpkg -r` stops a started timer and takes everything away. Nothing of
+//! it may reach the machine itself.
+
+#[path = "support/testbed.rs"]
+mod testbed;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use testbed::{Host, Testbed};
+
+/// Paths the package installs; none may exist on the machine before or after the test.
+const INSTALLED: &[&str] = &[
+    "/usr/bin/wgfleet",
+    "/usr/share/man/man1/wgfleet.1.gz",
+    "/usr/share/man/man1/wgfleet-apply.1.gz",
+    "/usr/share/bash-completion/completions/wgfleet",
+    "/usr/share/zsh/vendor-completions/_wgfleet",
+    "/usr/share/fish/vendor_completions.d/wgfleet.fish",
+    "/lib/systemd/system/wgfleet.service",
+    "/lib/systemd/system/wgfleet.timer",
+    "/lib/systemd/system/wgfleet-endpoints.service",
+    "/lib/systemd/system/wgfleet-endpoints.timer",
+    "/usr/share/doc/wgfleet/README.md",
+    "/usr/share/doc/wgfleet/SECURITY.md",
+];
+
+const UNITS: &[&str] = &[
+    "wgfleet.service",
+    "wgfleet.timer",
+    "wgfleet-endpoints.service",
+    "wgfleet-endpoints.timer",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The .deb: `WGFLEET_DEB`, or the last line printed by `packaging/deb.sh`.
+fn deb() -> PathBuf {
+    if let Some(path) = std::env::var_os("WGFLEET_DEB") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "WGFLEET_DEB={}: no such file",
+            path.display()
+        );
+        return path;
+    }
+    let start = Instant::now();
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("packaging/deb.sh"))
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    // As from a shell: none of the variables cargo sets for this test binary.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_ref());
+        if (key == "CARGO" || key.starts_with("CARGO_")) && !keep {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let out = cmd.output().expect("run packaging/deb.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "packaging/deb.sh failed ({})",
+        out.status
+    );
+    let path = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("deb.sh printed nothing")
+            .trim(),
+    );
+    eprintln!(
+        "packaging/deb.sh: {} in {:.1}s",
+        path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    assert!(path.is_file(), "deb.sh's last line is not a file: {stdout}");
+    path
+}
+
+/// Panics if any of the package's files is on the machine itself.
+fn assert_none_on_machine(when: &str) {
+    let found: Vec<&str> = INSTALLED
+        .iter()
+        .copied()
+        .filter(|p| Path::new(p).symlink_metadata().is_ok())
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{when} the test, the machine itself has {found:?}: the testbed hosts share its /usr, so \
+         this test cannot tell what the package installed (and after it, the package leaked)"
+    );
+    let dpkg = Command::new("dpkg").args(["-s", "wgfleet"]).output();
+    assert!(
+        dpkg.is_ok_and(|o| !o.status.success()),
+        "{when} the test, dpkg on the machine knows a package wgfleet"
+    );
+}
+
+fn succeeds(host: &Host, cmd: &str) -> bool {
+    host.sh(cmd).is_ok_and(|o| o.status.success())
+}
+
+/// What `systemctl CMD UNIT` prints, whatever its exit code (is-enabled, is-active).
+fn systemctl(host: &Host, cmd: &str, unit: &str) -> String {
+    let out = host.sh(&format!("systemctl {cmd} {unit}")).unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_deb_installs_on_a_systemd_host_enables_nothing_and_removes_cleanly() {
+    let start = Instant::now();
+    assert_none_on_machine("before");
+    let deb = deb();
+    let size = std::fs::metadata(&deb).unwrap().len();
+    eprintln!("{}: {} bytes", deb.display(), size);
+    let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        name,
+        format!("wgfleet_{}_amd64.deb", env!("CARGO_PKG_VERSION")),
+        "the package's file name"
+    );
+
+    let bed = Testbed::new("deb").expect("testbed").writable_usr();
+    let host = bed.add_host("deb", "192.0.2.31/24").expect("host");
+    assert!(!succeeds(&host, "test -e /usr/bin/wgfleet"));
+    std::fs::copy(&deb, host.dir().join(&name)).unwrap();
+
+    let installed = host.sh_ok(&format!("dpkg -i /x/{name} 2>&1")).unwrap();
+    eprintln!("dpkg -i:\n{installed}");
+    let status = host
+        .sh_ok("dpkg-query -W -f '${Status} ${Version}\\n${Depends}\\n' wgfleet")
+        .unwrap();
+    let mut status = status.lines();
+    assert_eq!(
+        status.next(),
+        Some(format!("install ok installed {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let depends = status.next().unwrap_or_default();
+    for dep in [
+        "wireguard-tools",
+        "git",
+        "openssh-client",
+        "iptables",
+        "iproute2",
+        "libc6",
+    ] {
+        assert!(depends.contains(dep), "Depends: {depends}");
+    }
+
+    // The binary, as the PATH finds it.
+    let version = host.sh_ok("/usr/bin/wgfleet --version").unwrap();
+    assert!(
+        version.starts_with(&format!("wgfleet {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert_eq!(
+        host.sh_ok("command -v wgfleet").unwrap().trim(),
+        "/usr/bin/wgfleet"
+    );
+
+    // The units, as systemd sees them: the packaged copies, which run /usr/bin/wgfleet.
+    let units = host
+        .sh_ok("systemctl cat wgfleet.timer wgfleet.service wgfleet-endpoints.timer wgfleet-endpoints.service")
+        .unwrap();
+    assert!(!units.contains("/usr/local"), "{units}");
+    for line in [
+        "ExecStart=/usr/bin/wgfleet apply --fleet /etc/wgfleet/fleet.json $WGFLEET_ARGS",
+        "ExecStart=/usr/bin/wgfleet apply --fleet /etc/wgfleet/fleet.json --endpoints-only $WGFLEET_ARGS",
+        "Unit=wgfleet.service",
+        "Unit=wgfleet-endpoints.service",
+    ] {
+        assert!(units.lines().any(|l| l == line), "no {line:?} in:\n{units}");
+    }
+    let exec = host
+        .sh_ok("systemctl show -p ExecStart --value wgfleet.service")
+        .unwrap();
+    assert!(exec.contains("path=/usr/bin/wgfleet "), "{exec}");
+    // The hardening came along: the service still verifies as shipped.
+    host.sh_ok("systemd-analyze verify /lib/systemd/system/wgfleet.service 2>&1")
+        .unwrap();
+
+    // Nothing enabled, nothing started: that is the operator's step.
+    for unit in UNITS {
+        let enabled = systemctl(&host, "is-enabled", unit);
+        let expected = if unit.ends_with(".timer") {
+            "disabled"
+        } else {
+            "static"
+        };
+        assert_eq!(enabled, expected, "{unit}");
+        assert_eq!(systemctl(&host, "is-active", unit), "inactive", "{unit}");
+    }
+    assert!(!succeeds(&host, "test -e /var/lib/wgfleet"));
+    assert!(!succeeds(&host, "test -e /etc/wgfleet"));
+
+    // Man pages, completions, docs.
+    assert_eq!(
+        host.sh_ok("man -w wgfleet").unwrap().trim(),
+        "/usr/share/man/man1/wgfleet.1.gz"
+    );
+    assert_eq!(
+        host.sh_ok("man -w wgfleet-apply").unwrap().trim(),
+        "/usr/share/man/man1/wgfleet-apply.1.gz"
+    );
+    host.sh_ok("man wgfleet-apply 2>&1 | grep -q -- --fleet")
+        .unwrap();
+    for path in INSTALLED {
+        host.sh_ok(&format!("test -s {path}")).unwrap();
+    }
+    host.sh_ok("bash -c '. /usr/share/bash-completion/completions/wgfleet && complete -p wgfleet'")
+        .unwrap();
+    let listed = host.sh_ok("dpkg -L wgfleet").unwrap();
+    for path in INSTALLED {
+        assert!(
+            listed.lines().any(|l| l == *path),
+            "{path} not in:\n{listed}"
+        );
+    }
+
+    // A timer the operator started is stopped by the removal, and everything goes.
+    host.sh_ok("systemctl start wgfleet-endpoints.timer")
+        .unwrap();
+    assert_eq!(
+        systemctl(&host, "is-active", "wgfleet-endpoints.timer"),
+        "active"
+    );
+    let removed = host.sh_ok("dpkg -r wgfleet 2>&1").unwrap();
+    eprintln!("dpkg -r:\n{removed}");
+    for path in INSTALLED {
+        assert!(!succeeds(&host, &format!("test -e {path}")), "{path} left");
+    }
+    assert!(!succeeds(&host, "command -v wgfleet"));
+    assert!(!succeeds(&host, "systemctl cat wgfleet.service"));
+    for unit in UNITS {
+        assert_ne!(systemctl(&host, "is-active", unit), "active", "{unit}");
+    }
+    let state = host
+        .sh_ok("dpkg-query -W -f '${db:Status-Abbrev}' wgfleet 2>/dev/null || true")
+        .unwrap();
+    assert!(
+        state.trim().is_empty() || state.starts_with("rc") || state.starts_with("un"),
+        "dpkg status after -r: {state:?}"
+    );
+
+    drop(bed);
+    assert_none_on_machine("after");
+    eprintln!("deb_testbed: {:.1}s in all", start.elapsed().as_secs_f64());
+}
