@@ -267,6 +267,36 @@ Examples:
     #[command(after_help = "Example:
   wgfleet schema > fleet.schema.json   # for editor completion and CI checks")]
     Schema,
+
+    /// The git repository this host pulls its fleet from: save it once, so that `plan`,
+    /// `apply` and the timer need no flags, and see where it stands
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Save the source (checked, not fetched; the next `apply` pulls it)
+    #[command(after_help = "Example:
+  wgfleet source set --source https://git.example.com/ops/fleet.git \\
+    --allowed-signers /etc/wgfleet/allowed_signers --path fleet.json")]
+    Set {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Save under DIR instead of /var/lib/wgfleet (tests)
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
+    },
+    /// The saved source, the accepted commit and its signer, when the remote last answered,
+    /// and why the last pull gave no new fleet
+    Show {
+        /// Print it as JSON
+        #[arg(long)]
+        json: bool,
+        /// Read under DIR instead of /var/lib/wgfleet (tests)
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -394,10 +424,79 @@ pub struct CheckSecretsArgs {
     pub json: bool,
 }
 
+/// The fleet of `plan`, `apply` and `status`: a file, or (plan and apply) a signed git source.
+#[derive(Debug, Args)]
+pub struct HostFleetArgs {
+    /// The fleet description: a .json file, or a .nix file evaluated with nix-instantiate.
+    /// Without it: the --source given, else this host's saved source (`wgfleet source set`),
+    /// else $WGFLEET_FLEET
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+
+    /// Evaluate expiry as of this RFC 3339 time instead of now
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// Let a .nix fleet also read files under DIR (it reads only its own directory tree
+    /// otherwise); repeatable
+    #[arg(long, value_name = "DIR")]
+    pub nix_allow: Vec<PathBuf>,
+}
+
+/// A git repository the fleet is pulled from (docs/gitops.md).
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Pull the fleet from this git repository (https://, ssh://, user@host:path, git://,
+    /// file://): only a tip signed by a key of --allowed-signers is applied, never one older
+    /// than the last applied commit
+    #[arg(long, value_name = "URL", requires = "allowed_signers")]
+    pub source: Option<String>,
+
+    /// The keys the source's commits must be signed by, in ssh-keygen's allowed-signers format
+    /// (what git's gpg.ssh.allowedSignersFile takes); trusted until a commit they signed
+    /// rotates the repository's .wgfleet/allowed_signers
+    #[arg(long, value_name = "FILE", requires = "source")]
+    pub allowed_signers: Option<PathBuf>,
+
+    /// The source's branch
+    #[arg(long = "ref", value_name = "BRANCH", requires = "source", default_value = crate::source::DEFAULT_REF)]
+    pub git_ref: String,
+
+    /// The fleet file inside the source
+    #[arg(long, value_name = "PATH", requires = "source", default_value = crate::source::DEFAULT_PATH)]
+    pub path: String,
+
+    /// An SSH key for a private source over ssh (used with IdentitiesOnly, never prompted for)
+    #[arg(long, value_name = "FILE", requires = "source")]
+    pub source_ssh_key: Option<PathBuf>,
+
+    /// A file holding `user:token` for a private source over https; git gets it from the
+    /// environment, and it never appears in output, logs or the audit
+    #[arg(long, value_name = "FILE", requires = "source")]
+    pub source_credentials: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The source these flags name, if `--source` was given.
+    pub fn source(&self) -> Option<crate::source::Source> {
+        Some(crate::source::Source {
+            url: self.source.clone()?,
+            git_ref: self.git_ref.clone(),
+            path: self.path.clone(),
+            allowed_signers: self.allowed_signers.clone()?,
+            ssh_key: self.source_ssh_key.clone(),
+            http_credentials: self.source_credentials.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct HostArgs {
     #[command(flatten)]
-    pub fleet: FleetArgs,
+    pub fleet: HostFleetArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 
     /// The host to reconcile (default: this machine's hostname)
     #[arg(long, value_name = "HOST")]
@@ -525,7 +624,7 @@ pub struct ClientConfigArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub fleet: FleetArgs,
+    pub fleet: HostFleetArgs,
 
     /// The host (default: this machine's hostname)
     #[arg(long, value_name = "HOST")]

@@ -53,6 +53,9 @@ pub enum Error {
         network: String,
     },
 
+    #[error("{}", printable(&.0.to_string()))]
+    Source(#[from] crate::source::SourceError),
+
     #[error("cannot find this machine's hostname for --host: {0}")]
     Hostname(String),
 
@@ -137,6 +140,10 @@ fn invalid_summary(diagnostics: &[Located]) -> String {
     out.join("\n")
 }
 
+/// The exit code of a run whose git source was refused or unreachable: the last accepted fleet
+/// was applied (or nothing, when there is none yet).
+pub const SOURCE_REFUSED: u8 = 5;
+
 impl Error {
     /// The documented exit code of each error (docs/exit-codes.md); 2 is reserved for
     /// `plan --detailed-exitcode`'s "changes pending".
@@ -144,6 +151,7 @@ impl Error {
         match self {
             Error::RolledBack { .. } => 3,
             Error::RollbackFailed { .. } => 4,
+            Error::Source(e) if e.is_remote() => SOURCE_REFUSED,
             _ if self.is_closed_output() => 0,
             _ => 1,
         }

@@ -33,6 +33,7 @@ pub mod render;
 pub mod report;
 pub mod secrets;
 pub mod shell;
+pub mod source;
 pub mod unit;
 pub mod wgconf;
 

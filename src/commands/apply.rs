@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 
+use super::FleetFrom;
 use super::write_out;
 use crate::cli::{ApplyArgs, HostArgs, PlanArgs};
 use crate::error::{Error, Result};
@@ -14,18 +15,70 @@ use crate::shell::pipeline::{self, Acted, Inputs, Observed};
 use crate::shell::systemd::Systemd;
 use crate::shell::{act, endpoint_follow, host, observe, reload};
 
-/// The pipeline's inputs from the flags both commands share.
+/// The pipeline's inputs from the flags both commands share; a git source is pulled first.
 fn inputs(args: &HostArgs) -> Result<Inputs> {
+    let paths = detect(args.root.as_deref());
+    let (fleet, from_source) =
+        match super::fleet_from(&args.fleet, Some(&args.source), &paths.state)? {
+            FleetFrom::File(f) => (f, None),
+            FleetFrom::Source(source) => {
+                let host = crate::shell::host_or_hostname(args.host.as_deref()).unwrap_or_default();
+                let fetched = pipeline::fetch(&source, &paths, &host, crate::shell::now())?;
+                (fetched.fleet.clone(), Some(fetched))
+            }
+        };
     Ok(Inputs {
-        fleet: args.fleet.fleet.clone(),
+        fleet,
         nix_allow: args.fleet.nix_allow.clone(),
         host: args.host.clone(),
         identities: args.identity.identities.clone(),
-        now: super::now(&args.fleet)?,
+        now: super::now_at(args.fleet.now.as_deref())?,
         use_record: !args.no_cache,
         root: args.root.clone(),
-        paths: detect(args.root.as_deref()),
+        paths,
+        from_source,
     })
+}
+
+/// The source's line, before the plan; a refusal is said, with the commit applied instead.
+fn describe_source(inputs: &Inputs) -> String {
+    let Some(f) = &inputs.from_source else {
+        return String::new();
+    };
+    let r = &f.report;
+    let short = |c: &str| c.chars().take(12).collect::<String>();
+    let head = format!("source {} ({}, {})", r.url, r.git_ref, r.path);
+    match (&r.error, &r.previous) {
+        (Some(e), _) => format!(
+            "{e}\nsource: the last accepted commit {} (signed by {}) is applied instead\n",
+            short(&r.commit),
+            r.signer
+        ),
+        (None, Some(p)) => format!(
+            "{head}: commit {} signed by {}, new since {}\n",
+            short(&r.commit),
+            r.signer,
+            short(p)
+        ),
+        (None, None) => format!(
+            "{head}: commit {} signed by {}{}\n",
+            short(&r.commit),
+            r.signer,
+            if r.status == "moved" {
+                ", accepted"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// A run that applied the last accepted fleet because the source refused ends with its code.
+fn source_code(inputs: &Inputs, code: u8) -> u8 {
+    match inputs.from_source.as_ref().and_then(|f| f.refused.as_ref()) {
+        Some(_) => crate::error::SOURCE_REFUSED,
+        None => code,
+    }
 }
 
 /// Stage 1, its warnings printed on stderr.
@@ -57,6 +110,9 @@ fn report(observed: &Observed<'_>, host: &str) -> serde_json::Value {
 
 pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let inputs = inputs(&args.host)?;
+    if !args.host.json {
+        write_out(out, &describe_source(&inputs))?;
+    }
     let prepared = desired(&inputs, err)?;
     let pending = Pending::load(&inputs.paths.state)?;
     let observed = pipeline::observe(&prepared, &inputs, &connect()?, &pending, false)?;
@@ -67,17 +123,21 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
         doc["changes"] = json!(changes);
         doc["endpoints"] = endpoint_follow::report(&endpoints, None);
         doc["desiredStateCached"] = json!(prepared.from_cache);
+        doc["source"] = json!(inputs.from_source.as_ref().map(|f| &f.report));
         write_out(out, &format!("{doc:#}\n"))?;
     } else {
         let mut text = describe(&observed, &prepared.host);
         text.push_str(&endpoint_follow::describe(&endpoints));
         write_out(out, &text)?;
     }
-    Ok(if args.detailed_exitcode && changes {
-        2
-    } else {
-        0
-    })
+    Ok(source_code(
+        &inputs,
+        if args.detailed_exitcode && changes {
+            2
+        } else {
+            0
+        },
+    ))
 }
 
 pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
@@ -95,6 +155,9 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         return super::endpoints::cmd_endpoints_only(apply_args, out, err);
     }
     let inputs = inputs(args)?;
+    if !args.json {
+        write_out(out, &describe_source(&inputs))?;
+    }
     let prepared = desired(&inputs, err)?;
     let systemd = connect()?;
     let mut session = pipeline::begin(&inputs.paths, apply_args.audit_snapshot)?;
@@ -117,17 +180,20 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     };
     let timeout = std::time::Duration::from_secs(apply_args.confirm_timeout);
     let acted = pipeline::act(
+        &inputs,
         &prepared,
         &observed,
         &mut session,
         &systemd,
-        &inputs.paths,
         timeout,
     );
     let shown = shown.and(if args.json {
         write_out(
             out,
-            &format!("{:#}\n", apply_report(&observed, &prepared, &acted)),
+            &format!(
+                "{:#}\n",
+                apply_report(&inputs, &observed, &prepared, &acted)
+            ),
         )
     } else {
         show_endpoints(&acted, out)
@@ -148,11 +214,12 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         }
     }
     endpoints_applied?;
-    Ok(0)
+    Ok(source_code(&inputs, 0))
 }
 
 /// `apply --json`: plan's document with how each step and the endpoint check ended.
 fn apply_report(
+    inputs: &Inputs,
     observed: &Observed<'_>,
     prepared: &pipeline::Prepared,
     acted: &Acted,
@@ -162,6 +229,7 @@ fn apply_report(
     let applied = acted.endpoints_applied.as_ref().ok().map(Vec::as_slice);
     doc["endpoints"] = endpoint_follow::report(&acted.endpoints, applied);
     doc["desiredStateCached"] = json!(prepared.from_cache);
+    doc["source"] = json!(inputs.from_source.as_ref().map(|f| &f.report));
     let error = acted
         .outcomes
         .as_ref()

@@ -37,7 +37,8 @@ pub(super) fn cmd_endpoints_only(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let args = &apply_args.host;
-    let (loaded, valid, now_fleet) = check_valid(&args.fleet, err)?;
+    let state = crate::shell::paths::detect(None).state;
+    let (loaded, valid, now_fleet) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now_fleet)?;
     let paths = crate::shell::paths::detect(None);

@@ -2,7 +2,7 @@
 //! fleet and writing to the given streams, so every command is testable in-process.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -14,11 +14,12 @@ mod endpoints;
 mod graph;
 mod import;
 mod secrets;
+mod source;
 mod status;
 
 pub use audit::{intervals_text, parse_log};
 
-use crate::cli::{Cli, Command, FleetArgs, RenderArgs, ValidateArgs};
+use crate::cli::{Cli, Command, FleetArgs, HostFleetArgs, RenderArgs, SourceArgs, ValidateArgs};
 use crate::error::{Error, Result};
 pub(crate) use crate::fleet::checked::plans_for;
 use crate::fleet::checked::{self, Checked};
@@ -69,6 +70,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::RoutesInterface { interface, root } => {
             apply::cmd_routes_interface(&interface, root.as_deref())
         }
+        Command::Source(command) => source::cmd_source(&command, out),
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)
@@ -91,7 +93,12 @@ pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
 }
 
 pub(crate) fn now(args: &FleetArgs) -> Result<i64> {
-    match &args.now {
+    now_at(args.now.as_deref())
+}
+
+/// `--now` as a time, or now.
+pub(crate) fn now_at(now: Option<&str>) -> Result<i64> {
+    match now {
         Some(text) => time::parse_rfc3339(text).ok_or_else(|| Error::Parse {
             path: "--now".into(),
             line: 1,
@@ -116,6 +123,60 @@ pub(crate) fn check_valid(
         let _ = writeln!(err, "{w}");
     }
     Ok((loaded, valid, now))
+}
+
+/// Where a host's fleet comes from.
+pub(crate) enum FleetFrom {
+    File(PathBuf),
+    Source(crate::source::Source),
+}
+
+/// `--source`, else `--fleet`, else the source this host saved, else `$WGFLEET_FLEET`.
+pub(crate) fn fleet_from(
+    fleet: &HostFleetArgs,
+    source: Option<&SourceArgs>,
+    state: &Path,
+) -> Result<FleetFrom> {
+    match (source.and_then(SourceArgs::source), &fleet.fleet) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "--fleet and --source both name the fleet: give one of them".into(),
+        )),
+        (Some(s), None) => Ok(FleetFrom::Source(s)),
+        (None, Some(f)) => Ok(FleetFrom::File(f.clone())),
+        (None, None) => match crate::source::saved(state)? {
+            Some(s) => Ok(FleetFrom::Source(s)),
+            None => match std::env::var_os("WGFLEET_FLEET") {
+                Some(f) if !f.is_empty() => Ok(FleetFrom::File(f.into())),
+                _ => Err(Error::Usage(
+                    "no fleet: give --fleet FILE, or --source URL --allowed-signers FILE, or \
+                     save a source with `wgfleet source set`"
+                        .into(),
+                )),
+            },
+        },
+    }
+}
+
+/// The fleet file to read without pulling: the file named, or the source's last accepted
+/// commit (`status`, `apply --endpoints-only`, which run between pulls).
+pub(crate) fn fleet_file(fleet: &HostFleetArgs, state: &Path) -> Result<FleetArgs> {
+    let path = match fleet_from(fleet, None, state)? {
+        FleetFrom::File(f) => f,
+        FleetFrom::Source(s) => match crate::source::accepted(state) {
+            Some(a) => a.fleet,
+            None => {
+                return Err(Error::Usage(format!(
+                    "the source {} has no accepted commit yet: run `wgfleet apply` first",
+                    crate::source::redact(&s.url)
+                )));
+            }
+        },
+    };
+    Ok(FleetArgs {
+        fleet: path,
+        now: fleet.now.clone(),
+        nix_allow: fleet.nix_allow.clone(),
+    })
 }
 
 /// The fleet of `args` loaded and validated (`fleet::checked`), at `--now` or now.

@@ -48,7 +48,8 @@ struct NetworkStatus {
 }
 
 pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let (loaded, valid, now) = check_valid(&args.fleet, err)?;
+    let state = crate::shell::paths::detect(None).state;
+    let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
     let host = host_or_hostname(args.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     let systemd = Systemd::connect().map_err(|source| Error::Systemd {
@@ -141,22 +142,27 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             peers,
         });
     }
+    // The git source, when this host pulls one: the accepted commit and the last refusal.
+    let source = crate::source::accepted(&state);
+    let source_error = crate::source::last_error(&state);
     if let Some(path) = &args.prometheus {
-        write_atomic(path, prometheus(&host, &networks).as_bytes(), 0o644).map_err(|source| {
-            Error::Write {
-                path: path.clone(),
-                source,
-            }
+        let mut metrics = prometheus(&host, &networks);
+        if let Some(a) = &source {
+            metrics.push_str(&source_metrics(&host, a, source_error.is_none()));
+        }
+        write_atomic(path, metrics.as_bytes(), 0o644).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
         })?;
     }
     // When apply last ran here, and whether it left the host in sync (`last-run.json`).
-    let last_run = crate::shell::audit::read_last_run(&crate::shell::paths::detect(None).state);
+    let last_run = crate::shell::audit::read_last_run(&state);
     if args.json {
         write_out(
             out,
             &format!(
                 "{:#}\n",
-                json!({"host": host, "networks": networks, "lastRun": last_run})
+                json!({"host": host, "networks": networks, "lastRun": last_run, "source": source.as_ref().map(|a| json!({"accepted": a, "lastError": source_error}))})
             ),
         )?;
     } else {
@@ -166,6 +172,12 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             Some(r) => format!("last apply: {} (failed: see the audit log)\n", r.time),
             None => "last apply: never on this host\n".to_owned(),
         });
+        if source.is_some() || source_error.is_some() {
+            text.push_str(&format!(
+                "source {}",
+                super::source::describe_state(source.as_ref(), source_error.as_ref())
+            ));
+        }
         write_out(out, &text)?;
     }
     Ok(0)
@@ -213,6 +225,19 @@ type Metric = (
     &'static str,
     fn(&PeerStatus) -> Option<u64>,
 );
+
+/// The source's metrics: whether the last pull gave a fleet, and when the accepted commit was
+/// accepted and the remote last answered.
+fn source_metrics(host: &str, a: &crate::source::Accepted, ok: bool) -> String {
+    format!(
+        "# HELP wgfleet_source_ok 1 if the last pull of the git source was accepted or unchanged, 0 if refused or unreachable.\n# TYPE wgfleet_source_ok gauge\nwgfleet_source_ok{{host=\"{host}\"}} {}\n\
+         # HELP wgfleet_source_accepted_timestamp_seconds When the applied commit was accepted.\n# TYPE wgfleet_source_accepted_timestamp_seconds gauge\nwgfleet_source_accepted_timestamp_seconds{{host=\"{host}\"}} {}\n\
+         # HELP wgfleet_source_fetched_timestamp_seconds When the source's remote last answered.\n# TYPE wgfleet_source_fetched_timestamp_seconds gauge\nwgfleet_source_fetched_timestamp_seconds{{host=\"{host}\"}} {}\n",
+        u8::from(ok),
+        a.accepted_at,
+        a.fetched_at
+    )
+}
 
 /// The node-exporter textfile format; label values are names the fleet validated (no quotes).
 fn prometheus(host: &str, networks: &[NetworkStatus]) -> String {

@@ -71,6 +71,8 @@ pub struct Run<'a> {
     pub audit_snapshot: bool,
     /// How long a held change waits for a handshake (`confirm`).
     pub confirm_timeout: std::time::Duration,
+    /// The git commit the fleet came from (`--source`), named in the audit log.
+    pub commit: Option<&'a str>,
 }
 
 /// Runs the host-wide step, then every interface step, each recorded as pending while it runs
@@ -314,15 +316,18 @@ fn audit(
     confirmation: Option<&crate::confirm::Verdict>,
     run: &Run<'_>,
 ) -> Result<()> {
-    let entry = audit_entry(
-        subject,
-        network,
-        result,
-        confirmation,
-        run.host,
-        run.digest,
-        run.audit_snapshot,
-    );
+    let entry = audit::Entry {
+        commit: run.commit,
+        ..audit_entry(
+            subject,
+            network,
+            result,
+            confirmation,
+            run.host,
+            run.digest,
+            run.audit_snapshot,
+        )
+    };
     audit::append(&run.paths.state, &entry).map_err(|source| Error::Write {
         path: run.paths.state.join(audit::LOG_NAME),
         source,
@@ -359,6 +364,7 @@ fn audit_entry<'r>(
         removed,
         peers: snapshot,
         confirmation,
+        commit: None,
     }
 }
 

@@ -47,6 +47,28 @@ pub struct Entry<'a> {
     /// A change that touched the links to the hubs: confirmed, rolled back, or not held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<&'a crate::confirm::Verdict>,
+    /// The git commit the fleet came from (`--source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<&'a str>,
+}
+
+/// A line for the fleet's git source: a commit accepted, or why a pull gave no new fleet
+/// (written when that reason changes, not at every run of the timer).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceEntry<'a> {
+    pub time: String,
+    pub host: &'a str,
+    /// Always `source`, so that `audit` reads the line as one without peers.
+    pub network: &'static str,
+    /// `source-accepted` or `source-refused`.
+    pub action: &'static str,
+    pub url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<&'a str>,
+    pub result: String,
 }
 
 /// The files of one log, oldest first: its rolled-over files, then the log itself.

@@ -1,7 +1,9 @@
 //! One run of `plan` or `apply`, as named stages, each a function of the last stage's value:
 //!
 //! ```text
-//! Inputs ─► desired ─► begin ─► observe ─► act ─► Acted
+//! fetch ─► Inputs ─► desired ─► begin ─► observe ─► act ─► Acted
+//! │
+//! └ (a git source only) the signed tip, or the last accepted one when the source refuses
 //!           │          │        │          └ the steps' operations run, then the record of
 //!           │          │        │            the desired state, the audit marker, endpoints
 //!           │          │        └ files, units, live interfaces and the host-wide state,
@@ -11,9 +13,8 @@
 //!             decrypt, render
 //! ```
 //! `plan` runs `desired` and `observe` (no lock: it changes nothing); `apply` runs them all.
-//! The command layer builds `Inputs` and prints what the stages return. A fleet fetched from
-//! a git source enters as `Inputs::fleet`, before `desired`; probes of the live data plane
-//! follow `act`.
+//! The command layer builds `Inputs` (from `fetch` for a source) and prints what the stages
+//! return. Probes of the live data plane would follow `act`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::fleet::checked::{EXPIRY_WARNING_SECS, plans_for, valid_with_warnings}
 use crate::paths::Paths;
 use crate::plan::InterfacePlan;
 use crate::secrets::{self, age};
+use crate::source::{Limits, Pulled, Source, SourceError};
 
 /// What a run starts from: the operator's flags as values.
 pub struct Inputs {
@@ -49,6 +51,8 @@ pub struct Inputs {
     /// `--root` (plan only): files are read under it.
     pub root: Option<PathBuf>,
     pub paths: Paths,
+    /// The fleet came from this git commit (`fetch`): every key file must be in its tree.
+    pub from_source: Option<Fetched>,
 }
 
 /// The desired state of the host: every interface's plan and config, secrets filled in.
@@ -104,6 +108,9 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
     let (loaded, valid, warnings) = valid_with_warnings(fleet, &inputs.nix_allow, now)?;
     let host = host_or_hostname(inputs.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    if let Some(fetched) = &inputs.from_source {
+        confined(&plans, fleet, &fetched.tree)?;
+    }
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
     let key = match (&loaded.json_source, inputs.use_record) {
@@ -134,6 +141,167 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         fresh,
         warnings,
     })
+}
+
+/// The fleet of a git source: the tip `source::pull` accepted, or, when the source refuses or
+/// cannot be reached, the last accepted commit (drift is healed and expiry enforced against
+/// it all the same). With none accepted yet, the source's error: nothing is touched.
+pub struct Fetched {
+    pub fleet: PathBuf,
+    pub tree: PathBuf,
+    pub commit: String,
+    /// What `--json`, `status` and the audit say of the source.
+    pub report: SourceReport,
+    /// Why the source gave no new fleet (the run then ends with `SOURCE_REFUSED`).
+    pub refused: Option<crate::source::SourceError>,
+}
+
+/// The source as a run saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReport {
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub path: String,
+    /// `moved`, `unchanged`, `refused` or `unreachable`.
+    pub status: &'static str,
+    pub commit: String,
+    pub signer: String,
+    pub previous: Option<String>,
+    pub accepted_at: i64,
+    pub fetched_at: i64,
+    pub error: Option<String>,
+}
+
+/// Stage 0 (a git source): pull, and audit what changed: a commit accepted, or a new reason
+/// for refusing (not the same one at every run of the timer).
+pub fn fetch(source: &Source, paths: &Paths, host: &str, now: i64) -> Result<Fetched> {
+    let state = &paths.state;
+    let before = crate::source::last_error(state);
+    let (accepted, status, previous, refused) =
+        match crate::source::pull(state, source, &Limits::default(), now) {
+            Ok(Pulled::Unchanged(a)) => (a, "unchanged", None, None),
+            Ok(Pulled::Moved { accepted, previous }) => (accepted, "moved", previous, None),
+            Err(e) if e.is_remote() => match crate::source::accepted(state) {
+                Some(a) => {
+                    let status = match e {
+                        SourceError::Unreachable { .. } => "unreachable",
+                        _ => "refused",
+                    };
+                    (a, status, None, Some(e))
+                }
+                None => {
+                    audit_source(paths, host, source, None, &e.to_string(), before.as_ref());
+                    return Err(e.into());
+                }
+            },
+            Err(e) => return Err(e.into()),
+        };
+    let url = crate::source::redact(&source.url);
+    let result = match &refused {
+        Some(e) => e.to_string(),
+        None => "ok".to_owned(),
+    };
+    if status == "moved" || refused.is_some() {
+        audit_source(
+            paths,
+            host,
+            source,
+            Some(&accepted),
+            &result,
+            before.as_ref(),
+        );
+    }
+    Ok(Fetched {
+        report: SourceReport {
+            url,
+            git_ref: source.git_ref.clone(),
+            path: source.path.clone(),
+            status,
+            commit: accepted.commit.clone(),
+            signer: accepted.signer.clone(),
+            previous,
+            accepted_at: accepted.accepted_at,
+            fetched_at: accepted.fetched_at,
+            error: refused.as_ref().map(ToString::to_string),
+        },
+        fleet: accepted.fleet,
+        tree: accepted.tree,
+        commit: accepted.commit,
+        refused,
+    })
+}
+
+/// One audit line for the source; a refusal only when its reason is new. A line that cannot
+/// be written costs the log a line, not the run.
+fn audit_source(
+    paths: &Paths,
+    host: &str,
+    source: &Source,
+    accepted: Option<&crate::source::Accepted>,
+    result: &str,
+    before: Option<&crate::source::LastError>,
+) {
+    let refused = result != "ok";
+    if refused && before.is_some_and(|b| b.message == result) {
+        return;
+    }
+    let entry = audit::SourceEntry {
+        time: crate::fleet::time::format_rfc3339(now()),
+        host,
+        network: "source",
+        action: if refused {
+            "source-refused"
+        } else {
+            "source-accepted"
+        },
+        url: &crate::source::redact(&source.url),
+        commit: accepted.filter(|_| !refused).map(|a| a.commit.as_str()),
+        signer: accepted.filter(|_| !refused).map(|a| a.signer.as_str()),
+        result: result.to_owned(),
+    };
+    let _ = audit::append_line(&paths.state, &entry);
+}
+
+/// Every key file the plans read lies inside the accepted tree: a fleet from git names no
+/// file of the host's (`../../etc/…`, an absolute path). The tree holds no links (`source`).
+fn confined(
+    plans: &[InterfacePlan],
+    fleet: &std::path::Path,
+    tree: &std::path::Path,
+) -> Result<()> {
+    let base = fleet.parent().unwrap_or(tree);
+    let files = plans.iter().flat_map(|p| {
+        p.private_key_file.iter().chain(
+            p.peers
+                .iter()
+                .filter_map(|peer| peer.preshared_key_file.as_ref()),
+        )
+    });
+    for file in files {
+        let mut inside = base.to_path_buf();
+        for part in std::path::Path::new(file).components() {
+            match part {
+                std::path::Component::Normal(n) => inside.push(n),
+                std::path::Component::ParentDir => {
+                    inside.pop();
+                }
+                std::path::Component::CurDir => {}
+                _ => inside = PathBuf::from("/"),
+            }
+        }
+        if !inside.starts_with(tree) {
+            return Err(Error::Source(SourceError::Refused {
+                url: "(the fleet)".into(),
+                reason: crate::source::Refusal::BadPath {
+                    commit: fleet.display().to_string(),
+                    path: format!("{file} (a key file outside the repository)"),
+                },
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// What `apply` holds while it acts: the run lock, the record of unfinished steps, and what
@@ -227,13 +395,14 @@ pub struct Acted {
 /// Stage 4: run every step's operations, then record what a later run can reuse, then set
 /// the endpoints of the peers that moved, once the interfaces are as the fleet says.
 pub fn act(
+    inputs: &Inputs,
     prepared: &Prepared,
     observed: &Observed<'_>,
     session: &mut Session,
     systemd: &Systemd,
-    paths: &Paths,
     confirm_timeout: Duration,
 ) -> Acted {
+    let paths = &inputs.paths;
     let run = Run {
         paths,
         systemd,
@@ -241,6 +410,7 @@ pub fn act(
         digest: &prepared.digest,
         audit_snapshot: session.audit_all,
         confirm_timeout,
+        commit: inputs.from_source.as_ref().map(|f| f.commit.as_str()),
     };
     let outcomes = act::act(
         &observed.host_step,

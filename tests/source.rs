@@ -1,0 +1,391 @@
+//! The fleet from a signed git source (`wgfleet::source`), against the real git and
+//! ssh-keygen: remotes are repositories made here, fetched over file://.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wgfleet::source::{self, Limits, Pulled, Refusal, Source, SourceError};
+
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    remote: PathBuf,
+    state: PathBuf,
+    signers: PathBuf,
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let remote = root.join("remote");
+        std::fs::create_dir_all(&remote).unwrap();
+        run(&remote, "git", &["init", "-q", "-b", "main"]);
+        let w = World {
+            state: root.join("state"),
+            signers: root.join("allowed_signers"),
+            remote,
+            root,
+            _tmp: tmp,
+        };
+        let line = w.key("alice");
+        std::fs::write(&w.signers, line).unwrap();
+        w
+    }
+
+    /// A signing key; its allowed-signers line.
+    fn key(&self, name: &str) -> String {
+        let path = self.root.join(name);
+        if !path.exists() {
+            let p = path.to_str().unwrap();
+            run(
+                &self.root,
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p],
+            );
+        }
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let mut parts = public.split_whitespace();
+        let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
+        format!("{name} namespaces=\"git\" {kind} {key}\n")
+    }
+
+    /// Writes `files` into the remote's work tree and commits them, signed by `signer`.
+    fn commit(&self, files: &[(&str, &str)], signer: Option<&str>) -> String {
+        for (path, text) in files {
+            let p = self.remote.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        run(&self.remote, "git", &["add", "-A"]);
+        let mut args = vec![
+            "-c".to_owned(),
+            "user.name=op".into(),
+            "-c".into(),
+            "user.email=op@example.com".into(),
+            "-c".into(),
+            "gpg.format=ssh".into(),
+        ];
+        if let Some(s) = signer {
+            self.key(s);
+            args.extend([
+                "-c".into(),
+                format!("user.signingkey={}", self.root.join(s).display()),
+            ]);
+        }
+        args.extend([
+            "commit".into(),
+            "-q".into(),
+            "--allow-empty".into(),
+            "-m".into(),
+            "c".into(),
+        ]);
+        if signer.is_some() {
+            args.push("-S".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&self.remote, "git", &args);
+        run(&self.remote, "git", &["rev-parse", "HEAD"])
+    }
+
+    fn source(&self) -> Source {
+        Source {
+            url: format!("file://{}", self.remote.display()),
+            git_ref: "main".into(),
+            path: "fleet.json".into(),
+            allowed_signers: self.signers.clone(),
+            ssh_key: None,
+            http_credentials: None,
+        }
+    }
+
+    fn pull(&self) -> Result<Pulled, SourceError> {
+        self.pull_with(&self.source(), &Limits::default())
+    }
+
+    fn pull_with(&self, s: &Source, limits: &Limits) -> Result<Pulled, SourceError> {
+        source::pull(&self.state, s, limits, 1_000)
+    }
+
+    fn refusal(&self) -> Refusal {
+        match self.pull() {
+            Err(SourceError::Refused { reason, .. }) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The accepted commit, its fleet file intact.
+    fn accepted(&self) -> (String, String) {
+        let a = source::accepted(&self.state).expect("an accepted commit");
+        (a.commit.clone(), std::fs::read_to_string(&a.fleet).unwrap())
+    }
+}
+
+#[test]
+fn a_signed_tip_is_accepted_and_an_unmoved_one_costs_no_fetch() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let c1 = w.commit(
+        &[("fleet.json", "{\"v\":1}"), ("secrets/a.age", "x")],
+        Some("alice"),
+    );
+    let Pulled::Moved { accepted, previous } = w.pull().unwrap() else {
+        panic!("a first pull accepts")
+    };
+    assert_eq!((accepted.commit.as_str(), previous), (c1.as_str(), None));
+    assert_eq!(accepted.signer, "alice");
+    assert_eq!(
+        std::fs::read_to_string(&accepted.fleet).unwrap(),
+        "{\"v\":1}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(accepted.tree.join("secrets/a.age")).unwrap(),
+        "x"
+    );
+    let mode = std::fs::metadata(&accepted.fleet)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Unmoved: nothing fetched, nothing written under the repository.
+    let repo = w.state.join("source/repo.git");
+    let before = source_files(&repo);
+    assert!(matches!(w.pull().unwrap(), Pulled::Unchanged(a) if a.commit == c1));
+    assert_eq!(source_files(&repo), before);
+    // Moved: accepted, the old tree gone.
+    let c2 = w.commit(&[("fleet.json", "{\"v\":2}")], Some("alice"));
+    let Pulled::Moved {
+        accepted: a2,
+        previous,
+    } = w.pull().unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (a2.commit.as_str(), previous.as_deref()),
+        (c2.as_str(), Some(c1.as_str()))
+    );
+    assert!(!accepted.tree.exists());
+    assert_eq!(w.accepted(), (c2, "{\"v\":2}".into()));
+}
+
+fn source_files(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            out.extend(source_files(&e.path()));
+        } else {
+            out.push((e.path(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn unsigned_unknown_and_backwards_tips_are_refused_and_the_accepted_fleet_stays() {
+    let w = World::new();
+    let c1 = w.commit(&[("fleet.json", "1")], Some("alice"));
+    w.pull().unwrap();
+    let c2 = w.commit(&[("fleet.json", "2")], Some("alice"));
+    w.pull().unwrap();
+    let kept = (c2.clone(), "2".to_owned());
+
+    w.commit(&[("fleet.json", "unsigned")], None);
+    assert!(matches!(w.refusal(), Refusal::Unsigned { .. }));
+    assert_eq!(w.accepted(), kept);
+    let why = source::last_error(&w.state).unwrap().message;
+    assert!(why.contains("not signed"), "{why}");
+
+    run(&w.remote, "git", &["reset", "-q", "--hard", &c2]);
+    w.commit(&[("fleet.json", "mallory")], Some("mallory"));
+    assert!(matches!(w.refusal(), Refusal::SignerNotAllowed { .. }));
+    assert_eq!(w.accepted(), kept);
+
+    // A force-push back to an older commit, validly signed.
+    run(&w.remote, "git", &["reset", "-q", "--hard", &c1]);
+    let r = w.refusal();
+    assert!(
+        matches!(&r, Refusal::Rollback { commit, accepted } if *commit == c1 && *accepted == c2),
+        "{r}"
+    );
+    assert_eq!(w.accepted(), kept);
+
+    // Another history, signed.
+    run(&w.remote, "git", &["checkout", "-q", "--orphan", "other"]);
+    w.commit(&[("fleet.json", "other")], Some("alice"));
+    run(&w.remote, "git", &["branch", "-q", "-M", "main"]);
+    assert!(matches!(w.refusal(), Refusal::Unrelated { .. }));
+    assert_eq!(w.accepted(), kept);
+
+    // Back on the accepted history, a new signed commit goes through and clears the error.
+    run(&w.remote, "git", &["reset", "-q", "--hard", &c2]);
+    w.commit(&[("fleet.json", "3")], Some("alice"));
+    assert!(matches!(w.pull().unwrap(), Pulled::Moved { .. }));
+    assert!(source::last_error(&w.state).is_none());
+}
+
+#[test]
+fn the_signers_rotate_only_through_a_trusted_commit() {
+    let w = World::new();
+    w.commit(&[("fleet.json", "1")], Some("alice"));
+    w.pull().unwrap();
+    // Bob joins in a commit alice signed; then bob's own commits are accepted.
+    let signers = format!("{}{}", w.key("alice"), w.key("bob"));
+    w.commit(&[(".wgfleet/allowed_signers", &signers)], Some("alice"));
+    w.commit(&[("fleet.json", "by bob")], Some("bob"));
+    let accepted = w.pull().unwrap();
+    assert_eq!(accepted.accepted().signer, "bob");
+    // Carol adds herself: refused, though her commit would verify under the file it carries.
+    let with_carol = format!("{signers}{}", w.key("carol"));
+    w.commit(
+        &[
+            (".wgfleet/allowed_signers", &with_carol),
+            ("fleet.json", "carol"),
+        ],
+        Some("carol"),
+    );
+    assert!(matches!(
+        w.refusal(),
+        Refusal::SignersChangedUntrusted { .. }
+    ));
+    assert_eq!(w.accepted().1, "by bob");
+}
+
+#[test]
+fn hostile_sources_are_refused() {
+    let w = World::new();
+    for (url, git_ref) in [
+        ("ext::sh -c touch% /tmp/wgfleet-pwned", "main"),
+        ("-uhttps://x", "main"),
+        ("--upload-pack=touch /tmp/wgfleet-pwned", "main"),
+        ("/srv/fleet", "--output=/tmp/x"),
+        ("/srv/fleet", "-main"),
+    ] {
+        let s = Source {
+            url: url.into(),
+            git_ref: git_ref.into(),
+            ..w.source()
+        };
+        let e = w.pull_with(&s, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(e, SourceError::Invalid { .. }),
+            "{url} {git_ref}: {e}"
+        );
+        assert!(!w.state.exists(), "git ran for {url}");
+    }
+
+    // A symlinked fleet (out of the checkout), a submodule.
+    std::os::unix::fs::symlink("/etc/passwd", w.remote.join("fleet.json")).unwrap();
+    w.commit(&[], Some("alice"));
+    assert!(matches!(w.refusal(), Refusal::Symlink { path, .. } if path == "fleet.json"));
+    assert!(source::accepted(&w.state).is_none());
+    std::fs::remove_file(w.remote.join("fleet.json")).unwrap();
+    // A nested repository is added as a gitlink.
+    let sub = w.remote.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    run(&sub, "git", &["init", "-q"]);
+    run(
+        &sub,
+        "git",
+        &[
+            "-c",
+            "user.name=s",
+            "-c",
+            "user.email=s@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "s",
+        ],
+    );
+    w.commit(&[("fleet.json", "1")], Some("alice"));
+    assert!(matches!(w.refusal(), Refusal::Submodule { path, .. } if path == "sub"));
+    assert!(
+        source::accepted(&w.state).is_none(),
+        "nothing was ever accepted"
+    );
+
+    // Over the size limit.
+    let w = World::new();
+    let big: String = (0..200_000u32)
+        .map(|i| format!("{:x}", i.wrapping_mul(2_654_435_761)))
+        .collect();
+    w.commit(&[("fleet.json", "1"), ("big", &big)], Some("alice"));
+    let small = Limits {
+        max_repo_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let e = w.pull_with(&w.source(), &small).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            SourceError::Refused {
+                reason: Refusal::TooLarge { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let tiny_tree = Limits {
+        max_tree_bytes: 1 << 10,
+        ..Limits::default()
+    };
+    let e = w.pull_with(&w.source(), &tiny_tree).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            SourceError::Refused {
+                reason: Refusal::TooLarge { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A fleet path that is not in the commit.
+    let s = Source {
+        path: "prod/fleet.json".into(),
+        ..w.source()
+    };
+    let e = w.pull_with(&s, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            SourceError::Refused {
+                reason: Refusal::FleetMissing { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unreachable_remote_keeps_the_accepted_fleet() {
+    let w = World::new();
+    let c1 = w.commit(&[("fleet.json", "1")], Some("alice"));
+    w.pull().unwrap();
+    std::fs::rename(&w.remote, w.root.join("gone")).unwrap();
+    let e = w.pull().unwrap_err();
+    assert!(matches!(e, SourceError::Unreachable { .. }), "{e}");
+    assert_eq!(w.accepted(), (c1, "1".into()));
+}
