@@ -30,13 +30,13 @@ fn check_url(url: &str) -> Result<(), SourceError> {
     if url.starts_with('-') {
         return bad("starts with '-', which git would take as an option");
     }
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return bad("holds a space or a control character");
-    }
     if url.contains("::") {
         return bad(
             "names a transport helper (`ext::`, `fd::`, …), which runs programs; use https://, ssh://, git:// or file://",
         );
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("holds a space or a control character");
     }
     const SCHEMES: [&str; 4] = ["https://", "ssh://", "git://", "file://"];
     if SCHEMES.iter().any(|s| url.starts_with(s)) {
