@@ -113,6 +113,23 @@ pub fn ensure_secret_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// `p` with `.` dropped and `dir/..` folded, lexically (no link is followed): an absolute
+/// component restarts the path.
+pub fn normalize(p: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

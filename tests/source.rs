@@ -389,3 +389,38 @@ fn an_unreachable_remote_keeps_the_accepted_fleet() {
     assert!(matches!(e, SourceError::Unreachable { .. }), "{e}");
     assert_eq!(w.accepted(), (c1, "1".into()));
 }
+
+/// A fleet from git names no file of the host's: a key file outside the repository stops the
+/// run before anything is observed or touched (exit 5, the file named).
+#[test]
+fn a_key_file_outside_the_repository_is_refused() {
+    let w = World::new();
+    let root = wgfleet_root();
+    let mut fleet: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/seed-000/fleet.json")).unwrap(),
+    )
+    .unwrap();
+    fleet["hosts"]["cp"]["privateKeyFile"] = "../../../etc/cp.age".into();
+    w.commit(&[("fleet.json", &fleet.to_string())], Some("alice"));
+    let out = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+        .args(["plan", "--host", "cp", "--allowed-signers"])
+        .arg(&w.signers)
+        .arg("--source")
+        .arg(w.source().url)
+        .arg("-i")
+        .arg(root.join("secrets/test-identity.txt"))
+        .arg("--root")
+        .arg(w.root.join("host"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("\"../../../etc/cp.age\", outside the repository"),
+        "{err}"
+    );
+}
+
+fn wgfleet_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -149,7 +149,9 @@ pub(super) fn seal(
 
 /// `target` relative to `base`, lexically, with '/' separators.
 pub fn relative_path(target: &Path, base: &Path) -> String {
-    let abs = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
+    let abs = |p: &Path| {
+        crate::fsutil::normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_owned()))
+    };
     let (t, b) = (abs(target), abs(base));
     let tc: Vec<Component<'_>> = t.components().collect();
     let bc: Vec<Component<'_>> = b.components().collect();
@@ -161,20 +163,6 @@ pub fn relative_path(target: &Path, base: &Path) -> String {
             .map(|c| c.as_os_str().to_string_lossy().into_owned()),
     );
     parts.join("/")
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
     let host = host_or_hostname(inputs.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     if let Some(fetched) = &inputs.from_source {
-        confined(&plans, fleet, &fetched.tree)?;
+        confined(&plans, fleet, fetched)?;
     }
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
@@ -266,11 +266,8 @@ fn audit_source(
 
 /// Every key file the plans read lies inside the accepted tree: a fleet from git names no
 /// file of the host's (`../../etc/…`, an absolute path). The tree holds no links (`source`).
-fn confined(
-    plans: &[InterfacePlan],
-    fleet: &std::path::Path,
-    tree: &std::path::Path,
-) -> Result<()> {
+fn confined(plans: &[InterfacePlan], fleet: &std::path::Path, fetched: &Fetched) -> Result<()> {
+    let tree = &fetched.tree;
     let base = fleet.parent().unwrap_or(tree);
     let files = plans.iter().flat_map(|p| {
         p.private_key_file.iter().chain(
@@ -280,23 +277,13 @@ fn confined(
         )
     });
     for file in files {
-        let mut inside = base.to_path_buf();
-        for part in std::path::Path::new(file).components() {
-            match part {
-                std::path::Component::Normal(n) => inside.push(n),
-                std::path::Component::ParentDir => {
-                    inside.pop();
-                }
-                std::path::Component::CurDir => {}
-                _ => inside = PathBuf::from("/"),
-            }
-        }
+        let inside = crate::fsutil::normalize(&base.join(file));
         if !inside.starts_with(tree) {
             return Err(Error::Source(SourceError::Refused {
-                url: "(the fleet)".into(),
-                reason: crate::source::Refusal::BadPath {
-                    commit: fleet.display().to_string(),
-                    path: format!("{file} (a key file outside the repository)"),
+                url: fetched.report.url.clone(),
+                reason: crate::source::Refusal::KeyOutside {
+                    commit: fetched.commit.clone(),
+                    file: file.clone(),
                 },
             }));
         }

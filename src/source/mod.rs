@@ -160,6 +160,10 @@ pub enum Refusal {
     Symlink { commit: String, path: String },
     #[error("commit {commit}: {path:?} is not a path wgfleet writes out")]
     BadPath { commit: String, path: String },
+    #[error(
+        "commit {commit}: the fleet names the key file {file:?}, outside the repository; key files of a fleet from git must be in its repository"
+    )]
+    KeyOutside { commit: String, file: String },
     #[error("{what} over the limit of {limit}")]
     TooLarge { what: String, limit: String },
     #[error("commit {commit}: it has no file {path}")]
