@@ -272,6 +272,47 @@ Examples:
     /// `apply` and the timer need no flags, and see where it stands
     #[command(subcommand)]
     Source(SourceCommand),
+
+    /// Make this machine a host of the fleet: generate its WireGuard key here (kept, never
+    /// printed), save the fleet's git source, start the timers, and print the entry to commit
+    #[command(
+        after_help = "The key is generated on this host (/var/lib/wgfleet/keys/, 0600) and never leaves it:
+the fleet carries only its public key and `\"keyOnHost\": true`. Running join again keeps the
+key and updates the source. The printed entry goes into the fleet's `hosts` (and the host into
+the networks it belongs to), the printed recipient line into secrets/recipients.txt for the
+preshared keys others encrypt to it; commit that signed and push. The timers then apply the
+fleet on this host and on its peers within their next runs (5 minutes).
+
+Examples:
+  wgfleet join --host worker-3 --source https://git.example.com/ops/fleet.git \\
+    --allowed-signers /etc/wgfleet/allowed_signers
+  wgfleet join --host worker-3 --source git@git.example.com:ops/fleet.git \\
+    --allowed-signers ./allowed_signers --source-ssh-key /root/.ssh/fleet_deploy --json"
+    )]
+    Join(JoinArgs),
+}
+
+/// `wgfleet join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The name this host has in the fleet (its key under `hosts`)
+    #[arg(long, value_name = "NAME")]
+    pub host: String,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Do not enable and start wgfleet.timer and wgfleet-endpoints.timer
+    #[arg(long)]
+    pub no_timers: bool,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep the state under DIR instead of /var/lib/wgfleet, starting no timer (tests)
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

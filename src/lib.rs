@@ -26,6 +26,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod history;
 pub mod import;
+pub mod join;
 pub mod operations;
 pub mod paths;
 pub mod plan;

@@ -23,6 +23,9 @@ pub struct InterfacePlan {
     pub private_key_file: Option<String>,
     /// The public key the private key must match.
     pub public_key: String,
+    /// No age file: the host keeps this key itself (`keyOnHost`, `secrets::local`).
+    #[serde(default)]
+    pub key_on_host: bool,
     pub forwarding: bool,
     /// Peers dial this host (it has an endpoint, and is a hub or in a mesh): its port is opened.
     pub dialable: bool,
@@ -134,6 +137,7 @@ pub fn plan_interface(
         mtu: me.mtu,
         private_key_file: me.secret_file.clone(),
         public_key: me.public_key.clone(),
+        key_on_host: me.secret_file.is_none() && host_model.is_some_and(|h| h.key_on_host),
         forwarding: me.forwarding,
         dialable: me.endpoint.is_some() && (net.is_mesh() || is_hub),
         policy: policy(net, me),

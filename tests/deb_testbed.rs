@@ -181,8 +181,9 @@ fn the_deb_installs_on_a_systemd_host_enables_nothing_and_removes_cleanly() {
         .unwrap();
     assert!(!units.contains("/usr/local"), "{units}");
     for line in [
-        "ExecStart=/usr/bin/wgfleet apply --fleet /etc/wgfleet/fleet.json $WGFLEET_ARGS",
-        "ExecStart=/usr/bin/wgfleet apply --fleet /etc/wgfleet/fleet.json --endpoints-only $WGFLEET_ARGS",
+        "Environment=WGFLEET_FLEET=/etc/wgfleet/fleet.json",
+        "ExecStart=/usr/bin/wgfleet apply $WGFLEET_ARGS",
+        "ExecStart=/usr/bin/wgfleet apply --endpoints-only $WGFLEET_ARGS",
         "Unit=wgfleet.service",
         "Unit=wgfleet-endpoints.service",
     ] {

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("fleet::load", INPUTS),
     ("fsutil", INPUTS),
     ("import", INPUTS),
+    ("join", INPUTS),
     ("secrets", INPUTS),
     ("source", INPUTS),
     ("shell", SHELL),

@@ -553,9 +553,7 @@ fn the_plain_units_share_the_modules_hardening() {
     ] {
         assert!(timer.contains(line), "systemd/wgfleet.timer lacks {line}");
     }
-    assert!(unit.contains(
-        "\nExecStart=/usr/local/bin/wgfleet apply --fleet /etc/wgfleet/fleet.json $WGFLEET_ARGS\n"
-    ));
+    assert!(unit.contains("\nExecStart=/usr/local/bin/wgfleet apply $WGFLEET_ARGS\n"));
 }
 
 #[test]

@@ -121,7 +121,7 @@ impl World {
     }
 
     fn pull_with(&self, s: &Source, limits: &Limits) -> Result<Pulled, SourceError> {
-        source::pull(&self.state, s, limits, 1_000)
+        source::pull(&self.state, s, limits, 1_000, &|_| Ok(()))
     }
 
     fn refusal(&self) -> Refusal {
@@ -421,6 +421,181 @@ fn a_key_file_outside_the_repository_is_refused() {
     );
 }
 
+/// A signed tip this host cannot apply (the caller's vet says why) is refused before it is
+/// accepted: the last fleet stays in force, and a rotation of the signers on the way to it is
+/// not kept either.
+#[test]
+fn a_tip_the_host_cannot_apply_is_refused_and_the_last_one_stays() {
+    let w = World::new();
+    let c1 = w.commit(&[("fleet.json", "good")], Some("alice"));
+    w.pull().unwrap();
+    let signers = format!("{}{}", w.key("alice"), w.key("bob"));
+    w.commit(&[(".wgfleet/allowed_signers", &signers)], Some("alice"));
+    w.commit(&[("fleet.json", "broken")], Some("alice"));
+    let vet = |a: &source::Accepted| match std::fs::read_to_string(&a.fleet).unwrap().as_str() {
+        "broken" => Err(Refusal::Unusable {
+            commit: a.commit.clone(),
+            detail: "no such host".into(),
+        }),
+        _ => Ok(()),
+    };
+    let pull = || source::pull(&w.state, &w.source(), &Limits::default(), 1_000, &vet);
+    let e = pull().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("its fleet cannot be applied on this host: no such host"),
+        "{e}"
+    );
+    assert_eq!(w.accepted(), (c1.clone(), "good".into()));
+    let trees = std::fs::read_dir(w.state.join("source/trees"))
+        .unwrap()
+        .count();
+    assert_eq!(trees, 1, "the refused tip's files are not kept");
+    let pin = std::fs::read_to_string(w.state.join("source/allowed_signers")).unwrap();
+    assert_eq!(pin, w.key("alice"), "the rotation on the way is not kept");
+    // Fixed in a commit on top: accepted, with bob now trusted.
+    w.commit(&[("fleet.json", "fixed")], Some("bob"));
+    assert_eq!(pull().unwrap().accepted().signer, "bob");
+}
+
+/// Through the CLI: a first tip whose fleet does not parse is refused (exit 5), nothing applied.
+#[test]
+fn an_invalid_fleet_in_a_signed_tip_is_refused_with_exit_5() {
+    let w = World::new();
+    w.commit(
+        &[("fleet.json", "{\"version\": 1, \"hosts\": 3}")],
+        Some("alice"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+        .args(["plan", "--host", "cp", "--allowed-signers"])
+        .arg(&w.signers)
+        .arg("--source")
+        .arg(w.source().url)
+        .arg("--root")
+        .arg(w.root.join("host"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("its fleet cannot be applied on this host"),
+        "{err}"
+    );
+    assert!(source::accepted(&w.root.join("host/var/lib/wgfleet")).is_none());
+}
+
 fn wgfleet_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `join` keeps the key it generates (0600, in a 0700 directory, never printed), saves the
+/// source with a copy of the signers, and prints the entry to commit; run again it keeps the
+/// key, and it refuses to rename the host under the operator's feet.
+#[test]
+fn join_generates_a_kept_key_once_and_prints_the_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let host = w.root.join("host");
+    std::fs::create_dir_all(host.join("etc/ssh")).unwrap();
+    let host_key = host.join("etc/ssh/ssh_host_ed25519_key");
+    run(
+        &w.root,
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            host_key.to_str().unwrap(),
+        ],
+    );
+    let join = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+            .args(["join", "--json", "--host", name, "--allowed-signers"])
+            .arg(&w.signers)
+            .arg("--source")
+            .arg(w.source().url)
+            .arg("--root")
+            .arg(&host)
+            .output()
+            .unwrap()
+    };
+    let first = join("worker-3");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let public = doc["publicKey"].as_str().unwrap().to_owned();
+    assert_eq!(doc["keyCreated"], true);
+    assert_eq!(doc["host"], "worker-3");
+    assert_eq!(
+        doc["entry"],
+        format!("\"worker-3\": {{\"publicKey\": \"{public}\", \"keyOnHost\": true}}")
+    );
+    let ssh_pub = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+    let ssh_pub: Vec<&str> = ssh_pub.split_whitespace().take(2).collect();
+    assert_eq!(doc["recipient"], format!("worker-3 {}", ssh_pub.join(" ")));
+    let key_file = PathBuf::from(doc["keyFile"].as_str().unwrap());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key_file), 0o600);
+    assert_eq!(mode(key_file.parent().unwrap()), 0o700);
+    let secret = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!String::from_utf8_lossy(&first.stdout).contains(secret.trim()));
+    // The signers are the host's own copy now.
+    let saved = host.join("var/lib/wgfleet/source/source.json");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+    let copy = PathBuf::from(saved["allowedSigners"].as_str().unwrap());
+    assert_eq!(copy, host.join("var/lib/wgfleet/source/signers.first"));
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&w.signers).unwrap()
+    );
+
+    let again: serde_json::Value = serde_json::from_slice(&join("worker-3").stdout).unwrap();
+    assert_eq!(
+        (again["publicKey"].as_str(), &again["keyCreated"]),
+        (Some(public.as_str()), &serde_json::Value::Bool(false))
+    );
+    let renamed = join("worker-4");
+    assert_eq!(renamed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&renamed.stderr).contains("joined the fleet as \"worker-3\""));
+}
+
+/// A fleet that says a host keeps its key renders no age file for it, and validation keeps
+/// the two ways apart.
+#[test]
+fn a_host_that_keeps_its_key_renders_a_kept_key_placeholder() {
+    let root = wgfleet_root();
+    let mut fleet: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/seed-000/fleet.json")).unwrap(),
+    )
+    .unwrap();
+    let host = fleet["hosts"]["cp"].as_object_mut().unwrap();
+    host.remove("privateKeyFile");
+    host.insert("keyOnHost".into(), true.into());
+    let public = host["publicKey"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.json");
+    std::fs::write(&file, fleet.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+        .args(["render", "--host", "cp", "--fleet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "PrivateKey = <private key kept on this host for {public}>"
+        )),
+        "{text}"
+    );
 }

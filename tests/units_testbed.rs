@@ -61,7 +61,7 @@ fn install(host: &Host) {
          && install -m 0600 /x/identity.txt /etc/wgfleet/identity.txt \
          && echo 'WGFLEET_ARGS=\"--identity /etc/wgfleet/identity.txt\"' > /etc/default/wgfleet \
          && mkdir -p /etc/systemd/system/wgfleet.timer.d \
-         && printf '[Timer]\\nOnBootSec=1s\\nOnUnitActiveSec=5s\\nAccuracySec=100ms\\n' \
+         && printf '[Timer]\\nOnBootSec=1s\\nOnUnitActiveSec=5s\\nAccuracySec=100ms\\nRandomizedDelaySec=0\\n' \
               > /etc/systemd/system/wgfleet.timer.d/fast.conf",
     )
     .unwrap();

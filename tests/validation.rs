@@ -57,6 +57,7 @@ invalid! {
     unsafe_host_name => "unsafe-host-name",
     unsafe_interface_name => "unsafe-interface-name",
     unsafe_wan_interface => "unsafe-wan-interface",
+    key_on_host_and_key_file => "key-on-host-and-key-file",
     newline_in_description => "newline-in-description",
     bad_expires => "bad-expires",
     id_out_of_range => "id-out-of-range",

@@ -18,19 +18,27 @@ use crate::shell::{act, endpoint_follow, host, observe, reload};
 /// The pipeline's inputs from the flags both commands share; a git source is pulled first.
 fn inputs(args: &HostArgs) -> Result<Inputs> {
     let paths = detect(args.root.as_deref());
+    let host = super::this_host(args.host.as_deref(), &paths.state)?;
     let (fleet, from_source) =
         match super::fleet_from(&args.fleet, Some(&args.source), &paths.state)? {
             FleetFrom::File(f) => (f, None),
             FleetFrom::Source(source) => {
-                let host = crate::shell::host_or_hostname(args.host.as_deref()).unwrap_or_default();
-                let fetched = pipeline::fetch(&source, &paths, &host, crate::shell::now())?;
+                let judged_at = super::now_at(args.fleet.now.as_deref())?;
+                let fetched = pipeline::fetch(
+                    &source,
+                    &paths,
+                    &host,
+                    &args.fleet.nix_allow,
+                    crate::shell::now(),
+                    judged_at,
+                )?;
                 (fetched.fleet.clone(), Some(fetched))
             }
         };
     Ok(Inputs {
         fleet,
         nix_allow: args.fleet.nix_allow.clone(),
-        host: args.host.clone(),
+        host: Some(host),
         identities: args.identity.identities.clone(),
         now: super::now_at(args.fleet.now.as_deref())?,
         use_record: !args.no_cache,

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::{check_valid, host_or_hostname, plans_for, write_out};
+use super::{check_valid, plans_for, write_out};
 use crate::cli::ApplyArgs;
 use crate::diff::Live;
 use crate::error::{Error, Result};
@@ -38,8 +38,22 @@ pub(super) fn cmd_endpoints_only(
 ) -> Result<u8> {
     let args = &apply_args.host;
     let state = crate::shell::paths::detect(None).state;
+    // A host that joined before its entry was committed: the every-minute timer is not a failure.
+    if args.fleet.fleet.is_none()
+        && let Some(source) = crate::source::saved(&state)?
+        && crate::source::accepted(&state).is_none()
+    {
+        write_out(
+            out,
+            &format!(
+                "source {}: no commit accepted yet; no endpoint to follow\n",
+                crate::source::redact(&source.url)
+            ),
+        )?;
+        return Ok(0);
+    }
     let (loaded, valid, now_fleet) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
-    let host = host_or_hostname(args.host.as_deref())?;
+    let host = super::this_host(args.host.as_deref(), &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now_fleet)?;
     let paths = crate::shell::paths::detect(None);
     let _lock = RunLock::acquire(&paths.lock).map_err(|source| Error::Write {

@@ -13,6 +13,7 @@ mod client;
 mod endpoints;
 mod graph;
 mod import;
+mod join;
 mod secrets;
 mod source;
 mod status;
@@ -27,6 +28,16 @@ use crate::fleet::diag::{Located, Severity};
 use crate::fleet::{Loaded, ValidFleet, time};
 use crate::render;
 pub(crate) use crate::shell::host_or_hostname;
+
+/// The host this machine reconciles: `--host`, else the name it joined as (`wgfleet join`),
+/// else its hostname.
+pub(crate) fn this_host(host: Option<&str>, state: &Path) -> Result<String> {
+    match (host, crate::join::load(state)) {
+        (Some(h), _) => Ok(h.to_owned()),
+        (None, Some(joined)) => Ok(joined.host),
+        (None, None) => host_or_hostname(None),
+    }
+}
 
 /// Runs one command; returns the process exit code.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
@@ -71,6 +82,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
             apply::cmd_routes_interface(&interface, root.as_deref())
         }
         Command::Source(command) => source::cmd_source(&command, out),
+        Command::Join(args) => join::cmd_join(&args, out),
         Command::Schema => {
             write_out(out, &schema_json())?;
             Ok(0)

@@ -7,7 +7,7 @@ use std::io::Write;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{check_valid, host_or_hostname, plans_for, write_out};
+use super::{check_valid, plans_for, write_out};
 use crate::cli::{CheckSecretsArgs, KeygenArgs, RekeyArgs};
 use crate::error::{Error, Result};
 use crate::fleet::ValidFleet;
@@ -207,11 +207,16 @@ pub fn cmd_check_secrets(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let (loaded, valid, now) = check_valid(&args.fleet, err)?;
-    let host = host_or_hostname(args.host.as_deref())?;
+    let state = crate::shell::paths::detect(None).state;
+    let host = super::this_host(args.host.as_deref(), &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
-    let ids = age::load_identities(&args.identity.identities)
-        .map_err(secret_err(format!("host {host}")))?;
-    let secrets = load_host_secrets(&loaded, &plans, &ids)?;
+    let ids = match plans.iter().any(crate::shell::pipeline::decrypts) {
+        true => age::load_identities(&args.identity.identities)
+            .map_err(secret_err(format!("host {host}")))?,
+        false => age::Identities::none(),
+    };
+    let local_keys = crate::secrets::local::store(&state);
+    let secrets = load_host_secrets(&loaded, &plans, &ids, &local_keys)?;
     let networks: Vec<&str> = plans.iter().map(|p| p.network.as_str()).collect();
     if args.json {
         let doc = json!({"host": host, "ok": true, "networks": networks, "secretsDecrypted": secrets.len()});

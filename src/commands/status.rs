@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{check_valid, host_or_hostname, plans_for, write_out};
+use super::{check_valid, plans_for, write_out};
 use crate::cli::StatusArgs;
 use crate::error::{Error, Result};
 use crate::fleet::time::format_rfc3339;
@@ -50,7 +50,7 @@ struct NetworkStatus {
 pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let state = crate::shell::paths::detect(None).state;
     let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
-    let host = host_or_hostname(args.host.as_deref())?;
+    let host = super::this_host(args.host.as_deref(), &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     let systemd = Systemd::connect().map_err(|source| Error::Systemd {
         what: "systemd".into(),

@@ -29,6 +29,7 @@ pub fn spoke(peers: Vec<PeerPlan>) -> InterfacePlan {
         mtu: None,
         private_key_file: None,
         public_key: "P".into(),
+        key_on_host: false,
         forwarding: false,
         dialable: false,
         nat: None,

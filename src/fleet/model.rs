@@ -19,6 +19,8 @@ pub struct ValidFleet {
 pub struct HostModel {
     pub public_key: String,
     pub private_key_file: Option<String>,
+    /// The host keeps its own private key (`keyOnHost`).
+    pub key_on_host: bool,
     pub wan_interface: Option<String>,
 }
 

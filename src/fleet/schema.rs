@@ -74,6 +74,10 @@ pub struct Host {
     /// age-encrypted private key, relative to the fleet file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_file: Option<String>,
+    /// The private key lives on the host itself, generated there by `wgfleet join` and never
+    /// copied: the fleet holds only its public key (instead of `privateKeyFile`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_on_host: bool,
     /// Where peers dial this host: IP or DNS name, optionally with `:port`
     /// (default: the network's `listenPort`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -251,6 +251,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                         schema::Host {
                             public_key: facts.public_key.clone(),
                             private_key_file: None,
+                            key_on_host: false,
                             endpoint: facts
                                 .endpoint
                                 .as_ref()

@@ -68,7 +68,7 @@ pub fn render_config(plan: &InterfacePlan) -> Result<String> {
         network: &plan.network,
         address: join(&plan.addresses),
         listen_port: plan.listen_port,
-        private_key: secret_placeholder(plan.private_key_file.as_deref(), "private key"),
+        private_key: private_key_placeholder(plan),
         mtu: plan.mtu,
         table_off: routes_by_wgfleet(plan),
         peers: plan.peers.iter().map(peer_context).collect(),
@@ -213,6 +213,14 @@ fn push_decimal(out: &mut String, v: u8) {
     out.push(char::from(b'0' + v % 10));
 }
 
+/// The placeholder of a plan's private key: from its age file, or the key the host keeps.
+pub fn private_key_placeholder(plan: &InterfacePlan) -> String {
+    match (&plan.private_key_file, plan.key_on_host) {
+        (None, true) => format!("<private key kept on this host for {}>", plan.public_key),
+        (file, _) => secret_placeholder(file.as_deref(), "private key"),
+    }
+}
+
 /// The placeholder standing for a secret read from an age file: this module writes it on the key
 /// lines, and `HostSecrets` finds the key by it.
 pub fn secret_placeholder(age_file: Option<&str>, what: &str) -> String {
@@ -250,6 +258,7 @@ mod tests {
             mtu: None,
             private_key_file: None,
             public_key: "B".into(),
+            key_on_host: false,
             forwarding: false,
             dialable: false,
             nat: None,

@@ -22,6 +22,16 @@ pub struct Identities {
     pub files: Vec<PathBuf>,
 }
 
+impl Identities {
+    /// No identity: for a host with nothing to decrypt.
+    pub fn none() -> Identities {
+        Identities {
+            keys: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
 /// The identity files a host decrypts with: `paths`, or with none given the default SSH host
 /// keys that exist.
 pub fn identity_paths(paths: &[PathBuf]) -> Vec<PathBuf> {

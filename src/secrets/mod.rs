@@ -3,12 +3,13 @@
 
 pub mod age;
 pub mod keys;
+pub mod local;
 pub mod recipients;
 
-use crate::render::secret_placeholder;
+use crate::render::{private_key_placeholder, secret_placeholder};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
@@ -63,6 +64,13 @@ pub enum SecretError {
     },
     #[error("no privateKeyFile is declared for this host")]
     NoKeyFile,
+    #[error(
+        "the fleet says this host keeps its key (keyOnHost), but {file} is not here: run \
+         `wgfleet join` on this host (or declare its privateKeyFile) for public key {public}"
+    )]
+    NoLocalKey { file: PathBuf, public: String },
+    #[error("{file}: the host's own private key must be a plain file only root can read (0600)")]
+    LocalKeyExposed { file: PathBuf },
     #[error("recipient {text:?}: {reason}")]
     Recipient { text: String, reason: String },
     #[error("{path}:{line}: {reason}")]
@@ -161,12 +169,14 @@ pub fn load_client_secrets(
     Ok(secrets)
 }
 
-/// Decrypts every secret `plans` need and checks each private key against its declared public
-/// key. Fails before anything on the system is touched; errors name the host and the file.
+/// Decrypts every secret `plans` need (a kept key is read from `local_keys`) and checks each
+/// private key against its declared public key. Fails before anything on the system is
+/// touched; errors name the host and the file.
 pub fn load_host_secrets(
     loaded: &Loaded,
     plans: &[InterfacePlan],
     ids: &age::Identities,
+    local_keys: &Path,
 ) -> Result<HostSecrets, LoadError> {
     let mut secrets = HostSecrets::default();
     for plan in plans {
@@ -175,22 +185,25 @@ pub fn load_host_secrets(
             context: context(),
             source,
         };
-        let file = plan
-            .private_key_file
-            .as_deref()
-            .ok_or_else(|| wrap(SecretError::NoKeyFile))?;
-        let key = decrypt_key(loaded, file, ids).map_err(wrap)?;
-        let derived = key.public_key();
-        if derived != plan.public_key {
-            return Err(wrap(SecretError::KeyMismatch {
-                file: loaded.resolve(file),
-                declared: plan.public_key.clone(),
-                derived,
-            }));
-        }
+        let key = match (&plan.private_key_file, plan.key_on_host) {
+            (Some(file), _) => {
+                let key = decrypt_key(loaded, file, ids).map_err(wrap)?;
+                let derived = key.public_key();
+                if derived != plan.public_key {
+                    return Err(wrap(SecretError::KeyMismatch {
+                        file: loaded.resolve(file),
+                        declared: plan.public_key.clone(),
+                        derived,
+                    }));
+                }
+                key
+            }
+            (None, true) => local::read(local_keys, &plan.public_key).map_err(wrap)?,
+            (None, false) => return Err(wrap(SecretError::NoKeyFile)),
+        };
         secrets
             .by_placeholder
-            .insert(secret_placeholder(Some(file), "private key"), key);
+            .insert(private_key_placeholder(plan), key);
         for peer in &plan.peers {
             if let Some(psk_file) = &peer.preshared_key_file {
                 let placeholder = secret_placeholder(Some(psk_file), "preshared key");

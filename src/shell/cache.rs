@@ -107,9 +107,20 @@ fn exe_identity() -> Option<String> {
 
 /// The age files the plans name (private keys, preshared keys), each with its bytes. Taken
 /// before they are decrypted: a file changed in between is then a miss at the next run.
-pub fn secrets_digest<'p>(fleet: &Path, plans: impl Iterator<Item = &'p InterfacePlan>) -> String {
+pub fn secrets_digest<'p>(
+    fleet: &Path,
+    local_keys: &Path,
+    plans: impl Iterator<Item = &'p InterfacePlan>,
+) -> String {
     let mut files = BTreeSet::new();
+    let mut kept = BTreeSet::new();
     for plan in plans {
+        if plan.key_on_host {
+            kept.insert(crate::secrets::local::fingerprint(
+                local_keys,
+                &plan.public_key,
+            ));
+        }
         files.extend(plan.private_key_file.as_deref());
         files.extend(
             plan.peers
@@ -124,6 +135,9 @@ pub fn secrets_digest<'p>(fleet: &Path, plans: impl Iterator<Item = &'p Interfac
             &mut h,
             std::fs::read(resolve_beside(fleet, file)).ok().as_deref(),
         );
+    }
+    for fingerprint in kept {
+        field(&mut h, Some(fingerprint.as_bytes()));
     }
     hex(&h.finalize())
 }
@@ -189,7 +203,9 @@ pub fn lookup(paths: &Paths, key: &Key, now: i64) -> Option<Hit> {
         return None;
     }
     let body: Body = serde_json::from_str(body).ok()?;
-    if secrets_digest(&key.fleet, body.interfaces.iter().map(|i| &i.plan)) != head.secrets {
+    let local_keys = crate::secrets::local::store(&paths.state);
+    let plans = body.interfaces.iter().map(|i| &i.plan);
+    if secrets_digest(&key.fleet, &local_keys, plans) != head.secrets {
         return None;
     }
     let mut desired = Vec::with_capacity(body.interfaces.len());
@@ -339,7 +355,11 @@ mod tests {
         let key = key_of(bed, &bed.fleet, host);
         let fresh = Fresh {
             key: key_of(bed, &bed.fleet, host),
-            secrets: secrets_digest(&bed.fleet, desired.iter().map(|d| &d.plan)),
+            secrets: secrets_digest(
+                &bed.fleet,
+                &crate::secrets::local::store(&bed.paths.state),
+                desired.iter().map(|d| &d.plan),
+            ),
             computed_at: now,
             valid_until: valid_until(&valid, now, 14 * DAY),
             warnings: vec!["a warning".into()],

@@ -33,7 +33,7 @@ use crate::fleet::checked::{EXPIRY_WARNING_SECS, plans_for, valid_with_warnings}
 use crate::paths::Paths;
 use crate::plan::InterfacePlan;
 use crate::secrets::{self, age};
-use crate::source::{Limits, Pulled, Source, SourceError};
+use crate::source::{Accepted, Limits, Pulled, Refusal, Source, SourceError};
 
 /// What a run starts from: the operator's flags as values.
 pub struct Inputs {
@@ -108,23 +108,25 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
     let (loaded, valid, warnings) = valid_with_warnings(fleet, &inputs.nix_allow, now)?;
     let host = host_or_hostname(inputs.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
-    if let Some(fetched) = &inputs.from_source {
-        confined(&plans, fleet, fetched)?;
-    }
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
     let key = match (&loaded.json_source, inputs.use_record) {
         (Some(text), true) => cache::Key::compute(fleet, text.as_bytes(), &host, identities),
         _ => None,
     };
+    let local_keys = secrets::local::store(&inputs.paths.state);
     let secrets_digest = key
         .as_ref()
-        .map(|_| cache::secrets_digest(fleet, plans.iter()));
-    let ids = age::load_identities(&inputs.identities).map_err(|source| Error::Secret {
-        context: format!("host {host}"),
-        source,
-    })?;
-    let secrets = secrets::load_host_secrets(&loaded, &plans, &ids)?;
+        .map(|_| cache::secrets_digest(fleet, &local_keys, plans.iter()));
+    // A host that keeps its own key and shares no preshared key decrypts nothing.
+    let ids = match plans.iter().any(decrypts) {
+        true => age::load_identities(&inputs.identities).map_err(|source| Error::Secret {
+            context: format!("host {host}"),
+            source,
+        })?,
+        false => age::Identities::none(),
+    };
+    let secrets = secrets::load_host_secrets(&loaded, &plans, &ids, &local_keys)?;
     let desired = Desired::build(plans, &secrets, &valid)?;
     let fresh = key.zip(secrets_digest).map(|(key, secrets)| cache::Fresh {
         key,
@@ -141,6 +143,11 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         fresh,
         warnings,
     })
+}
+
+/// The plan needs an age identity: it has an age file to decrypt.
+pub fn decrypts(plan: &InterfacePlan) -> bool {
+    plan.private_key_file.is_some() || plan.peers.iter().any(|p| p.preshared_key_file.is_some())
 }
 
 /// The fleet of a git source: the tip `source::pull` accepted, or, when the source refuses or
@@ -175,12 +182,22 @@ pub struct SourceReport {
 }
 
 /// Stage 0 (a git source): pull, and audit what changed: a commit accepted, or a new reason
-/// for refusing (not the same one at every run of the timer).
-pub fn fetch(source: &Source, paths: &Paths, host: &str, now: i64) -> Result<Fetched> {
+/// for refusing (not the same one at every run of the timer). A tip is accepted only when
+/// this host can apply its fleet (judged at `judged_at`): a signed but broken fleet leaves the
+/// last one in force.
+pub fn fetch(
+    source: &Source,
+    paths: &Paths,
+    host: &str,
+    nix_allow: &[PathBuf],
+    now: i64,
+    judged_at: i64,
+) -> Result<Fetched> {
     let state = &paths.state;
     let before = crate::source::last_error(state);
+    let vet = |a: &Accepted| usable(a, host, nix_allow, judged_at);
     let (accepted, status, previous, refused) =
-        match crate::source::pull(state, source, &Limits::default(), now) {
+        match crate::source::pull(state, source, &Limits::default(), now, &vet) {
             Ok(Pulled::Unchanged(a)) => (a, "unchanged", None, None),
             Ok(Pulled::Moved { accepted, previous }) => (accepted, "moved", previous, None),
             Err(e) if e.is_remote() => match crate::source::accepted(state) {
@@ -264,11 +281,17 @@ fn audit_source(
     let _ = audit::append_line(&paths.state, &entry);
 }
 
-/// Every key file the plans read lies inside the accepted tree: a fleet from git names no
-/// file of the host's (`../../etc/…`, an absolute path). The tree holds no links (`source`).
-fn confined(plans: &[InterfacePlan], fleet: &std::path::Path, fetched: &Fetched) -> Result<()> {
-    let tree = &fetched.tree;
-    let base = fleet.parent().unwrap_or(tree);
+/// The accepted tip's fleet is valid, names `host`, and every key file its plans read lies
+/// inside the tree: a fleet from git names no file of the host's (`../../etc/…`, an absolute
+/// path). The tree holds no links (`source`).
+fn usable(a: &Accepted, host: &str, nix_allow: &[PathBuf], now: i64) -> Result<(), Refusal> {
+    let unusable = |e: Error| Refusal::Unusable {
+        commit: a.commit.clone(),
+        detail: e.to_string(),
+    };
+    let (loaded, valid, _) = valid_with_warnings(&a.fleet, nix_allow, now).map_err(unusable)?;
+    let plans = plans_for(&loaded.path, &valid, host, None, now).map_err(unusable)?;
+    let base = a.fleet.parent().unwrap_or(&a.tree);
     let files = plans.iter().flat_map(|p| {
         p.private_key_file.iter().chain(
             p.peers
@@ -277,15 +300,11 @@ fn confined(plans: &[InterfacePlan], fleet: &std::path::Path, fetched: &Fetched)
         )
     });
     for file in files {
-        let inside = crate::fsutil::normalize(&base.join(file));
-        if !inside.starts_with(tree) {
-            return Err(Error::Source(SourceError::Refused {
-                url: fetched.report.url.clone(),
-                reason: crate::source::Refusal::KeyOutside {
-                    commit: fetched.commit.clone(),
-                    file: file.clone(),
-                },
-            }));
+        if !crate::fsutil::normalize(&base.join(file)).starts_with(&a.tree) {
+            return Err(Refusal::KeyOutside {
+                commit: a.commit.clone(),
+                file: file.clone(),
+            });
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use check::{check, redact};
-pub use pull::{LastError, Pulled, accepted, last_error, pull};
+pub use pull::{LastError, Pulled, Vet, accepted, last_error, pull};
 
 /// Where a rotated allowed-signers file lives in the fleet's repository.
 pub const SIGNERS_IN_REPO: &str = ".wgfleet/allowed_signers";
@@ -164,6 +164,8 @@ pub enum Refusal {
         "commit {commit}: the fleet names the key file {file:?}, outside the repository; key files of a fleet from git must be in its repository"
     )]
     KeyOutside { commit: String, file: String },
+    #[error("commit {commit}: its fleet cannot be applied on this host: {detail}")]
+    Unusable { commit: String, detail: String },
     #[error("{what} over the limit of {limit}")]
     TooLarge { what: String, limit: String },
     #[error("commit {commit}: it has no file {path}")]
@@ -188,6 +190,8 @@ pub fn saved(state_dir: &Path) -> Result<Option<Source>, SourceError> {
 }
 
 /// Saves `source` as this host's (checked first); the next `apply` without flags pulls it.
+/// The allowed-signers file is copied in (`signers.first`): the trust a host starts from does
+/// not hang on a file elsewhere that may be moved, edited or gone.
 pub fn save(state_dir: &Path, source: &Source) -> Result<PathBuf, SourceError> {
     check(source)?;
     let dir = dir(state_dir);
@@ -196,8 +200,29 @@ pub fn save(state_dir: &Path, source: &Source) -> Result<PathBuf, SourceError> {
         move |source| SourceError::Io { path, source }
     };
     crate::fsutil::ensure_private_dir(&dir).map_err(io(&dir))?;
+    let first = dir.join("signers.first");
+    let mut source = source.clone();
+    if source.allowed_signers != first {
+        let signers =
+            crate::fsutil::read_bounded(&source.allowed_signers, crate::fsutil::SMALL_FILE_LIMIT)
+                .map_err(io(&source.allowed_signers))?;
+        let has_signer = String::from_utf8_lossy(&signers)
+            .lines()
+            .any(|l| l.split_whitespace().count() >= 3 && !l.trim_start().starts_with('#'));
+        if !has_signer {
+            return Err(SourceError::Invalid {
+                what: "allowed signers",
+                value: source.allowed_signers.display().to_string(),
+                why: "no signer line (PRINCIPAL [OPTIONS] KEYTYPE KEY, as ssh-keygen's \
+                      ALLOWED SIGNERS): every commit would be refused"
+                    .into(),
+            });
+        }
+        crate::fsutil::write_atomic(&first, &signers, 0o600).map_err(io(&first))?;
+        source.allowed_signers = first;
+    }
     let path = dir.join("source.json");
-    let mut text = serde_json::to_string_pretty(source).unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(&source).unwrap_or_default();
     text.push('\n');
     crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600).map_err(io(&path))?;
     Ok(path)

@@ -100,22 +100,34 @@ pub fn last_error(state_dir: &Path) -> Option<LastError> {
     load(&dir(state_dir)).last_error
 }
 
-/// Pulls `source`; on any failure the accepted tree and commit stay as they were, and the
-/// failure is remembered (`last_error`).
+/// The caller's last word on a verified tip, before it is accepted: whether this host can
+/// apply its fleet (valid, naming the host, keys inside the tree).
+pub type Vet<'a> = &'a dyn Fn(&Accepted) -> Result<(), Refusal>;
+
+/// Pulls `source`; on any failure the accepted tree and commit, and the pinned signers, stay
+/// as they were, and the failure is remembered (`last_error`).
 pub fn pull(
     state_dir: &Path,
     source: &Source,
     limits: &Limits,
     now: i64,
+    vet: Vet<'_>,
 ) -> Result<Pulled, SourceError> {
     check(source)?;
     let dir = dir(state_dir);
     ensure_private_dir(&dir).map_err(io(&dir))?;
     let mut state = load(&dir);
-    let result = pull_in(&dir, &mut state, source, limits, now);
+    let pin = dir.join("allowed_signers");
+    let pinned = std::fs::read(&pin).ok();
+    let result = pull_in(&dir, &mut state, source, limits, now, vet);
     match &result {
         Ok(_) => state.last_error = None,
         Err(e) => {
+            // A rotation followed on the way to a tip that was then refused is not kept.
+            let _ = match &pinned {
+                Some(bytes) => write_atomic(&pin, bytes, 0o600),
+                None => std::fs::remove_file(&pin),
+            };
             state.last_error = Some(LastError {
                 time: now,
                 message: e.to_string(),
@@ -132,6 +144,7 @@ fn pull_in(
     source: &Source,
     limits: &Limits,
     now: i64,
+    vet: Vet<'_>,
 ) -> Result<Pulled, SourceError> {
     let url = redact(&source.url);
     let home = dir.join("home");
@@ -264,24 +277,32 @@ fn pull_in(
         follow_signers(&git, &commit, &pin)?;
     }
     let tree = write_tree(&git, dir, &commit, &source.path)?;
-    if let Some(old) = previous.filter(|a| a.tree != tree) {
-        let _ = std::fs::remove_dir_all(old.tree);
+    let accepted = Accepted {
+        fleet: tree.join(&source.path),
+        tree,
+        commit,
+        signer,
+        accepted_at: now,
+        fetched_at: now,
+    };
+    let kept = previous.as_ref().map(|a| &a.tree);
+    if let Err(reason) = vet(&accepted) {
+        if kept != Some(&accepted.tree) {
+            let _ = std::fs::remove_dir_all(&accepted.tree);
+        }
+        return Err(refused(&url, reason));
+    }
+    if let Some(old) = kept.filter(|t| **t != accepted.tree) {
+        let _ = std::fs::remove_dir_all(old);
     }
     state.accepted = Some(Record {
-        commit: commit.clone(),
+        commit: accepted.commit.clone(),
         path: source.path.clone(),
-        signer: signer.clone(),
+        signer: accepted.signer.clone(),
         accepted_at: now,
     });
     Ok(Pulled::Moved {
-        accepted: Accepted {
-            fleet: tree.join(&source.path),
-            tree,
-            commit,
-            signer,
-            accepted_at: now,
-            fetched_at: now,
-        },
+        accepted,
         previous: accepted_commit,
     })
 }

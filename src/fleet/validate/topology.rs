@@ -29,6 +29,12 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
         if super::endpoints::declares(host.endpoint.as_ref(), &host.endpoints) {
             super::endpoints::declared(d, &path(), host.endpoint.as_ref(), &host.endpoints);
         }
+        if host.key_on_host && host.private_key_file.is_some() {
+            d.error(
+                &path().key("keyOnHost"),
+                "the host keeps its own key, so it has no privateKeyFile: drop one of the two",
+            );
+        }
         if let Some(wan) = &host.wan_interface
             && let Err(e) = syntax::check_interface(wan)
         {
@@ -57,6 +63,7 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
             HostModel {
                 public_key: host.public_key.clone(),
                 private_key_file: host.private_key_file.clone(),
+                key_on_host: host.key_on_host,
                 wan_interface: host.wan_interface.clone(),
             },
         ));
