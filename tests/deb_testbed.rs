@@ -9,15 +9,26 @@
 //! /usr/bin/wgfleet; nothing is enabled or started; the man pages, completions and docs are
 //! where the package says; `dpkg -r` stops a started timer and takes everything away. Nothing of
 //! it may reach the machine itself.
+//!
+//! Then the whole life of a new host, with only the package on it: `wgfleet join` (its key made
+//! there, the source saved, the timers started over D-Bus), one signed commit adding the
+//! printed entry, one run of wgfleet.service on it and one apply on the hub: they ping.
 
+#[path = "support/git_source.rs"]
+mod git_source;
 #[path = "support/testbed.rs"]
 mod testbed;
+#[path = "support/wgfleet_on.rs"]
+mod wgfleet_on;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use git_source::{GIT_IP, Repo, git, serve, signing_key};
+use serde_json::{Value, json};
 use testbed::{Host, Testbed};
+use wgfleet_on::{printed, provision, seed000_fleet, seed000_hosts};
 
 /// Paths the package installs; none may exist on the machine before or after the test.
 const INSTALLED: &[&str] = &[
@@ -263,4 +274,121 @@ fn the_deb_installs_on_a_systemd_host_enables_nothing_and_removes_cleanly() {
     drop(bed);
     assert_none_on_machine("after");
     eprintln!("deb_testbed: {:.1}s in all", start.elapsed().as_secs_f64());
+}
+
+/// A Debian host with nothing but the package joins the fleet in two commands: `dpkg -i` and
+/// `wgfleet join`. No key or file is copied to or from it; the fleet's git repository is the
+/// only thing the operator touches.
+#[test]
+fn a_new_debian_host_joins_with_the_deb_and_one_signed_commit() {
+    assert_none_on_machine("before");
+    let deb = deb();
+    let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+    let bed = Testbed::new("join").expect("testbed").writable_usr();
+    let mut hosts = seed000_hosts(&bed, &["cp"]);
+    let cp = hosts.remove(0);
+    let git_host = bed.add_host("git", &format!("{GIT_IP}/24")).unwrap();
+    let new = bed.add_host("worker-9", "192.0.2.19/24").unwrap();
+
+    // The fleet repository: the hub alone, signed by ops.
+    let keys = tempfile::tempdir().unwrap();
+    let signers = signing_key(keys.path(), "ops");
+    let repo = Repo {
+        dir: git_host.dir().join("repo"),
+        keys: keys.path(),
+    };
+    std::fs::create_dir_all(repo.dir.join("secrets")).unwrap();
+    std::fs::copy(
+        wgfleet_on::root().join("secrets/examples/seed-000/cp.age"),
+        repo.dir.join("secrets/cp.age"),
+    )
+    .unwrap();
+    git(&repo.dir, &["init", "-q"]);
+    let mut fleet = seed000_fleet(&[]);
+    repo.commit(&fleet, Some("ops"));
+    serve(&git_host);
+    let source = format!("--source git://{GIT_IP}/repo --allowed-signers /x/allowed_signers");
+    provision(&cp, &["cp"]);
+    std::fs::write(cp.dir().join("allowed_signers"), &signers).unwrap();
+    let hub = |args: &str| {
+        cp.sh(&format!("/x/wgfleet {args} --host cp -i /x/identity.txt"))
+            .unwrap()
+    };
+    cp.sh_ok(&format!("/x/wgfleet source set {source}"))
+        .unwrap();
+    let out = hub("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
+
+    // The new host: the package, the signers file the operator hands it, and join.
+    std::fs::copy(&deb, new.dir().join(&name)).unwrap();
+    std::fs::write(new.dir().join("allowed_signers"), &signers).unwrap();
+    new.sh_ok(&format!("dpkg -i /x/{name} >/dev/null 2>&1"))
+        .unwrap();
+    let joined = new
+        .sh(&format!("wgfleet join --host worker-9 {source} --json"))
+        .unwrap();
+    assert!(joined.status.success(), "{}", printed(&joined));
+    let joined: Value = serde_json::from_slice(&joined.stdout).unwrap();
+    let public = joined["publicKey"].as_str().unwrap().to_owned();
+    assert_eq!(
+        joined["timers"],
+        json!(["wgfleet.timer", "wgfleet-endpoints.timer"])
+    );
+    for timer in ["wgfleet.timer", "wgfleet-endpoints.timer"] {
+        assert_eq!(systemctl(&new, "is-enabled", timer), "enabled", "{timer}");
+        assert_eq!(systemctl(&new, "is-active", timer), "active", "{timer}");
+    }
+    // From here on the runs are the test's own, not the timers' at a random moment.
+    new.sh_ok("systemctl stop wgfleet.timer wgfleet-endpoints.timer && systemctl reset-failed wgfleet.service || true")
+        .unwrap();
+    let key_file = joined["keyFile"].as_str().unwrap();
+    assert_eq!(
+        new.sh_ok(&format!("stat -c %a {key_file}")).unwrap().trim(),
+        "600"
+    );
+    // Not in the fleet yet: its run refuses the tip (exit 5) and touches nothing.
+    let early = new.sh("wgfleet apply").unwrap();
+    assert_eq!(early.status.code(), Some(5), "{}", printed(&early));
+    assert!(
+        printed(&early).contains("\"worker-9\" is not in the fleet"),
+        "{}",
+        printed(&early)
+    );
+    assert!(!succeeds(&new, "test -e /etc/wireguard/wg0.conf"));
+
+    // The operator adds the printed entry in a signed commit.
+    let entry: Value =
+        serde_json::from_str(&format!("{{{}}}", joined["entry"].as_str().unwrap())).unwrap();
+    fleet["hosts"]["worker-9"] = entry["worker-9"].clone();
+    fleet["networks"]["wg0"]["members"]["worker-9"] = json!({"id": 9});
+    fleet["groups"]["workers"] = json!(["worker-9"]);
+    let added = repo.commit(&fleet, Some("ops"));
+
+    // One run on each: the new host through its unit (no flags), the hub by hand.
+    let run = new.sh("systemctl start wgfleet.service").unwrap();
+    let journal = new
+        .sh_ok("journalctl -u wgfleet.service --no-pager -o cat | tail -30")
+        .unwrap_or_default();
+    assert!(run.status.success(), "{}\n{journal}", printed(&run));
+    assert!(
+        journal.contains(&format!("commit {} signed by ops, accepted", &added[..12])),
+        "{journal}"
+    );
+    let out = hub("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
+    assert!(cp.sh_ok("wg show wg0 peers").unwrap().contains(&public));
+    // The new host dialled first, before the hub knew it: its next handshake, within 5 s, works.
+    new.sh_ok("ping -c 3 -w 20 10.50.0.1").unwrap();
+    // The key never left: the hub's config holds only its public key.
+    let secret = new.sh_ok(&format!("cat {key_file}")).unwrap();
+    assert!(
+        !cp.sh_ok("cat /etc/wireguard/wg0.conf")
+            .unwrap()
+            .contains(secret.trim())
+    );
+    let status = new.sh_ok("wgfleet status").unwrap();
+    assert!(status.contains(&added[..12]), "{status}");
+
+    drop(bed);
+    assert_none_on_machine("after");
 }

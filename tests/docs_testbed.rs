@@ -20,7 +20,12 @@ use std::path::Path;
 use docs::{Doc, Operator};
 use testbed::{Host, Testbed};
 
-const TESTBED_DOCS: &[&str] = &["docs/homelab.md", "docs/migrating.md"];
+const TESTBED_DOCS: &[&str] = &["docs/gitops.md", "docs/homelab.md", "docs/migrating.md"];
+
+#[test]
+fn gitops_guide_runs_on_real_hosts() {
+    run_doc("docs/gitops.md");
+}
 
 #[test]
 fn homelab_guide_runs_on_real_hosts() {
@@ -71,7 +76,13 @@ fn run_doc(rel: &str) {
                 panic!("{rel}:{}: no host {name} in the testbed line", block.line)
             });
             sync(&operator, host);
-            on_host(host, steps)
+            let ran = on_host(host, steps);
+            if let Some(path) = &block.fetch {
+                let from = host.dir().join("work").join(path);
+                fs::copy(&from, operator.dir.path().join(path))
+                    .unwrap_or_else(|e| panic!("{rel}:{}: fetch={path}: {e}", block.line));
+            }
+            ran
         }
     });
     assert!(

@@ -238,7 +238,9 @@ extern "C" fn kill_child_and_die(signal: nix::libc::c_int) {
 /// Runs `cmd` in a process group of its own, collects its output (capped), and kills the whole
 /// group when it outlives `timeout` or when wgfleet itself is told to stop.
 fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::sys::signal::{
+        SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction,
+    };
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -254,9 +256,23 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> 
         .map(|s| unsafe { sigaction(*s, &handler) }.ok())
         .collect();
     let result = (|| {
-        let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+        // A signal between the spawn and the store would find no group to kill and leave Nix
+        // running: held back until the group is known (the child starts with an empty mask).
+        let mut held = SigSet::empty();
+        for s in signals {
+            held.add(s);
+        }
+        let mut mask = SigSet::empty();
+        let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut mask)).is_ok();
+        let spawned = cmd.spawn();
+        if let Ok(child) = &spawned {
+            CHILD_GROUP.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
+        }
+        if blocked {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+        }
+        let mut child = spawned.map_err(RunError::Spawn)?;
         let group = i32::try_from(child.id()).unwrap_or(0);
-        CHILD_GROUP.store(group, Ordering::SeqCst);
         let drain = |pipe: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();

@@ -285,9 +285,11 @@ fn audit_source(
 /// inside the tree: a fleet from git names no file of the host's (`../../etc/…`, an absolute
 /// path). The tree holds no links (`source`).
 fn usable(a: &Accepted, host: &str, nix_allow: &[PathBuf], now: i64) -> Result<(), Refusal> {
+    // Paths as in the repository, not under this host's state directory.
+    let inside = format!("{}/", a.tree.display());
     let unusable = |e: Error| Refusal::Unusable {
         commit: a.commit.clone(),
-        detail: e.to_string(),
+        detail: e.to_string().replace(&inside, ""),
     };
     let (loaded, valid, _) = valid_with_warnings(&a.fleet, nix_allow, now).map_err(unusable)?;
     let plans = plans_for(&loaded.path, &valid, host, None, now).map_err(unusable)?;

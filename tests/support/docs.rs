@@ -9,6 +9,9 @@
 //! - ```` ```sh ````: the whole block is one script that must exit 0; its output is not shown.
 //! - `host=NAME` (on `console` or `sh`): the block runs on that host of the document's testbed
 //!   (tests/docs_testbed.rs); other blocks run on the operator's machine.
+//! - `fetch=PATH` (with `host=`): after the block, PATH (relative to the directory the host
+//!   block ran in) is copied back to the operator's directory, as the reader would bring a
+//!   file the host printed or wrote to their checkout (scp).
 //! - `skip=REASON` (on `console` or `sh`): not run, for one of the reasons in [`SKIP_REASONS`].
 //! - `file=PATH` (any language): the block is the whole text of that file of the repository.
 //!
@@ -80,6 +83,8 @@ pub struct Block {
     pub line: usize,
     pub kind: Kind,
     pub host: Option<String>,
+    /// `fetch=PATH`: copied back from the host to the operator's directory after the block.
+    pub fetch: Option<String>,
     pub exit: i32,
     pub skip: Option<String>,
 }
@@ -190,6 +195,7 @@ fn parse(rel: &str, text: &str) -> Result<Vec<Block>, String> {
             line: open + 1,
             kind,
             host: attrs.get("host").map(|s| s.to_string()),
+            fetch: attrs.get("fetch").map(|s| s.to_string()),
             exit,
             skip,
         });
