@@ -57,8 +57,14 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The .deb: `WGFLEET_DEB`, or the last line printed by `packaging/deb.sh`.
+/// The .deb: `WGFLEET_DEB`, or the last line printed by `packaging/deb.sh`, built once for
+/// both tests (two deb.sh at once would share target/deb-assets).
 fn deb() -> PathBuf {
+    static DEB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEB.get_or_init(build_deb).clone()
+}
+
+fn build_deb() -> PathBuf {
     if let Some(path) = std::env::var_os("WGFLEET_DEB") {
         let path = PathBuf::from(path);
         assert!(

@@ -3,7 +3,9 @@
 //! Signed commits are applied; unsigned, foreign-signed and force-pushed-back ones are refused
 //! with exit 5 while the last accepted fleet stays in force; the git host powered off does not
 //! stop the hub from healing drift; a client removed in a signed commit is gone after one run,
-//! the audit naming the commit.
+//! the audit naming the commit; hostile sources (a transport helper, options in disguise, a
+//! fleet path out of the checkout, a symbolic link, a submodule) are refused. The size limits are
+//! tested with small limits in tests/source.rs.
 
 #[path = "support/git_source.rs"]
 mod git_source;
@@ -235,6 +237,26 @@ fn a_revoked_client_is_gone_after_one_run_and_hostile_sources_are_refused() {
     let out = wgfleet(&cp, &format!("apply {source} --path linked.json"));
     assert_eq!(out.status.code(), Some(5), "{}", printed(&out));
     assert!(printed(&out).contains("symbolic link"), "{}", printed(&out));
+    // A submodule (a gitlink in the signed tip's tree): refused (exit 5), nothing fetched into it.
+    let head = git(&repo.dir, &["rev-parse", "HEAD"]);
+    git(&repo.dir, &["rm", "-q", "linked.json"]);
+    let gitlink = format!("160000,{head},vendor");
+    git(
+        &repo.dir,
+        &["update-index", "--add", "--cacheinfo", &gitlink],
+    );
+    let signing = format!("user.signingkey={}", keys.path().join("ops").display());
+    git(
+        &repo.dir,
+        &["-c", &signing, "commit", "-q", "-S", "-m", "a submodule"],
+    );
+    let out = wgfleet(&cp, &format!("apply {source}"));
+    assert_eq!(out.status.code(), Some(5), "{}", printed(&out));
+    assert!(
+        printed(&out).contains("vendor is a submodule"),
+        "{}",
+        printed(&out)
+    );
     assert_eq!(
         cp.sh_ok("wg show wg0 dump | sort | md5sum").unwrap(),
         before

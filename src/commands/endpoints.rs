@@ -38,7 +38,7 @@ pub(super) fn cmd_endpoints_only(
 ) -> Result<u8> {
     let args = &apply_args.host;
     let state = crate::shell::paths::detect(None).state;
-    // A host that joined before its entry was committed: the every-minute timer is not a failure.
+    // A host that joined before its entry was committed: its 30-second timer is not a failure.
     if args.fleet.fleet.is_none()
         && let Some(source) = crate::source::saved(&state)?
         && crate::source::accepted(&state).is_none()
