@@ -287,7 +287,9 @@ Examples:
   wgfleet join --host worker-3 --source https://git.example.com/ops/fleet.git \\
     --allowed-signers /etc/wgfleet/allowed_signers
   wgfleet join --host worker-3 --source git@git.example.com:ops/fleet.git \\
-    --allowed-signers ./allowed_signers --source-ssh-key /root/.ssh/fleet_deploy --json"
+    --allowed-signers ./allowed_signers --source-ssh-key /etc/wgfleet/deploy_key --json
+(The units run with ProtectHome=yes: keep a --source-ssh-key or --source-credentials file outside
+/root and /home, e.g. in /etc/wgfleet.)"
     )]
     Join(JoinArgs),
 }

@@ -599,3 +599,101 @@ fn a_host_that_keeps_its_key_renders_a_kept_key_placeholder() {
         "{text}"
     );
 }
+
+/// `source set` with a new signers file re-pins at once (after a stolen key), and the same
+/// file again leaves a followed rotation alone.
+#[test]
+fn a_new_signers_file_re_pins_and_the_same_one_keeps_the_rotation() {
+    let w = World::new();
+    w.commit(&[("fleet.json", "1")], Some("alice"));
+    w.pull().unwrap();
+    let signers = format!("{}{}", w.key("alice"), w.key("bob"));
+    w.commit(&[(".wgfleet/allowed_signers", &signers)], Some("alice"));
+    w.commit(&[("fleet.json", "by bob")], Some("bob"));
+    w.pull().unwrap();
+    // The same file as the first time: bob stays trusted.
+    source::save(&w.state, &w.source()).unwrap();
+    let saved = source::saved(&w.state).unwrap().unwrap();
+    w.commit(&[("fleet.json", "bob again")], Some("bob"));
+    let pull = || source::pull(&w.state, &saved, &Limits::default(), 1_000, &|_| Ok(()));
+    assert_eq!(pull().unwrap().accepted().signer, "bob");
+    // Bob's key is stolen: the operator re-pins to carol alone.
+    let fresh = w.root.join("carol_only");
+    std::fs::write(&fresh, w.key("carol")).unwrap();
+    let mut repinned = w.source();
+    repinned.allowed_signers = fresh;
+    source::save(&w.state, &repinned).unwrap();
+    w.commit(&[("fleet.json", "bob, stolen")], Some("bob"));
+    assert!(matches!(
+        pull(),
+        Err(SourceError::Refused {
+            reason: Refusal::SignerNotAllowed { .. },
+            ..
+        })
+    ));
+    w.commit(&[("fleet.json", "carol")], Some("carol"));
+    assert_eq!(pull().unwrap().accepted().signer, "carol");
+    assert_eq!(w.accepted().1, "carol");
+}
+
+/// A host follows one branch: another one is refused, so that a tip of it accepted once
+/// cannot make every later tip of the first look like a rollback.
+#[test]
+fn another_branch_is_refused_until_it_is_saved() {
+    let w = World::new();
+    w.commit(&[("fleet.json", "main")], Some("alice"));
+    w.pull().unwrap();
+    run(&w.remote, "git", &["checkout", "-q", "-b", "staging"]);
+    w.commit(&[("fleet.json", "staging")], Some("alice"));
+    let mut staging = w.source();
+    staging.git_ref = "staging".into();
+    let e = w.pull_with(&staging, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("this host follows"), "{e}");
+    assert_eq!(w.accepted().1, "main");
+    // Saved, it starts over.
+    source::save(&w.state, &staging).unwrap();
+    let saved = source::saved(&w.state).unwrap().unwrap();
+    w.pull_with(&saved, &Limits::default()).unwrap();
+    assert_eq!(w.accepted().1, "staging");
+}
+
+/// A revocation made in a merge (the merge takes the side's signers file) is followed: the
+/// revoked key's tip on top of it is refused.
+#[test]
+fn a_signer_revoked_in_a_merge_is_revoked() {
+    let w = World::new();
+    let alice = w.key("alice");
+    let base = w.commit(
+        &[("fleet.json", "1"), (".wgfleet/allowed_signers", &alice)],
+        Some("alice"),
+    );
+    w.pull().unwrap();
+    let both = format!("{alice}{}", w.key("bob"));
+    w.commit(&[(".wgfleet/allowed_signers", &both)], Some("alice"));
+    w.pull().unwrap();
+    // A side branch from before bob, merged back taking its signers file (bob revoked).
+    run(&w.remote, "git", &["checkout", "-q", "-b", "side", &base]);
+    w.commit(&[("fleet.json", "side")], Some("alice"));
+    run(&w.remote, "git", &["checkout", "-q", "main"]);
+    let signing = format!("user.signingkey={}", w.root.join("alice").display());
+    let merge = |extra: &[&str]| {
+        let mut args = vec![
+            "-c",
+            "user.name=op",
+            "-c",
+            "user.email=op@example.com",
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &signing,
+        ];
+        args.extend_from_slice(extra);
+        run(&w.remote, "git", &args);
+    };
+    merge(&["merge", "-q", "--no-commit", "--no-ff", "side"]);
+    std::fs::write(w.remote.join(".wgfleet/allowed_signers"), &alice).unwrap();
+    run(&w.remote, "git", &["add", "-A"]);
+    merge(&["commit", "-q", "-S", "-m", "merge: bob revoked"]);
+    w.commit(&[("fleet.json", "bob after his revocation")], Some("bob"));
+    assert!(matches!(w.refusal(), Refusal::SignerNotAllowed { .. }));
+}

@@ -39,8 +39,8 @@ pub(super) fn cmd_endpoints_only(
     let args = &apply_args.host;
     let state = crate::shell::paths::detect(None).state;
     // A host that joined before its entry was committed: its 30-second timer is not a failure.
-    if args.fleet.fleet.is_none()
-        && let Some(source) = crate::source::saved(&state)?
+    if let super::FleetFrom::Source(source) =
+        super::fleet_from(&args.fleet, Some(&args.source), &state)?
         && crate::source::accepted(&state).is_none()
     {
         write_out(
@@ -52,7 +52,10 @@ pub(super) fn cmd_endpoints_only(
         )?;
         return Ok(0);
     }
-    let (loaded, valid, now_fleet) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
+    let (loaded, valid, now_fleet) = check_valid(
+        &super::fleet_file(&args.fleet, Some(&args.source), &state)?,
+        err,
+    )?;
     let host = super::this_host(args.host.as_deref(), &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now_fleet)?;
     let paths = crate::shell::paths::detect(None);

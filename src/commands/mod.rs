@@ -171,8 +171,12 @@ pub(crate) fn fleet_from(
 
 /// The fleet file to read without pulling: the file named, or the source's last accepted
 /// commit (`status`, `apply --endpoints-only`, which run between pulls).
-pub(crate) fn fleet_file(fleet: &HostFleetArgs, state: &Path) -> Result<FleetArgs> {
-    let path = match fleet_from(fleet, None, state)? {
+pub(crate) fn fleet_file(
+    fleet: &HostFleetArgs,
+    source: Option<&SourceArgs>,
+    state: &Path,
+) -> Result<FleetArgs> {
+    let path = match fleet_from(fleet, source, state)? {
         FleetFrom::File(f) => f,
         FleetFrom::Source(s) => match crate::source::accepted(state) {
             Some(a) => a.fleet,

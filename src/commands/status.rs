@@ -49,7 +49,7 @@ struct NetworkStatus {
 
 pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let state = crate::shell::paths::detect(None).state;
-    let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, &state)?, err)?;
+    let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, None, &state)?, err)?;
     let host = super::this_host(args.host.as_deref(), &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     let systemd = Systemd::connect().map_err(|source| Error::Systemd {

@@ -171,7 +171,7 @@ pub struct SourceReport {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub path: String,
-    /// `moved`, `unchanged`, `refused` or `unreachable`.
+    /// `moved`, `unchanged`, `refused`, `unreachable`, or `failed` (a local error: disk, git).
     pub status: &'static str,
     pub commit: String,
     pub signer: String,
@@ -200,19 +200,24 @@ pub fn fetch(
         match crate::source::pull(state, source, &Limits::default(), now, &vet) {
             Ok(Pulled::Unchanged(a)) => (a, "unchanged", None, None),
             Ok(Pulled::Moved { accepted, previous }) => (accepted, "moved", previous, None),
-            Err(e) if e.is_remote() => match crate::source::accepted(state) {
-                Some(a) => {
-                    let status = match e {
-                        SourceError::Unreachable { .. } => "unreachable",
-                        _ => "refused",
-                    };
-                    (a, status, None, Some(e))
+            // Anything but the operator's own flags: the last accepted fleet goes on (a full
+            // disk or a git failure no more stops drift healing than a refusal does).
+            Err(e) if !matches!(e, SourceError::Invalid { .. }) => {
+                match crate::source::accepted(state) {
+                    Some(a) => {
+                        let status = match e {
+                            SourceError::Unreachable { .. } => "unreachable",
+                            SourceError::Refused { .. } => "refused",
+                            _ => "failed",
+                        };
+                        (a, status, None, Some(e))
+                    }
+                    None => {
+                        audit_source(paths, host, source, None, &e.to_string(), before.as_ref());
+                        return Err(e.into());
+                    }
                 }
-                None => {
-                    audit_source(paths, host, source, None, &e.to_string(), before.as_ref());
-                    return Err(e.into());
-                }
-            },
+            }
             Err(e) => return Err(e.into()),
         };
     let url = crate::source::redact(&source.url);

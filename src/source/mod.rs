@@ -164,6 +164,10 @@ pub enum Refusal {
         "commit {commit}: the fleet names the key file {file:?}, outside the repository; key files of a fleet from git must be in its repository"
     )]
     KeyOutside { commit: String, file: String },
+    #[error(
+        "this host follows {accepted}; its commits are the ones it never goes back from. To follow another source, `wgfleet source set` it (the next tip is then accepted as a first one)"
+    )]
+    OtherSource { accepted: String },
     #[error("commit {commit}: its fleet cannot be applied on this host: {detail}")]
     Unusable { commit: String, detail: String },
     #[error("{what} over the limit of {limit}")]
@@ -200,6 +204,13 @@ pub fn save(state_dir: &Path, source: &Source) -> Result<PathBuf, SourceError> {
         move |source| SourceError::Io { path, source }
     };
     crate::fsutil::ensure_private_dir(&dir).map_err(io(&dir))?;
+    // Another repository or branch starts over: its history is not the accepted one's.
+    let followed = saved(state_dir)?
+        .map(|s| (s.url, s.git_ref))
+        .or_else(|| pull::follows(&dir));
+    if followed.is_some_and(|f| f != (source.url.clone(), source.git_ref.clone())) {
+        pull::forget(&dir);
+    }
     let first = dir.join("signers.first");
     let mut source = source.clone();
     if source.allowed_signers != first {
@@ -218,7 +229,15 @@ pub fn save(state_dir: &Path, source: &Source) -> Result<PathBuf, SourceError> {
                     .into(),
             });
         }
+        let before = std::fs::read(&first).ok();
         crate::fsutil::write_atomic(&first, &signers, 0o600).map_err(io(&first))?;
+        // A new file is the operator's word: the pin at once (re-pinning after a stolen key),
+        // whatever rotations were followed; the accepted commit stays, so rollback protection
+        // does. The same file again (join run twice) leaves a followed rotation alone.
+        let pin = dir.join("allowed_signers");
+        if before.as_deref() != Some(&signers[..]) && pin.exists() {
+            crate::fsutil::write_atomic(&pin, &signers, 0o600).map_err(io(&pin))?;
+        }
         source.allowed_signers = first;
     }
     let path = dir.join("source.json");

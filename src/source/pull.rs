@@ -43,6 +43,11 @@ struct State {
 #[serde(rename_all = "camelCase")]
 struct Record {
     commit: String,
+    /// The source it came from (empty in a state written before they were recorded).
+    #[serde(default)]
+    url: String,
+    #[serde(default, rename = "ref")]
+    git_ref: String,
     path: String,
     signer: String,
     accepted_at: i64,
@@ -87,6 +92,25 @@ fn accepted_of(dir: &Path, state: &State) -> Option<Accepted> {
         accepted_at: r.accepted_at,
         fetched_at: state.fetched_at.unwrap_or(r.accepted_at),
     })
+}
+
+/// The repository and branch the accepted commit came from, when recorded.
+pub(super) fn follows(dir: &Path) -> Option<(String, String)> {
+    load(dir)
+        .accepted
+        .filter(|r| !r.url.is_empty())
+        .map(|r| (r.url, r.git_ref))
+}
+
+/// Drops what a host accepted from its source (another source was saved): the next pull
+/// starts as a first one, from the operator's signers.
+pub(super) fn forget(dir: &Path) {
+    for name in ["state.json", "allowed_signers"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    for name in ["trees", "repo.git"] {
+        let _ = std::fs::remove_dir_all(dir.join(name));
+    }
 }
 
 /// The last accepted commit and its files, without asking the remote.
@@ -157,6 +181,17 @@ fn pull_in(
     vet: Vet<'_>,
 ) -> Result<Pulled, SourceError> {
     let url = redact(&source.url);
+    if let Some(r) = &state.accepted
+        && !r.url.is_empty()
+        && (r.url != source.url || r.git_ref != source.git_ref)
+    {
+        return Err(refused(
+            &url,
+            Refusal::OtherSource {
+                accepted: format!("{} ({})", redact(&r.url), r.git_ref),
+            },
+        ));
+    }
     let home = dir.join("home");
     ensure_private_dir(&home).map_err(io(&home))?;
     let pin = dir.join("allowed_signers");
@@ -268,13 +303,29 @@ fn pull_in(
         let first = read_bounded(&source.allowed_signers, SMALL_FILE_LIMIT)
             .map_err(io(&source.allowed_signers))?;
         write_atomic(&pin, &first, 0o600).map_err(io(&pin))?;
+        // What the pin started from, for `save` to tell a new file from the same one.
+        let origin = dir.join("signers.first");
+        if source.allowed_signers != origin {
+            write_atomic(&origin, &first, 0o600).map_err(io(&origin))?;
+        }
     }
     if let Some(old) = &accepted_commit {
         let range = format!("{old}..{commit}");
+        // --full-history: a merge that takes one side's file is a change too.
         let changed = git.run(
             "rev-list",
-            &["rev-list", "--reverse", &range, "--", SIGNERS_IN_REPO],
+            &[
+                "rev-list",
+                "--reverse",
+                "--full-history",
+                &range,
+                "--",
+                SIGNERS_IN_REPO,
+            ],
         )?;
+        if !changed.ok {
+            return Err(git_failed(&url, "rev-list", changed.stderr));
+        }
         for c in String::from_utf8_lossy(&changed.stdout).split_whitespace() {
             verify(&git, c).map_err(|_| {
                 refused(
@@ -288,9 +339,9 @@ fn pull_in(
         }
     }
     let signer = verify(&git, &commit)?;
-    if accepted_commit.is_none() {
-        follow_signers(&git, &commit, &pin)?;
-    }
+    // The tip verified under the pin, so the signers it carries are trusted: the pin ends as
+    // the tip's file whatever path the history took to it.
+    follow_signers(&git, &commit, &pin)?;
     let tree = write_tree(&git, dir, &commit, &source.path)?;
     let accepted = Accepted {
         fleet: tree.join(&source.path),
@@ -312,6 +363,8 @@ fn pull_in(
     }
     state.accepted = Some(Record {
         commit: accepted.commit.clone(),
+        url: source.url.clone(),
+        git_ref: source.git_ref.clone(),
         path: source.path.clone(),
         signer: accepted.signer.clone(),
         accepted_at: now,
