@@ -169,7 +169,7 @@ fn a_signed_tip_is_accepted_and_an_unmoved_one_costs_no_fetch() {
     let before = source_files(&repo);
     assert!(matches!(w.pull().unwrap(), Pulled::Unchanged(a) if a.commit == c1));
     assert_eq!(source_files(&repo), before);
-    // Moved: accepted, the old tree gone.
+    // Moved: accepted; the tree before stays one accept longer (a run may still read it).
     let c2 = w.commit(&[("fleet.json", "{\"v\":2}")], Some("alice"));
     let Pulled::Moved {
         accepted: a2,
@@ -182,8 +182,25 @@ fn a_signed_tip_is_accepted_and_an_unmoved_one_costs_no_fetch() {
         (a2.commit.as_str(), previous.as_deref()),
         (c2.as_str(), Some(c1.as_str()))
     );
-    assert!(!accepted.tree.exists());
-    assert_eq!(w.accepted(), (c2, "{\"v\":2}".into()));
+    assert!(accepted.tree.exists());
+    assert_eq!(w.accepted(), (c2.clone(), "{\"v\":2}".into()));
+    w.commit(&[("fleet.json", "{\"v\":3}")], Some("alice"));
+    let a3 = w.pull().unwrap();
+    assert!(
+        !accepted.tree.exists(),
+        "two accepts on, the first tree goes"
+    );
+    assert!(a2.tree.exists() && a3.accepted().tree.exists());
+    let pins: Vec<_> = std::fs::read_dir(w.state.join("source"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("allowed_signers"))
+        .collect();
+    assert_eq!(
+        pins,
+        ["allowed_signers"],
+        "no working copy of the pin is left"
+    );
 }
 
 fn source_files(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {

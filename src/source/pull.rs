@@ -151,17 +151,22 @@ pub fn pull(
         .map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
     let mut state = load(&dir);
-    let pin = dir.join("allowed_signers");
-    let pinned = std::fs::read(&pin).ok();
-    let result = pull_in(&dir, &mut state, source, limits, now, vet);
+    // Rotations are followed in a working copy of the pin, which replaces the pin only once the
+    // state naming the new commit is stored: a refused tip, an error or a kill on the way
+    // leaves pin and state in step.
+    let (pin, working) = (
+        dir.join("allowed_signers"),
+        dir.join("allowed_signers.pull"),
+    );
+    let _ = std::fs::remove_file(&working);
+    if let Ok(bytes) = std::fs::read(&pin) {
+        write_atomic(&working, &bytes, 0o600).map_err(io(&working))?;
+    }
+    let result = pull_in(&dir, &mut state, source, limits, now, vet, &working);
     match &result {
         Ok(_) => state.last_error = None,
         Err(e) => {
-            // A rotation followed on the way to a tip that was then refused is not kept.
-            let _ = match &pinned {
-                Some(bytes) => write_atomic(&pin, bytes, 0o600),
-                None => std::fs::remove_file(&pin),
-            };
+            let _ = std::fs::remove_file(&working);
             state.last_error = Some(LastError {
                 time: now,
                 message: e.to_string(),
@@ -169,6 +174,9 @@ pub fn pull(
         }
     }
     store(&dir, &state)?;
+    if result.is_ok() && working.exists() {
+        std::fs::rename(&working, &pin).map_err(io(&pin))?;
+    }
     result
 }
 
@@ -179,6 +187,7 @@ fn pull_in(
     limits: &Limits,
     now: i64,
     vet: Vet<'_>,
+    pin: &Path,
 ) -> Result<Pulled, SourceError> {
     let url = redact(&source.url);
     if let Some(r) = &state.accepted
@@ -194,7 +203,7 @@ fn pull_in(
     }
     let home = dir.join("home");
     ensure_private_dir(&home).map_err(io(&home))?;
-    let pin = dir.join("allowed_signers");
+    let pin = pin.to_owned();
     let git = Git {
         source,
         repo: dir.join("repo.git"),
@@ -358,8 +367,14 @@ fn pull_in(
         }
         return Err(refused(&url, reason));
     }
-    if let Some(old) = kept.filter(|t| **t != accepted.tree) {
-        let _ = std::fs::remove_dir_all(old);
+    // The tree before stays one accept longer: a run still reading it (a concurrent plan
+    // accepted this one) is not pulled from under.
+    if let Ok(trees) = std::fs::read_dir(dir.join("trees")) {
+        for t in trees.filter_map(|e| e.ok()).map(|e| e.path()) {
+            if t != accepted.tree && Some(&t) != kept {
+                let _ = std::fs::remove_dir_all(t);
+            }
+        }
     }
     state.accepted = Some(Record {
         commit: accepted.commit.clone(),
