@@ -563,6 +563,11 @@ pub struct HostArgs {
     /// old; the files on disk its own). It is kept in /var/lib/wgfleet/desired-state.json
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Say how long each stage took (load+validate, plan, decrypt, render or record, begin,
+    /// observe, act; in milliseconds): one line on stderr, `timings` in --json
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,14 @@ pub enum Op {
         job: Job,
         unit: String,
     },
+    /// A change of peers alone, set live in one `wg set` (the peers that changed, as the
+    /// written file has them), then the routes their AllowedIPs need: no systemd job. Should
+    /// `wg set` fail, the unit's reload (`wg syncconf` of the file) does it instead.
+    SetPeers {
+        interface: String,
+        set: Vec<String>,
+        remove: Vec<String>,
+    },
     Disable {
         unit: String,
     },
@@ -81,6 +89,12 @@ pub struct Operations {
 }
 
 impl Operations {
+    /// Whether an op changes the running interface (a job or a live `wg set`): it can fail and
+    /// is rolled back as `on_failure` says.
+    pub fn changes_live(op: &Op) -> bool {
+        matches!(op, Op::Job { .. } | Op::SetPeers { .. })
+    }
+
     /// The job among the ops, if any.
     pub fn job(&self) -> Option<Job> {
         self.ops.iter().find_map(|op| match op {
@@ -164,11 +178,17 @@ pub fn for_network(diff: &NetworkDiff, facts: Facts, paths: &Paths) -> Operation
         Action::Restart => Some(Job::Restart),
         Action::Start => Some(Job::Start),
     };
-    if let Some(job) = job {
-        ops.push(Op::Job {
+    match (job, &diff.delta) {
+        (Some(Job::Reload), Some(delta)) => ops.push(Op::SetPeers {
+            interface: network.clone(),
+            set: delta.set.clone(),
+            remove: delta.remove.clone(),
+        }),
+        (Some(job), _) => ops.push(Op::Job {
             job,
             unit: unit.clone(),
-        });
+        }),
+        (None, _) => {}
     }
     if !ops.is_empty() || facts.audit_all {
         ops.push(audit);
@@ -262,6 +282,7 @@ mod tests {
             write_file,
             enable,
             changes: vec![],
+            delta: None,
         }
     }
 

@@ -170,16 +170,25 @@ fn apply_reconciles_real_hosts() {
         .iter()
         .map(|o| o["op"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, ["write-config", "job", "audit"], "{wg0}");
-    assert_eq!(wg0["ops"][1]["job"], "reload");
+    // A change of peers alone is set live, one `wg set` of the peer that changed: no job.
+    assert_eq!(ops, ["write-config", "set-peers", "audit"], "{wg0}");
+    let w2_key = seed000_fleet(&HOSTS)["hosts"]["worker-2"]["publicKey"].clone();
+    assert_eq!(wg0["ops"][1]["set"], json!([w2_key]), "{wg0}");
     assert_eq!(wg0["onFailure"]["rollback"], "restore-previous");
     assert_eq!(wg0["onFailure"]["restart"], "wg-quick@wg0.service");
     let pinger = w1.spawn("ping -c 40 -i 0.1 -W 1 10.50.0.1").unwrap();
+    let journal = |h: &Host| {
+        h.sh_ok("journalctl -u wg-quick@wg0 -q --no-pager | wc -l")
+            .unwrap()
+    };
+    let jobs = journal(cp);
     let out = apply(cp);
     assert!(
-        out.contains("reload") && out.contains("+ peer worker-2"),
+        out.contains("reload: 1 peer set and 0 peers removed live by one `wg set`")
+            && out.contains("+ peer worker-2"),
         "{out}"
     );
+    assert_eq!(journal(cp), jobs, "a peer change ran a D-Bus job");
     apply(w2);
     let pinged = pinger.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&pinged.stdout);
@@ -212,14 +221,29 @@ fn apply_reconciles_real_hosts() {
     lan["networks"]["wg0"]["members"]["worker-2"]["routes"] = json!(["192.168.77.0/24"]);
     set_fleet(cp, &lan);
     let out = apply(cp);
-    assert!(out.contains("reload"), "{out}");
+    assert!(out.contains("set and 0 peers removed live"), "{out}");
     assert_eq!(wg_go_pid(cp), pid);
+    let routes = || cp.sh_ok("ip -4 route show dev wg0").unwrap();
     assert!(
-        cp.sh_ok("ip -4 route show dev wg0")
-            .unwrap()
-            .contains("192.168.77.0/24"),
+        routes().contains("192.168.77.0/24"),
         "no route for worker-2's LAN"
     );
+    assert_eq!(journal(cp), jobs, "a peer change ran a D-Bus job");
+    // Should `wg set` fail (the test-only fault: no real fault fails it and not `wg syncconf`),
+    // the unit's reload does the change instead.
+    lan["networks"]["wg0"]["members"]["worker-2"]["routes"] = json!(["192.168.78.0/24"]);
+    set_fleet(cp, &lan);
+    let out = cp
+        .sh("WGFLEET_TEST_WG_SET_FAILS=1 /x/wgfleet apply --fleet /x/fleet.json --host cp -i /x/identity.txt 2>&1")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("reloading wg-quick@wg0.service instead"),
+        "{text}"
+    );
+    assert!(routes().contains("192.168.78.0/24"), "{text}");
+    assert!(journal(cp) > jobs, "the fallback is the unit's reload");
+    assert_eq!((wg_go_pid(cp), plan_exit(cp)), (pid, Some(0)));
     set_fleet(cp, &seed000_fleet(&HOSTS));
     apply(cp);
 

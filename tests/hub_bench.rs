@@ -468,6 +468,8 @@ fn big_hub_against_the_stock_commands() {
 
         let mut pipeline = Vec::new();
         let (mut add, mut floor, mut reload) = (Vec::new(), Vec::new(), Vec::new());
+        // The physical floor: one `wg set` process carrying exactly the one peer.
+        let mut one_set = Vec::new();
         if sync_note.is_empty() {
             pipeline = (0..stock_runs)
                 .map(|_| time_in(&hub, "/tmp/bench.out", PIPELINE))
@@ -479,10 +481,17 @@ fn big_hub_against_the_stock_commands() {
                 add_spoke(&mut fleet, n, i);
                 set_fleet(&hub, &fleet);
                 let before = peers(&hub);
-                let (ms, out) = apply_ok(&hub);
+                let ms = time_in(&hub, "/tmp/bench-apply.out", &format!("{APPLY} --timings"));
+                let out = sh(&hub, "cat /tmp/bench-apply.out");
                 assert!(out.contains("reload"), "{out}");
                 assert_eq!(peers(&hub), before + 1);
                 add.push(ms);
+                // Where the time goes: the stages of the last run (`--timings`).
+                if i + 1 == runs
+                    && let Some(line) = out.lines().find(|l| l.starts_with("timings: "))
+                {
+                    notes.push(format!("One peer added, its last run's stages: {line}."));
+                }
                 sh(&hub, &raw_file(i));
                 floor.push(time_in(&hub, "/tmp/bench.out", FLOOR));
                 assert_eq!(peers(&hub), before + 2);
@@ -490,6 +499,14 @@ fn big_hub_against_the_stock_commands() {
                 let (_, out) = apply_ok(&hub);
                 assert!(out.contains("reload"), "{out}");
                 assert_eq!(peers(&hub), before + 1);
+                let raw = key(&format!("wgfleet-hub-bench-raw-{n}-{i}"));
+                one_set.push(time_in(
+                    &hub,
+                    "/tmp/bench.out",
+                    &format!("wg set wg0 peer {raw} allowed-ips 10.15.250.{}/32", i + 1),
+                ));
+                assert_eq!(peers(&hub), before + 2);
+                sh(&hub, &format!("wg set wg0 peer {raw} remove"));
                 converged(&hub);
                 // The unit's reload alone (nothing to change): wgfleet's `reload-interface`.
                 reload.push(time_in(
@@ -646,6 +663,12 @@ fn big_hub_against_the_stock_commands() {
             ours: or_note(add.clone(), &sync_note),
             stock_what: "`wg syncconf` of a file stripped beforehand, +1 peer (floor)".into(),
             stock: or_note(floor.clone(), &sync_note),
+        });
+        cases.push(Case {
+            what: "the same, against the physical floor".into(),
+            ours: or_note(add.clone(), &sync_note),
+            stock_what: "one `wg set wg0 peer … allowed-ips …` of exactly that peer".into(),
+            stock: or_note(one_set.clone(), &sync_note),
         });
         cases.push(Case {
             what:

@@ -13,6 +13,7 @@ use crate::shell::paths::detect;
 use crate::shell::pending::Pending;
 use crate::shell::pipeline::{self, Acted, Inputs, Observed};
 use crate::shell::systemd::Systemd;
+use crate::shell::timings::Timings;
 use crate::shell::{act, endpoint_follow, host, observe, reload};
 
 /// The pipeline's inputs from the flags both commands share; a git source is pulled first.
@@ -117,13 +118,17 @@ fn report(observed: &Observed<'_>, host: &str) -> serde_json::Value {
 }
 
 pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let mut timings = Timings::default();
     let inputs = inputs(&args.host)?;
+    timings.lap("inputs");
     if !args.host.json {
         write_out(out, &describe_source(&inputs))?;
     }
-    let prepared = desired(&inputs, err)?;
+    let mut prepared = desired(&inputs, err)?;
+    timings.extend(std::mem::take(&mut prepared.timings));
     let pending = Pending::load(&inputs.paths.state)?;
     let observed = pipeline::observe(&prepared, &inputs, &connect()?, &pending, false)?;
+    timings.lap("observe");
     let endpoints = observed.endpoint_check(&inputs.paths);
     let changes = observed.changes() || endpoints.changes_something();
     if args.host.json {
@@ -132,11 +137,17 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
         doc["endpoints"] = endpoint_follow::report(&endpoints, None);
         doc["desiredStateCached"] = json!(prepared.from_cache);
         doc["source"] = json!(inputs.from_source.as_ref().map(|f| &f.report));
+        if args.host.timings {
+            doc["timings"] = timings.to_json();
+        }
         write_out(out, &format!("{doc:#}\n"))?;
     } else {
         let mut text = describe(&observed, &prepared.host);
         text.push_str(&endpoint_follow::describe(&endpoints));
         write_out(out, &text)?;
+        if args.host.timings {
+            let _ = write!(err, "{}", timings.describe());
+        }
     }
     Ok(source_code(
         &inputs,
@@ -162,13 +173,17 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     if apply_args.endpoints_only {
         return super::endpoints::cmd_endpoints_only(apply_args, out, err);
     }
+    let mut timings = Timings::default();
     let inputs = inputs(args)?;
+    timings.lap("inputs");
     if !args.json {
         write_out(out, &describe_source(&inputs))?;
     }
-    let prepared = desired(&inputs, err)?;
+    let mut prepared = desired(&inputs, err)?;
+    timings.extend(std::mem::take(&mut prepared.timings));
     let systemd = connect()?;
     let mut session = pipeline::begin(&inputs.paths, apply_args.audit_snapshot)?;
+    timings.lap("begin");
     let mut observed = pipeline::observe(
         &prepared,
         &inputs,
@@ -176,6 +191,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         &session.pending,
         session.audit_all,
     )?;
+    timings.lap("observe");
     if apply_args.no_confirm {
         observed.hold_nothing();
     }
@@ -195,15 +211,17 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         &systemd,
         timeout,
     );
+    timings.lap("act");
     let shown = shown.and(if args.json {
-        write_out(
-            out,
-            &format!(
-                "{:#}\n",
-                apply_report(&inputs, &observed, &prepared, &acted)
-            ),
-        )
+        let mut doc = apply_report(&inputs, &observed, &prepared, &acted);
+        if args.timings {
+            doc["timings"] = timings.to_json();
+        }
+        write_out(out, &format!("{doc:#}\n"))
     } else {
+        if args.timings {
+            let _ = write!(err, "{}", timings.describe());
+        }
         show_endpoints(&acted, out)
     });
     let Acted {

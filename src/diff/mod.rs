@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::secrets::keys::SecretKey;
 use crate::wgconf::{self, RELOADABLE_INTERFACE_KEYS, WgConf};
 
+mod delta;
 mod host;
 mod live;
 
+pub use delta::{Clause, MAX_PEERS, PeerDelta, Psk, clauses, peer_delta, wg_set_args};
 pub use host::{HostDiff, describe_host};
 pub use live::{Live, LivePeer, SESSION_SECS, UnitState, parse_addresses, parse_dump};
 
@@ -25,7 +27,8 @@ pub enum Action {
     HostState,
     /// Only the file differs, not its meaning (comments, order): rewrite it, touch nothing live.
     WriteFile,
-    /// Peers, keys or listen port: `ReloadUnit` (wg syncconf); live sessions survive.
+    /// Peers, keys or listen port: live sessions survive. A change of peers alone is set live
+    /// (one `wg set` of the peers that changed); the rest reloads the unit (`wg syncconf`).
     Reload,
     /// Interface-level fields (Address, MTU, DNS, hooks): `RestartUnit`.
     Restart,
@@ -100,6 +103,9 @@ pub struct NetworkDiff {
     /// The unit is to be enabled (so it comes up at boot).
     pub enable: bool,
     pub changes: Vec<Change>,
+    /// For a reload that changes peers alone: the peers to set live, one `wg set` (no job).
+    #[serde(skip)]
+    pub delta: Option<PeerDelta>,
 }
 
 /// Compares the desired file (secrets filled in) with what is on disk and live.
@@ -116,6 +122,9 @@ pub fn diff_network(
     let file_equal = on_disk == Some(desired);
     let mut needs_restart = false;
     let mut meaning_changed = false;
+    // The files as parsed for the comparison (the delta needs them again); `None` for the
+    // file on disk: it is the desired one.
+    let mut parsed: Option<(Option<WgConf>, WgConf)> = None;
     match on_disk {
         None => changes.push(Change::FileMissing),
         Some(_) if file_equal => {}
@@ -132,6 +141,7 @@ pub fn diff_network(
             }
             changes.extend(iface);
             changes.extend(peers);
+            parsed = Some((Some(old), new));
         }
     }
     let running = unit.is_running();
@@ -152,7 +162,10 @@ pub fn diff_network(
             // Only the interface's keys are left to compare: no model of every peer is built.
             interface_drift(&wgconf::parse(interface_part(desired)), live)
         } else {
-            live_drift(&wgconf::parse(desired), live, names)
+            let conf = wgconf::parse(desired);
+            let found = live_drift(&conf, live, names);
+            parsed = Some((None, conf));
+            found
         };
         drift = !found.is_empty();
         needs_restart |= restart;
@@ -169,13 +182,30 @@ pub fn diff_network(
     } else {
         Action::Nothing
     };
+    let delta = match (action, parsed, live) {
+        (Action::Reload, Some((old, new)), Some(live)) => peers_only(&changes, &new, live)
+            .then(|| peer_delta(&new, old.as_ref().unwrap_or(&new), live))
+            .flatten()
+            .filter(|d| !d.is_empty()),
+        _ => None,
+    };
     NetworkDiff {
         network: network.to_owned(),
         action,
         write_file: !file_equal,
         enable: !unit.enabled,
         changes,
+        delta,
     }
+}
+
+/// Whether a reload changes the peers alone: no `[Interface]` key differs, in the file or live
+/// (a listen port or private key is `wg syncconf`'s to set).
+fn peers_only(changes: &[Change], new: &WgConf, live: &Live) -> bool {
+    !changes
+        .iter()
+        .any(|c| matches!(c, Change::InterfaceChanged { .. }))
+        && interface_drift(new, live).0.is_empty()
 }
 
 /// A network this host no longer has, whose file wgfleet wrote.
@@ -186,6 +216,7 @@ pub fn diff_removed(network: &str) -> NetworkDiff {
         write_file: false,
         enable: false,
         changes: vec![Change::NetworkRemoved],
+        delta: None,
     }
 }
 
@@ -272,6 +303,8 @@ pub fn finish_interrupted(mut diff: NetworkDiff, interrupted: Action) -> Network
         Action::Reload | Action::Restart | Action::Start
     );
     if job && diff.action != Action::Remove {
+        // What the killed run did is not known: the unit's job does it all again.
+        diff.delta = None;
         diff.action = diff.action.max(interrupted);
         diff.changes.push(Change::Interrupted {
             action: interrupted,

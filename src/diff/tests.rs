@@ -268,3 +268,112 @@ fn dump_parsing_keeps_no_key_material() {
     assert_eq!(live.public_key, Some(private.public_key()));
     assert!(!format!("{live:?}").contains(private.to_base64().as_str()));
 }
+
+/// A change of peers alone carries the peers to set live; anything at the interface level, or
+/// a run that finishes a killed one, goes through the unit.
+#[test]
+fn a_peer_only_reload_carries_its_delta() {
+    let new = format!("{BASE}\n[Peer]\nPublicKey = B\nAllowedIPs = 10.0.0.3/32\n");
+    let d = with_base_live(&new, BASE);
+    let want = PeerDelta {
+        set: vec!["B".into()],
+        remove: vec![],
+    };
+    assert_eq!(d.delta.as_ref(), Some(&want));
+    // The listen port is `wg syncconf`'s to set: no delta.
+    let port = new.replace("ListenPort = 51820", "ListenPort = 51821");
+    let d = with_base_live(&port, BASE);
+    assert_eq!((d.action, d.delta), (Action::Reload, None));
+    // Nor when the live interface drifted at the interface level.
+    let mut live = live_of(BASE);
+    live.listen_port = Some("1".into());
+    let d = diff_network("wg0", &new, Some(BASE), Some(&live), &up(), &names());
+    assert_eq!(d.delta, None);
+    let d = finish_interrupted(with_base_live(&new, BASE), Action::Reload);
+    assert_eq!(d.delta, None);
+    // A restart, a start, and no live dump: no delta.
+    let mtu = new.replace("[Interface]\n", "[Interface]\nMTU = 1280\n");
+    assert_eq!(with_base_live(&mtu, BASE).delta, None);
+    let down = UnitState {
+        active_state: "inactive".into(),
+        enabled: true,
+    };
+    assert_eq!(
+        diff_network("wg0", &new, Some(BASE), None, &down, &names()).delta,
+        None
+    );
+}
+
+/// Drift with the file unchanged (a peer removed or added by hand) is healed by the delta too.
+#[test]
+fn live_drift_of_peers_is_a_delta() {
+    let mut live = live_of(BASE);
+    live.peers.remove("A");
+    live.peers.insert("X".into(), LivePeer::default());
+    let d = diff_network("wg0", BASE, Some(BASE), Some(&live), &up(), &names());
+    assert_eq!(d.action, Action::Reload);
+    let want = PeerDelta {
+        set: vec!["A".into()],
+        remove: vec!["X".into()],
+    };
+    assert_eq!(d.delta, Some(want));
+}
+
+/// What the dump cannot show (a PSK's value, an endpoint) counts from the file it replaces;
+/// what only the dump shows counts from it; a key `wg set` cannot say, or too many peers,
+/// leave it to the unit.
+#[test]
+fn the_delta_is_exact_or_none() {
+    let two = "[Interface]\nPrivateKey = K\n[Peer]\nPublicKey = A\nPresharedKey = P\nEndpoint = h:1\nAllowedIPs = 10.0.0.2/32\n[Peer]\nPublicKey = B\nAllowedIPs = 10.0.0.3/32\nPersistentKeepalive = 25\n";
+    let live = live_of(two);
+    let old = wgconf::parse(two);
+    let delta = |text: &str| peer_delta(&wgconf::parse(text), &old, &live);
+    let set = |keys: &[&str]| {
+        Some(PeerDelta {
+            set: keys.iter().map(|k| (*k).to_owned()).collect(),
+            remove: vec![],
+        })
+    };
+    assert_eq!(delta(two), set(&[]));
+    assert_eq!(
+        delta(&two.replace("PresharedKey = P", "PresharedKey = Q")),
+        set(&["A"])
+    );
+    assert_eq!(delta(&two.replace("h:1", "h:2")), set(&["A"]));
+    assert_eq!(delta(&two.replace("= 25", "= 0")), set(&["B"]));
+    assert_eq!(
+        delta(&two.replace("10.0.0.3/32", "10.0.0.3/32, 10.9.0.0/16")),
+        set(&["B"])
+    );
+    assert_eq!(delta(&format!("{two}Foo = 1\n")), None);
+    let many: String = (0..=MAX_PEERS)
+        .map(|i| {
+            format!(
+                "[Peer]\nPublicKey = N{i}\nAllowedIPs = 10.1.{}.{}/32\n",
+                i / 250,
+                i % 250
+            )
+        })
+        .collect();
+    assert_eq!(delta(&format!("{two}{many}")), None);
+}
+
+/// `wg set`'s clauses: removals first, every field of a set peer as the file has it (a PSK it
+/// lacks cleared with /dev/null, keepalive off), keys only through the paths it is given.
+#[test]
+fn wg_set_arguments_say_each_peer_whole() {
+    let text = "[Interface]\nPrivateKey = K\n[Peer]\nPublicKey = A\nPresharedKey = SECRET\nEndpoint = h:1\nAllowedIPs = 10.0.0.2/32, 10.9.0.0/16\nPersistentKeepalive = 25\n[Peer]\nPublicKey = B\nAllowedIPs = 10.0.0.3/32\n";
+    let conf = wgconf::parse(text);
+    let delta = PeerDelta {
+        set: vec!["A".into(), "B".into(), "GONE".into()],
+        remove: vec!["X".into()],
+    };
+    let clauses = clauses(&conf, &delta);
+    assert_eq!(clauses.len(), 3);
+    let args = wg_set_args(&clauses, |i| format!("/dev/fd/{}", 10 + i));
+    let want = "peer X remove \
+        peer A preshared-key /dev/fd/10 endpoint h:1 persistent-keepalive 25 allowed-ips 10.0.0.2/32,10.9.0.0/16 \
+        peer B preshared-key /dev/null persistent-keepalive off allowed-ips 10.0.0.3/32";
+    assert_eq!(args.join(" "), want);
+    assert!(!args.iter().any(|a| a.contains("SECRET")));
+}

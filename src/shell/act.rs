@@ -9,13 +9,13 @@ use serde::Serialize;
 use super::observe::{HostStep, Step};
 use super::pending::{self, Pending};
 use super::systemd::Systemd;
-use super::{audit, handshake_wait, host, now, sys};
+use super::{audit, handshake_wait, host, live_set, now, sys};
 use crate::diff::{self, Action};
 use crate::error::{Error, Result};
 use crate::fsutil::{ensure_secret_dir, write_atomic};
 use crate::operations::{self, Op, Operations, Rollback, RolledBack};
 use crate::paths::Paths;
-use crate::unit::Job;
+use crate::unit::{Job, unit_name};
 
 /// How one step ended.
 #[derive(Debug, Clone, Serialize)]
@@ -193,7 +193,7 @@ fn run_step_inner(
             Op::Audit { network } => audit(subject, network, &result, verdict.as_ref(), run)?,
             // After a failure only the audit runs.
             _ if result.is_err() => {}
-            Op::Job { .. } => {
+            _ if Operations::changes_live(op) => {
                 result =
                     confirmed_job(op, subject, run, verdict).map_err(|e| rollback(e, subject, run));
                 if let Err(e) = &result
@@ -282,6 +282,24 @@ fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
         }
         Op::Enable { unit, runtime } => run.systemd.enable(unit, *runtime).map_err(sys(network)),
         Op::Job { job, unit } => run.systemd.run(*job, unit).map_err(sys(network)),
+        Op::SetPeers {
+            interface,
+            set,
+            remove,
+        } => {
+            let delta = crate::diff::PeerDelta {
+                set: set.clone(),
+                remove: remove.clone(),
+            };
+            let config = subject.config().unwrap_or_default();
+            live_set::set_peers(interface, config, &delta).or_else(|e| {
+                // The stock path: the unit's reload, `wg syncconf` of the file just written.
+                eprintln!("wgfleet: {e}; reloading {} instead", unit_name(interface));
+                run.systemd
+                    .run(Job::Reload, &unit_name(interface))
+                    .map_err(sys(network))
+            })
+        }
         Op::Disable { unit } => run.systemd.disable(unit).map_err(sys(network)),
         Op::RemoveFile { path } => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {

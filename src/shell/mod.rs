@@ -16,6 +16,7 @@ pub mod desired;
 pub mod endpoint_follow;
 pub mod handshake_wait;
 pub mod host;
+pub mod live_set;
 pub mod lock;
 pub mod observe;
 pub mod paths;
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod routes;
 pub mod systemd;
+pub mod timings;
 
 use std::path::Path;
 

@@ -231,7 +231,16 @@ pub fn describe(steps: &[Step<'_>]) -> String {
     let mut out = String::new();
     for step in steps {
         let d = &step.diff;
-        out.push_str(&format!("{}: {}\n", d.network, step.ops.action.describe()));
+        let action = match step.ops.ops.iter().find_map(set_peers) {
+            Some((set, remove)) => format!(
+                "reload: {} set and {} removed live by one `wg set` (no systemd job; live \
+                 sessions survive)",
+                count(set, "peer"),
+                count(remove, "peer")
+            ),
+            None => step.ops.action.describe().to_owned(),
+        };
+        out.push_str(&format!("{}: {action}\n", d.network));
         for c in &d.changes {
             out.push_str(&format!("  {}\n", describe_change(c)));
         }
@@ -240,6 +249,20 @@ pub fn describe(steps: &[Step<'_>]) -> String {
         }
     }
     out
+}
+
+fn set_peers(op: &operations::Op) -> Option<(usize, usize)> {
+    match op {
+        operations::Op::SetPeers { set, remove, .. } => Some((set.len(), remove.len())),
+        _ => None,
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 fn describe_change(c: &diff::Change) -> String {

@@ -27,6 +27,7 @@ use super::lock::RunLock;
 use super::observe::{self, HostStep, Step};
 use super::pending::Pending;
 use super::systemd::Systemd;
+use super::timings::Timings;
 use super::{audit, host_or_hostname, now};
 use crate::error::{Error, Result};
 use crate::fleet::checked::{EXPIRY_WARNING_SECS, plans_for, valid_with_warnings};
@@ -66,6 +67,8 @@ pub struct Prepared {
     fresh: Option<cache::Fresh>,
     /// Validation's warnings, as the lines to print.
     pub warnings: Vec<String>,
+    /// How long its stages took (`--timings`).
+    pub timings: Timings,
 }
 
 impl Prepared {
@@ -88,10 +91,12 @@ fn recorded(inputs: &Inputs, identities: &[PathBuf]) -> Option<Prepared> {
     if !inputs.use_record {
         return None;
     }
+    let mut timings = Timings::default();
     let host = host_or_hostname(inputs.host.as_deref()).ok()?;
     let text = std::fs::read(&inputs.fleet).ok()?;
     let key = cache::Key::compute(&inputs.fleet, &text, &host, identities)?;
     let hit = cache::lookup(&inputs.paths, &key, inputs.now)?;
+    timings.lap("record");
     Some(Prepared {
         host,
         digest: hit.digest,
@@ -99,15 +104,19 @@ fn recorded(inputs: &Inputs, identities: &[PathBuf]) -> Option<Prepared> {
         from_cache: true,
         fresh: None,
         warnings: hit.warnings,
+        timings,
     })
 }
 
 /// The desired state from the fleet: load, validate, plan, decrypt, render.
 fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
+    let mut timings = Timings::default();
     let (fleet, now) = (&inputs.fleet, inputs.now);
     let (loaded, valid, warnings) = valid_with_warnings(fleet, &inputs.nix_allow, now)?;
+    timings.lap("load+validate");
     let host = host_or_hostname(inputs.host.as_deref())?;
     let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    timings.lap("plan");
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
     let key = match (&loaded.json_source, inputs.use_record) {
@@ -127,7 +136,9 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         false => age::Identities::none(),
     };
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids, &local_keys)?;
+    timings.lap("decrypt");
     let desired = Desired::build(plans, &secrets, &valid)?;
+    timings.lap("render");
     let fresh = key.zip(secrets_digest).map(|(key, secrets)| cache::Fresh {
         key,
         secrets,
@@ -142,6 +153,7 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         from_cache: false,
         fresh,
         warnings,
+        timings,
     })
 }
 
