@@ -565,7 +565,7 @@ pub struct HostArgs {
     pub no_cache: bool,
 
     /// Say how long each stage took (load+validate, plan, decrypt, render or record, begin,
-    /// observe, act; in milliseconds): one line on stderr, `timings` in --json
+    /// observe-live, diff, observe-host, act; in milliseconds): one line on stderr, `timings` in --json
     #[arg(long)]
     pub timings: bool,
 }

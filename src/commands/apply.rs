@@ -127,8 +127,8 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     let mut prepared = desired(&inputs, err)?;
     timings.extend(std::mem::take(&mut prepared.timings));
     let pending = Pending::load(&inputs.paths.state)?;
-    let observed = pipeline::observe(&prepared, &inputs, &connect()?, &pending, false)?;
-    timings.lap("observe");
+    let mut observed = pipeline::observe(&prepared, &inputs, &connect()?, &pending, false)?;
+    timings.extend(std::mem::take(&mut observed.timings));
     let endpoints = observed.endpoint_check(&inputs.paths);
     let changes = observed.changes() || endpoints.changes_something();
     if args.host.json {
@@ -191,7 +191,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         &session.pending,
         session.audit_all,
     )?;
-    timings.lap("observe");
+    timings.extend(std::mem::take(&mut observed.timings));
     if apply_args.no_confirm {
         observed.hold_nothing();
     }

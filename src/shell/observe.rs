@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::desired::Desired;
 use super::pending::{self, Pending};
 use super::systemd::Systemd;
+use super::timings::Timings;
 use super::{host, now, read_private, sys};
 use crate::diff::{self, HostDiff, Live, NetworkDiff};
 use crate::error::{Error, Result};
@@ -50,6 +51,7 @@ pub fn interfaces<'d>(
     systemd: &Systemd,
     pending: &Pending,
     audit_all: bool,
+    timings: &mut Timings,
 ) -> Result<Vec<Step<'d>>> {
     let step = |diff, desired, on_disk, running: (bool, Option<&Live>)| {
         step(diff, desired, on_disk, running, paths, pending, audit_all)
@@ -64,6 +66,7 @@ pub fn interfaces<'d>(
         } else {
             None
         };
+        timings.lap("observe-live");
         let diff = diff::diff_network(
             iface,
             &d.config,
@@ -75,6 +78,7 @@ pub fn interfaces<'d>(
         let mut s = step(diff, Some(d), on_disk, (unit.is_running(), live.as_ref()))?;
         s.live = live;
         steps.push(s);
+        timings.lap("diff");
     }
     for iface in managed_interfaces(&paths.wireguard)? {
         if desired.iter().all(|d| d.plan.network != iface) {
@@ -84,6 +88,7 @@ pub fn interfaces<'d>(
             steps.push(step(diff, None, on_disk, (unit.is_running(), None))?);
         }
     }
+    timings.lap("observe-live");
     Ok(steps)
 }
 

@@ -370,6 +370,8 @@ pub struct Observed<'d> {
     pub host_step: HostStep,
     /// When the live state was read (handshake ages count from then).
     pub observed_at: i64,
+    /// `observe-live` (files, units, `wg show dump`), `diff`, `observe-host` (`--timings`).
+    pub timings: Timings,
 }
 
 impl Observed<'_> {
@@ -399,14 +401,24 @@ pub fn observe<'d>(
     audit_all: bool,
 ) -> Result<Observed<'d>> {
     let observed_at = now();
+    let mut timings = Timings::default();
     let paths = &inputs.paths;
-    let steps = observe::interfaces(&prepared.desired, paths, systemd, pending, audit_all)?;
+    let steps = observe::interfaces(
+        &prepared.desired,
+        paths,
+        systemd,
+        pending,
+        audit_all,
+        &mut timings,
+    )?;
     let root = inputs.root.as_deref();
     let host_step = observe::host_wide(&prepared.plans(), paths, root, pending)?;
+    timings.lap("observe-host");
     Ok(Observed {
         steps,
         host_step,
         observed_at,
+        timings,
     })
 }
 

@@ -21,11 +21,15 @@ impl Default for Timings {
 }
 
 impl Timings {
-    /// Ends `stage`: the time since the last stage ended (or since the start).
+    /// Ends `stage`: the time since the last stage ended (or since the start), added to the
+    /// stage's earlier laps (one per interface).
     pub fn lap(&mut self, stage: &'static str) {
         let now = Instant::now();
-        self.stages
-            .push((stage, (now - self.last).as_secs_f64() * 1000.0));
+        let ms = (now - self.last).as_secs_f64() * 1000.0;
+        match self.stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, total)) => *total += ms,
+            None => self.stages.push((stage, ms)),
+        }
         self.last = now;
     }
 
@@ -80,6 +84,8 @@ mod tests {
         inner.lap("render");
         t.extend(inner);
         t.lap("act");
+        t.lap("act");
+        assert_eq!(t.stages.len(), 3);
         let json = t.to_json();
         let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
         keys.sort();
