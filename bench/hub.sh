@@ -20,7 +20,8 @@
 # (WGFLEET_BENCH_HUB_RESULTS names another file, e.g. bench/hub-results-100k.md).
 # Knobs (passed through): WGFLEET_BENCH_WG (wireguard-go), WGFLEET_BENCH_HUB_NS ("10000"),
 # WGFLEET_BENCH_HUB_RUNS (3), WGFLEET_BENCH_HUB_STOCK_RUNS (2 at N ≤ 10000, 1 above),
-# WGFLEET_BENCH_HUB_ONLY_NOOP (0), and those tests/hub_bench.rs lists.
+# WGFLEET_BENCH_HUB_ONLY_NOOP (0), WGFLEET_BENCH_HUB_NO_START (0: 1 skips start, restart and stock
+# `wg-quick up`), and those tests/hub_bench.rs lists.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,5 +40,5 @@ case $wg_impl in
         ;;
     *) echo "bench/hub.sh: WGFLEET_BENCH_WG=$wg_impl: wireguard-go or gotatun" >&2; exit 1 ;;
 esac
-testbed_bench hub "WG=$wg_impl NS=\"${WGFLEET_BENCH_HUB_NS:-10000}\" RUNS=${WGFLEET_BENCH_HUB_RUNS:-3} STOCK_RUNS=${WGFLEET_BENCH_HUB_STOCK_RUNS:-default}${WGFLEET_BENCH_HUB_ONLY_NOOP:+ ONLY_NOOP=$WGFLEET_BENCH_HUB_ONLY_NOOP}${WGFLEET_BENCH_HUB_START_BY_HAND:+ START_BY_HAND=$WGFLEET_BENCH_HUB_START_BY_HAND}" \
+testbed_bench hub "WG=$wg_impl NS=\"${WGFLEET_BENCH_HUB_NS:-10000}\" RUNS=${WGFLEET_BENCH_HUB_RUNS:-3} STOCK_RUNS=${WGFLEET_BENCH_HUB_STOCK_RUNS:-default}${WGFLEET_BENCH_HUB_ONLY_NOOP:+ ONLY_NOOP=$WGFLEET_BENCH_HUB_ONLY_NOOP}${WGFLEET_BENCH_HUB_START_BY_HAND:+ START_BY_HAND=$WGFLEET_BENCH_HUB_START_BY_HAND}${WGFLEET_BENCH_HUB_NO_START:+ NO_START=$WGFLEET_BENCH_HUB_NO_START}" \
     "${WGFLEET_BENCH_HUB_RESULTS:-bench/hub-results.md}"

@@ -35,6 +35,7 @@ pub mod report;
 pub mod secrets;
 pub mod shell;
 pub mod source;
+pub mod text;
 pub mod unit;
 pub mod wgconf;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{Action, HostDiff, NetworkDiff};
+use crate::diff::{Action, HostDiff, NetworkDiff, PeerDelta};
 use crate::paths::Paths;
 use crate::unit::{Job, unit_name};
 
@@ -38,8 +38,8 @@ pub enum Op {
     /// `wg set` fail, the unit's reload (`wg syncconf` of the file) does it instead.
     SetPeers {
         interface: String,
-        set: Vec<String>,
-        remove: Vec<String>,
+        #[serde(flatten)]
+        delta: PeerDelta,
     },
     Disable {
         unit: String,
@@ -181,8 +181,7 @@ pub fn for_network(diff: &NetworkDiff, facts: Facts, paths: &Paths) -> Operation
     match (job, &diff.delta) {
         (Some(Job::Reload), Some(delta)) => ops.push(Op::SetPeers {
             interface: network.clone(),
-            set: delta.set.clone(),
-            remove: delta.remove.clone(),
+            delta: delta.clone(),
         }),
         (Some(job), _) => ops.push(Op::Job {
             job,

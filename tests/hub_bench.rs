@@ -182,6 +182,107 @@ fn start_by_hand(host: &Host) -> f64 {
     time_in(host, "/tmp/bench.out", START)
 }
 
+/// `wg show wg0 allowed-ips`: each peer's key and its AllowedIPs (comma-joined, as `wg set`
+/// takes them).
+fn allowed_ips(host: &Host) -> std::collections::BTreeMap<String, String> {
+    sh(host, "wg show wg0 allowed-ips")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let key = f.next()?.to_owned();
+            let ips: Vec<&str> = f.filter(|ip| *ip != "(none)").collect();
+            Some((key, ips.join(",")))
+        })
+        .collect()
+}
+
+/// The arguments of one `wg set wg0 …` that turns the peers of `from` into those of `to`
+/// (removals first, as wgfleet's own delta): the physical floor of a change.
+fn wg_set_delta(
+    from: &std::collections::BTreeMap<String, String>,
+    to: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut args = String::new();
+    for key in from.keys().filter(|k| !to.contains_key(*k)) {
+        args.push_str(&format!(" peer {key} remove"));
+    }
+    for (key, ips) in to.iter().filter(|(k, ips)| from.get(*k) != Some(ips)) {
+        args.push_str(&format!(" peer {key} allowed-ips {ips}"));
+    }
+    assert!(!args.is_empty(), "the change changes no peer");
+    format!("wg set wg0{args}")
+}
+
+/// One change (issue 29), each run from the fleet `before` (where the hub starts and ends):
+/// `apply` of the fleet `after` (timed, with `--timings`), against the floor (`wg syncconf` of
+/// the file that apply wrote, stripped, run from the state before) and the physical floor (one
+/// `wg set` carrying exactly the peers that differ). Untimed applies of `before` put the hub
+/// back between them; each must find its way by the same delta.
+struct Change {
+    ours: Vec<f64>,
+    floor: Vec<f64>,
+    one_set: Vec<f64>,
+    /// The `--timings` line of the last run.
+    stages: String,
+}
+
+fn change_case(
+    hub: &Host,
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+    runs: usize,
+) -> Change {
+    let back = |hub: &Host| {
+        set_fleet(hub, before);
+        apply_ok(hub);
+        converged(hub);
+    };
+    let from = allowed_ips(hub);
+    let mut c = Change {
+        ours: Vec::new(),
+        floor: Vec::new(),
+        one_set: Vec::new(),
+        stages: String::new(),
+    };
+    for _ in 0..runs {
+        set_fleet(hub, after);
+        c.ours.push(time_in(
+            hub,
+            "/tmp/bench-apply.out",
+            &format!("{APPLY} --timings"),
+        ));
+        let out = sh(hub, "cat /tmp/bench-apply.out");
+        assert!(out.contains("reload"), "{out}");
+        converged(hub);
+        if let Some(line) = out.lines().find(|l| l.starts_with("timings: ")) {
+            c.stages = line.trim_start_matches("timings: ").to_owned();
+        }
+        let to = allowed_ips(hub);
+        sh(
+            hub,
+            "umask 077; grep -vE '^(Address|Table|MTU) = ' /etc/wireguard/wg0.conf > /tmp/wg0.changed",
+        );
+        back(hub);
+        c.floor.push(time_in(
+            hub,
+            "/tmp/bench.out",
+            "wg syncconf wg0 /tmp/wg0.changed",
+        ));
+        assert_eq!(allowed_ips(hub), to, "the floor makes the same change");
+        back(hub);
+        c.one_set
+            .push(time_in(hub, "/tmp/bench.out", &wg_set_delta(&from, &to)));
+        assert_eq!(
+            allowed_ips(hub),
+            to,
+            "the physical floor makes the same change"
+        );
+        back(hub);
+    }
+    sh(hub, "rm -f /tmp/wg0.changed");
+    c
+}
+
 /// A figure, several runs, or why there is none.
 enum Cell {
     Runs(Vec<f64>),
@@ -258,6 +359,8 @@ fn big_hub_against_the_stock_commands() {
     // Only validate, render, no-op apply and plan, and their peak RSS (e.g. to rerun the no-op
     // case at 100,000 peers after a change to it).
     let only_noop = knob("WGFLEET_BENCH_HUB_ONLY_NOOP", 0) != 0;
+    // No start section (start, restart, stock `wg-quick up`): the changes alone, quicker.
+    let no_start = knob("WGFLEET_BENCH_HUB_NO_START", 0) != 0;
     // gotatun: one `wg syncconf` of the stripped file + 1 peer, killed after this many seconds;
     // the reload cases run only if it finished.
     let sync_limit = knob("WGFLEET_BENCH_HUB_SYNC_LIMIT", 120);
@@ -468,6 +571,7 @@ fn big_hub_against_the_stock_commands() {
 
         let mut pipeline = Vec::new();
         let (mut add, mut floor, mut reload) = (Vec::new(), Vec::new(), Vec::new());
+        let mut changes: Vec<(&str, Change)> = Vec::new();
         // The physical floor: one `wg set` process carrying exactly the one peer.
         let mut one_set = Vec::new();
         if sync_note.is_empty() {
@@ -518,6 +622,34 @@ fn big_hub_against_the_stock_commands() {
             eprintln!(
                 "N={n}: +1 peer apply {add:.0?} ms, floor {floor:.0?}, systemctl reload {reload:.0?}"
             );
+
+            // 3b. Other changes of peers, each beside its floors: a spoke removed, a spoke's
+            // AllowedIPs changed (a LAN behind it), 100 spokes added at once.
+            let mut removed = fleet.clone();
+            removed["hosts"].as_object_mut().unwrap().remove("s17");
+            removed["networks"]["wg0"]["members"]
+                .as_object_mut()
+                .unwrap()
+                .remove("s17");
+            let mut lan = fleet.clone();
+            lan["networks"]["wg0"]["members"]["s17"]["routes"] =
+                serde_json::json!(["192.168.77.0/24"]);
+            let mut hundred = fleet.clone();
+            for i in 0..100 {
+                add_spoke(&mut hundred, n, 1000 + i);
+            }
+            for (what, after) in [
+                ("one peer removed", &removed),
+                ("one peer's AllowedIPs changed (a LAN behind it)", &lan),
+                ("100 peers added at once", &hundred),
+            ] {
+                let c = change_case(&hub, &fleet, after, runs);
+                eprintln!(
+                    "N={n}: {what}: apply {:.0?} ms, floor {:.0?}, one wg set {:.0?}",
+                    c.ours, c.floor, c.one_set
+                );
+                changes.push((what, c));
+            }
         }
         let expected = peers(&hub);
 
@@ -539,8 +671,12 @@ fn big_hub_against_the_stock_commands() {
         // than the file (about 4 s of CPU at 10,000 peers, 19 s at 30,000): above `full_max`
         // only one restart is timed, and nothing that parses the file again (but stock
         // `wg-quick up` once when big_stock_up says so).
-        let full = n <= full_max;
-        let start_runs = if full { runs } else { 1 };
+        let full = n <= full_max && !no_start;
+        let start_runs = match (no_start, full) {
+            (true, _) => 0,
+            (false, true) => runs,
+            (false, false) => 1,
+        };
         let mut start = hand_start.clone();
         for _ in 0..start_runs.saturating_sub(restart.len()) {
             restart.push(time_in(&hub, "/tmp/bench.out", RESTART));
@@ -577,7 +713,7 @@ fn big_hub_against_the_stock_commands() {
             sh(&hub, START);
             assert_eq!(peers(&hub), expected);
             converged(&hub);
-        } else if big_stock_up {
+        } else if big_stock_up && !no_start {
             // Once, killed after stock_up_limit s; the interface goes by `ip link delete` (what
             // `wg-quick down` ends with, without its bash parse of the file).
             sh(&hub, "systemctl stop wg-quick@wg0");
@@ -670,6 +806,21 @@ fn big_hub_against_the_stock_commands() {
             stock_what: "one `wg set wg0 peer … allowed-ips …` of exactly that peer".into(),
             stock: or_note(one_set.clone(), &sync_note),
         });
+        for (what, c) in &changes {
+            cases.push(Case {
+                what: format!("{what}: `wgfleet apply`"),
+                ours: Cell::Runs(c.ours.clone()),
+                stock_what: "`wg syncconf` of the changed file, stripped beforehand (floor)".into(),
+                stock: Cell::Runs(c.floor.clone()),
+            });
+            cases.push(Case {
+                what: "the same, against the physical floor".into(),
+                ours: Cell::Runs(c.ours.clone()),
+                stock_what: "one `wg set` of exactly the peers that differ".into(),
+                stock: Cell::Runs(c.one_set.clone()),
+            });
+            notes.push(format!("{what}, its last run's stages: {}.", c.stages));
+        }
         cases.push(Case {
             what:
                 "`systemctl reload wg-quick@wg0` (wgfleet's `reload-interface`, nothing to change)"
@@ -731,6 +882,9 @@ fn big_hub_against_the_stock_commands() {
         }
         let skipped = if full {
             String::new()
+        } else if no_start {
+            "The start section (start, restart, stock `wg-quick up`) was not run (WGFLEET_BENCH_HUB_NO_START=1). "
+                .to_owned()
         } else if big_stock_up {
             format!(
                 "Above {full_max} peers, `systemctl start` runs only as said, `wg-quick up` and `wg-quick strip` of the \

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("render", CORE),
     ("report", CORE),
     ("secrets::keys", CORE),
+    ("text", CORE),
     ("unit", CORE),
     ("wgconf", CORE),
     ("error", INPUTS),

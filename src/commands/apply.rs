@@ -124,10 +124,13 @@ pub fn cmd_plan(args: &PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
     if !args.host.json {
         write_out(out, &describe_source(&inputs))?;
     }
+    let read_ahead = observe::ReadAhead::start(&inputs.paths);
     let mut prepared = desired(&inputs, err)?;
     timings.extend(std::mem::take(&mut prepared.timings));
     let pending = Pending::load(&inputs.paths.state)?;
-    let mut observed = pipeline::observe(&prepared, &inputs, &connect()?, &pending, false)?;
+    let systemd = connect()?;
+    let mut observed =
+        pipeline::observe(&prepared, &inputs, &systemd, &pending, false, read_ahead)?;
     timings.extend(std::mem::take(&mut observed.timings));
     let endpoints = observed.endpoint_check(&inputs.paths);
     let changes = observed.changes() || endpoints.changes_something();
@@ -179,17 +182,19 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
     if !args.json {
         write_out(out, &describe_source(&inputs))?;
     }
+    let mut session = pipeline::begin(&inputs.paths, apply_args.audit_snapshot)?;
+    timings.lap("begin");
+    let read_ahead = observe::ReadAhead::start(&inputs.paths);
     let mut prepared = desired(&inputs, err)?;
     timings.extend(std::mem::take(&mut prepared.timings));
     let systemd = connect()?;
-    let mut session = pipeline::begin(&inputs.paths, apply_args.audit_snapshot)?;
-    timings.lap("begin");
     let mut observed = pipeline::observe(
         &prepared,
         &inputs,
         &systemd,
         &session.pending,
         session.audit_all,
+        read_ahead,
     )?;
     timings.extend(std::mem::take(&mut observed.timings));
     if apply_args.no_confirm {

@@ -28,6 +28,7 @@ use crate::fleet::diag::{Located, Severity};
 use crate::fleet::{Loaded, ValidFleet, time};
 use crate::render;
 pub(crate) use crate::shell::host_or_hostname;
+use crate::text::plural;
 
 /// The host this machine reconciles: `--host`, else the name it joined as (`wgfleet join`),
 /// else its hostname.
@@ -325,7 +326,6 @@ fn describe(v: &ValidFleet, now: i64) -> String {
             )
         })
         .collect();
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
         "{}, {} ({})",
         plural(v.hosts.len(), "host"),

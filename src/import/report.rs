@@ -1,6 +1,7 @@
 //! The import's report, as text.
 
 use super::*;
+use crate::text::plural;
 
 /// The findings for a person: `severity: message`, then the lines involved.
 pub fn report_text(imported: &Imported) -> String {
@@ -26,7 +27,6 @@ pub fn report_text(imported: &Imported) -> String {
 }
 
 pub fn summary_text(imported: &Imported) -> String {
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     let mut out = format!(
         "imported {} and {}:\n",
         plural(imported.fleet.hosts.len(), "host"),

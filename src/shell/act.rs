@@ -282,17 +282,9 @@ fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
         }
         Op::Enable { unit, runtime } => run.systemd.enable(unit, *runtime).map_err(sys(network)),
         Op::Job { job, unit } => run.systemd.run(*job, unit).map_err(sys(network)),
-        Op::SetPeers {
-            interface,
-            set,
-            remove,
-        } => {
-            let delta = crate::diff::PeerDelta {
-                set: set.clone(),
-                remove: remove.clone(),
-            };
+        Op::SetPeers { interface, delta } => {
             let config = subject.config().unwrap_or_default();
-            live_set::set_peers(interface, config, &delta).or_else(|e| {
+            live_set::set_peers(interface, config, delta).or_else(|e| {
                 // The stock path: the unit's reload, `wg syncconf` of the file just written.
                 eprintln!("wgfleet: {e}; reloading {} instead", unit_name(interface));
                 run.systemd

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
@@ -234,23 +233,11 @@ pub fn act(checked: &Checked, actor: &Actor<'_>, now: i64) -> Result<Vec<Applied
 }
 
 fn wg_set_endpoint(iface: &str, public_key: &str, address: &str) -> Result<()> {
-    let fail = |message: String| Error::System {
-        what: format!("network {iface}"),
-        message,
-    };
-    let out = Command::new("wg")
-        .args(["set", iface, "peer", public_key, "endpoint", address])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| fail(format!("cannot run wg: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "`wg set {iface} peer {public_key} endpoint {address}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    super::live_set::wg_set(
+        iface,
+        &["peer", public_key, "endpoint", address],
+        &format!("`wg set {iface} peer {public_key} endpoint {address}`"),
+    )
 }
 
 /// What `plan` and `apply` print for the endpoint check (nothing when there is nothing to say).

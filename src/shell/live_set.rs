@@ -39,23 +39,13 @@ pub fn set_peers(iface: &str, config: &str, delta: &PeerDelta) -> Result<()> {
     if std::env::var_os("WGFLEET_TEST_WG_SET_FAILS").is_some() {
         args.extend(["peer".into(), "not-a-key".into()]);
     }
-    let out = Command::new("wg")
-        .arg("set")
-        .arg(iface)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| fail(format!("cannot run wg: {e}")))?;
+    let set = wg_set(
+        iface,
+        &args,
+        &format!("`wg set {iface}` of {} peer(s)", delta.len()),
+    );
     drop(readers);
-    if !out.status.success() {
-        return Err(fail(format!(
-            "`wg set {iface}` of {} peer(s) failed: {}",
-            delta.len(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    set?;
     // `wg set` adds no routes; the set peers' AllowedIPs may need some.
     let set = WgConf {
         interface: Default::default(),
@@ -66,6 +56,31 @@ pub fn set_peers(iface: &str, config: &str, delta: &PeerDelta) -> Result<()> {
             .collect(),
     };
     routes::add_missing(iface, &set)
+}
+
+/// Runs `wg set IFACE ARGS…`; a failure says `what` failed and what `wg` printed.
+pub fn wg_set<S: AsRef<std::ffi::OsStr>>(iface: &str, args: &[S], what: &str) -> Result<()> {
+    let fail = |message: String| Error::System {
+        what: format!("network {iface}"),
+        message,
+    };
+    let out = Command::new("wg")
+        .arg("set")
+        .arg(iface)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| fail(format!("cannot run wg: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// A pipe holding `key` and a newline, its write end closed; the read end is inherited by the

@@ -18,6 +18,7 @@ use crate::operations::{self, Operations};
 use crate::paths::Paths;
 use crate::plan::InterfacePlan;
 use crate::render::MANAGED_MARKER;
+use crate::text::plural;
 use crate::unit::unit_name;
 
 /// The diff of one interface with what was on disk before, and the operations that realise it.
@@ -51,6 +52,7 @@ pub fn interfaces<'d>(
     systemd: &Systemd,
     pending: &Pending,
     audit_all: bool,
+    mut read_ahead: ReadAhead,
     timings: &mut Timings,
 ) -> Result<Vec<Step<'d>>> {
     let step = |diff, desired, on_disk, running: (bool, Option<&Live>)| {
@@ -62,7 +64,7 @@ pub fn interfaces<'d>(
         let on_disk = read_private(&paths.config(iface))?;
         let unit = systemd.state(&unit_name(iface)).map_err(sys(iface))?;
         let live = if unit.is_running() {
-            live_state(iface)
+            read_ahead.take(iface).or_else(|| live_state(iface))
         } else {
             None
         };
@@ -197,6 +199,45 @@ fn managed_interfaces(dir: &Path) -> Result<Vec<String>> {
     Ok(found)
 }
 
+/// The live state of the interfaces wgfleet manages, read on another thread while this one
+/// computes the desired state: at 10,000 peers the userspace WireGuard takes about as long to
+/// print its dump as the fleet takes to load and validate. Started under the run lock (apply),
+/// so nothing of wgfleet's changes the interfaces between this read and the diff.
+pub struct ReadAhead {
+    reading: Option<std::thread::JoinHandle<LiveByInterface>>,
+    read: LiveByInterface,
+}
+
+/// Each interface's live state (`None`: it was not up).
+type LiveByInterface = Vec<(String, Option<Live>)>;
+
+impl ReadAhead {
+    /// Starts reading every interface whose file wgfleet wrote.
+    pub fn start(paths: &Paths) -> ReadAhead {
+        let ifaces = managed_interfaces(&paths.wireguard).unwrap_or_default();
+        let read = move || {
+            let read = |i: String| {
+                let live = live_state(&i);
+                (i, live)
+            };
+            ifaces.into_iter().map(read).collect()
+        };
+        ReadAhead {
+            reading: std::thread::Builder::new().spawn(read).ok(),
+            read: Vec::new(),
+        }
+    }
+
+    /// The state read ahead for `iface`, if it was up then (else the caller reads it).
+    fn take(&mut self, iface: &str) -> Option<Live> {
+        if let Some(reading) = self.reading.take() {
+            self.read = reading.join().unwrap_or_default();
+        }
+        let at = self.read.iter().position(|(i, _)| i == iface)?;
+        self.read.swap_remove(at).1
+    }
+}
+
 /// `wg show IFACE dump` (parsed at once; the private key it prints is zeroized with the
 /// buffer, only its public key kept), with the interface's addresses (`ip`) and MTU (sysfs).
 pub fn live_state(iface: &str) -> Option<Live> {
@@ -240,8 +281,8 @@ pub fn describe(steps: &[Step<'_>]) -> String {
             Some((set, remove)) => format!(
                 "reload: {} set and {} removed live by one `wg set` (no systemd job; live \
                  sessions survive)",
-                count(set, "peer"),
-                count(remove, "peer")
+                plural(set, "peer"),
+                plural(remove, "peer")
             ),
             None => step.ops.action.describe().to_owned(),
         };
@@ -258,15 +299,8 @@ pub fn describe(steps: &[Step<'_>]) -> String {
 
 fn set_peers(op: &operations::Op) -> Option<(usize, usize)> {
     match op {
-        operations::Op::SetPeers { set, remove, .. } => Some((set.len(), remove.len())),
+        operations::Op::SetPeers { delta, .. } => Some((delta.set.len(), delta.remove.len())),
         _ => None,
-    }
-}
-
-fn count(n: usize, what: &str) -> String {
-    match n {
-        1 => format!("1 {what}"),
-        n => format!("{n} {what}s"),
     }
 }
 

@@ -12,7 +12,8 @@
 //!           └ from the last run's record (`cache`), or computed: load, validate, plan,
 //!             decrypt, render
 //! ```
-//! `plan` runs `desired` and `observe` (no lock: it changes nothing); `apply` runs them all.
+//! `plan` runs `desired` and `observe` (no lock: it changes nothing); `apply` runs them all,
+//! `begin` first: the live interfaces are read ahead under the lock while `desired` computes.
 //! The command layer builds `Inputs` (from `fetch` for a source) and prints what the stages
 //! return. Probes of the live data plane would follow `act`.
 
@@ -24,7 +25,7 @@ use super::cache;
 use super::desired::Desired;
 use super::endpoint_follow::{self, Applied, Checked};
 use super::lock::RunLock;
-use super::observe::{self, HostStep, Step};
+use super::observe::{self, HostStep, ReadAhead, Step};
 use super::pending::Pending;
 use super::systemd::Systemd;
 use super::timings::Timings;
@@ -399,6 +400,7 @@ pub fn observe<'d>(
     systemd: &Systemd,
     pending: &Pending,
     audit_all: bool,
+    read_ahead: ReadAhead,
 ) -> Result<Observed<'d>> {
     let observed_at = now();
     let mut timings = Timings::default();
@@ -409,6 +411,7 @@ pub fn observe<'d>(
         systemd,
         pending,
         audit_all,
+        read_ahead,
         &mut timings,
     )?;
     let root = inputs.root.as_deref();
