@@ -282,6 +282,7 @@ mod tests {
             enable,
             changes: vec![],
             delta: None,
+            parsed: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub struct Input<'a> {
     /// The config before the change (`None`: there was none).
     pub old: Option<&'a str>,
     pub new: &'a str,
+    /// `old` and `new` as already parsed (by the diff), else they are parsed here.
+    pub parsed: Option<(&'a WgConf, &'a WgConf)>,
     /// This host is a hub of the network.
     pub hub: bool,
     /// The interface as observed before the change.
@@ -54,7 +56,14 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
         (Action::Reload | Action::Restart, ..) => return not(NotHeld::NoWorkingLink),
         _ => return not(NotHeld::NoLinkChange),
     };
-    let (old, new) = (wgconf::parse(old), wgconf::parse(input.new));
+    let parsed_here;
+    let (old, new) = match input.parsed {
+        Some(both) => both,
+        None => {
+            parsed_here = (wgconf::parse(old), wgconf::parse(input.new));
+            (&parsed_here.0, &parsed_here.1)
+        }
+    };
     let name = |key: &str| {
         input
             .names
@@ -79,7 +88,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
             .collect()
     };
     let mut touched: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in dialled(&old) {
+    for key in dialled(old) {
         let was = &old.peers[&key];
         let why = match new.peers.get(&key) {
             None => vec![format!("{} is no longer dialled", name(&key))],
@@ -103,7 +112,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     }
     // A new dialled key touches no link that worked (a hub added); beside an old key that is
     // gone it says why: the hub's public key changed.
-    let new_keys: Vec<String> = dialled(&new)
+    let new_keys: Vec<String> = dialled(new)
         .iter()
         .filter(|k| !old.peers.contains_key(*k))
         .map(|k| format!("{}'s public key is new", name(k)))
@@ -141,8 +150,8 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
     let mut because = own;
     because.extend(new_keys);
     because.extend(touched.into_values().flatten());
-    let own = own_addresses(&new);
-    let confirm_with: Vec<Probe> = dialled(&new)
+    let own = own_addresses(new);
+    let confirm_with: Vec<Probe> = dialled(new)
         .into_iter()
         .map(|key| Probe {
             peer: name(&key),
@@ -209,6 +218,7 @@ mod tests {
 
     fn decide_on(action: Action, old: &str, new: &str, hub: bool, live: &Live) -> Confirmation {
         decide(&Input {
+            parsed: None,
             action,
             old: Some(old),
             new,
@@ -373,6 +383,7 @@ mod tests {
         ));
         assert_eq!(h.worked, ["cp"]);
         let no_live = decide(&Input {
+            parsed: None,
             action: Action::Reload,
             old: Some(SPOKE),
             new: &new,
@@ -386,6 +397,7 @@ mod tests {
         // A run killed while it waited: the next one holds the change again, though the wrong
         // key it left has no handshake (and after a reboot nothing live says the old one had).
         let resumed = decide(&Input {
+            parsed: None,
             action: Action::Reload,
             old: Some(SPOKE),
             new: &new,
@@ -417,6 +429,7 @@ mod tests {
         // The run is killed while it waits; the next one sees no handshake with either hub.
         let resume = |worked_before| {
             decide(&Input {
+                parsed: None,
                 action: Action::Reload,
                 old: Some(&two),
                 new: &new,
@@ -437,6 +450,7 @@ mod tests {
         // reachable.
         assert_eq!(
             decide(&Input {
+                parsed: None,
                 action: Action::Reload,
                 old: Some(&two),
                 new: &two.replace("192.0.2.10", "192.0.2.99"),

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Live;
+use super::joined::joined;
 use crate::wgconf::{PeerConf, WgConf};
 
 /// Above this many peers one `wg syncconf` costs no more than the delta (and the delta's
@@ -35,29 +36,30 @@ impl PeerDelta {
 /// `wg set` has no flag for, or more than `MAX_PEERS`.
 pub fn peer_delta(new: &WgConf, old: &WgConf, live: &Live) -> Option<PeerDelta> {
     let mut delta = PeerDelta::default();
-    for (key, want) in &new.peers {
-        let differs = match live.peers.get(key) {
-            None => true,
-            Some(have) => {
+    // The desired peers that differ live, in key order, and the live ones it does not have.
+    let mut differs = Vec::with_capacity(new.peers.len());
+    for (key, want, have) in joined(&new.peers, &live.peers) {
+        match (want, have) {
+            (Some(want), Some(have)) => differs.push(
                 have.allowed_ips != want.allowed_ips
                     || have.keepalive.as_deref() != keepalive(want)
-                    || have.has_psk != want.preshared_key.is_some()
-            }
-        };
-        let changed = old.peers.get(key) != Some(want);
-        if differs || changed {
+                    || have.has_psk != want.preshared_key.is_some(),
+            ),
+            (Some(_), None) => differs.push(true),
+            (None, _) => delta.remove.push(key.clone()),
+        }
+    }
+    let mut differs = differs.into_iter();
+    for (key, want, before) in joined(&new.peers, &old.peers) {
+        let Some(want) = want else { continue };
+        let changed = before != Some(want);
+        if differs.next().unwrap_or(true) || changed {
             if !want.other.is_empty() {
                 return None;
             }
             delta.set.push(key.clone());
         }
     }
-    delta.remove = live
-        .peers
-        .keys()
-        .filter(|k| !new.peers.contains_key(*k))
-        .cloned()
-        .collect();
     (delta.len() <= MAX_PEERS).then_some(delta)
 }
 

@@ -92,7 +92,7 @@ pub fn parse_dump(dump: &str) -> Live {
     Live {
         listen_port,
         public_key,
-        peers: peers.into_iter().collect(),
+        peers: crate::wgconf::by_key(peers),
         ..Live::default()
     }
 }

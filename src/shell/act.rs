@@ -52,6 +52,14 @@ impl Subject<'_, '_> {
         }
     }
 
+    /// The desired config as the diff parsed it.
+    fn parsed_config(&self) -> Option<&crate::wgconf::WgConf> {
+        match self {
+            Subject::Interface(s) => s.diff.parsed.as_ref().map(|p| &p.new),
+            Subject::Host(_) => None,
+        }
+    }
+
     fn changes(&self) -> serde_json::Value {
         match self {
             Subject::Host(h) => serde_json::to_value(&h.diff),
@@ -283,8 +291,15 @@ fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
         Op::Enable { unit, runtime } => run.systemd.enable(unit, *runtime).map_err(sys(network)),
         Op::Job { job, unit } => run.systemd.run(*job, unit).map_err(sys(network)),
         Op::SetPeers { interface, delta } => {
-            let config = subject.config().unwrap_or_default();
-            live_set::set_peers(interface, config, delta).or_else(|e| {
+            let parsed_here;
+            let conf = match subject.parsed_config() {
+                Some(conf) => conf,
+                None => {
+                    parsed_here = crate::wgconf::parse(subject.config().unwrap_or_default());
+                    &parsed_here
+                }
+            };
+            live_set::set_peers(interface, conf, delta).or_else(|e| {
                 // The stock path: the unit's reload, `wg syncconf` of the file just written.
                 eprintln!("wgfleet: {e}; reloading {} instead", unit_name(interface));
                 run.systemd

@@ -11,17 +11,16 @@ use zeroize::Zeroizing;
 use super::routes;
 use crate::diff::{self, Clause, PeerDelta, Psk};
 use crate::error::{Error, Result};
-use crate::wgconf::{self, WgConf};
+use crate::wgconf::WgConf;
 
-/// Sets the delta's peers on `iface` as `config` (the file just written) has them.
-pub fn set_peers(iface: &str, config: &str, delta: &PeerDelta) -> Result<()> {
+/// Sets the delta's peers on `iface` as `conf` (the file just written, parsed) has them.
+pub fn set_peers(iface: &str, conf: &WgConf, delta: &PeerDelta) -> Result<()> {
     let fail = |message: String| Error::System {
         what: format!("network {iface}"),
         message,
     };
     crate::fleet::syntax::check_interface(iface).map_err(fail)?;
-    let conf = wgconf::parse(config);
-    let clauses = diff::clauses(&conf, delta);
+    let clauses = diff::clauses(conf, delta);
     // One pipe a preshared key: written and closed here, read by `wg` as /dev/fd/N.
     let mut readers: Vec<OwnedFd> = Vec::new();
     for c in &clauses {

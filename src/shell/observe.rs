@@ -105,6 +105,7 @@ fn step<'d>(
 ) -> Result<Step<'d>> {
     let mut previous = on_disk;
     let mut worked_before = crate::confirm::WorkedBefore::Live;
+    let mut replaced = false;
     if let Some(record) = pending.get(&diff.network) {
         worked_before = record.worked_before();
         diff = diff::finish_interrupted(diff, record.operations.action);
@@ -112,6 +113,7 @@ fn step<'d>(
         if let pending::Previous::Kept(kept) =
             record.previous(previous.as_deref().map(|s| s.as_str()))
         {
+            replaced = true;
             previous = match kept {
                 Some(path) => read_private(path)?,
                 None => None,
@@ -124,11 +126,18 @@ fn step<'d>(
         runtime_units: paths.runtime_units,
         audit_all,
     };
+    // The diff's parse of the file on disk stands for the previous file unless a killed run's
+    // kept file replaced it.
+    let parsed = diff.parsed.as_ref().and_then(|p| match &p.old {
+        Some(old) if !replaced => Some((old, &p.new)),
+        _ => None,
+    });
     let confirmation = match desired {
         Some(d) => crate::confirm::decide(&crate::confirm::Input {
             action: diff.action,
             old: previous.as_deref().map(|s| s.as_str()),
             new: &d.config,
+            parsed,
             hub: d.hub,
             live,
             worked_before,
