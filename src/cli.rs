@@ -10,7 +10,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (validate: the fleet is valid)
   1  error: invalid fleet, unreadable file, unknown host, bad arguments
-  2  plan --detailed-exitcode: changes are pending";
+  2  plan --detailed-exitcode: changes are pending
+  6  probe: a peer unreachable, a test disagreeing live, or an MTU black hole";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,6 +86,31 @@ Examples:
   wgfleet status --fleet fleet.json --prometheus /var/lib/node_exporter/textfile/wgfleet.prom"
     )]
     Status(StatusArgs),
+
+    /// Check the live data plane from this host: peers reached, path MTU, the fleet's tests run live
+    #[command(
+        after_help = "Over the tunnel only, to the fleet's own tunnel addresses, each probe bound to its
+interface: every member peer this host should reach (an ICMP echo, or a TCP connect on a port
+the flows allow, a RST counting as reached; clients are not probed), its path MTU (the largest
+don't-fragment echo that comes back, a binary search up to the interface's MTU), and every fleet
+test whose `from` is this host (TCP: a SYN-ACK or RST is allow, silence deny; UDP is not
+probed). A live verdict that differs from the description's is reported, with where it is
+likely dropped: what this host sees of itself (foreign rules ahead of wgfleet's chains, a DROP
+policy, forwarding off, rp_filter, a route out of another interface), or beyond this host.
+
+Bounded: at most 8 probes in flight, 200 started a second, 1 s each, none started after 60 s,
+1,024 probes a run. The report is kept in /var/lib/wgfleet/probe.json (status shows it); a run
+whose outcome differs from the last one's is recorded in the audit log.
+
+Exit codes: 0 every peer reached, every test agreeing, no path MTU below its interface's;
+1 error; 6 a peer unreachable, a test disagreeing, or an MTU black hole.
+
+Examples:
+  wgfleet probe --fleet /etc/wgfleet/fleet.json
+  wgfleet probe --json | jq '.tests[] | select(.agrees | not)'
+  wgfleet probe --network wg0 --json | jq '.peers[] | {name, pathMtu, interfaceMtu}'"
+    )]
+    Probe(ProbeArgs),
 
     /// Which hosts a client or an owner was on, from when to when, read from audit logs
     #[command(
@@ -689,6 +715,24 @@ pub struct StatusArgs {
     /// Also write Prometheus metrics to this file, atomically (node-exporter textfile collector)
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub fleet: HostFleetArgs,
+
+    /// The host (default: the name it joined as, else this machine's hostname)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only this network's interface
+    #[arg(long, value_name = "IFACE")]
+    pub network: Option<String>,
+
+    /// Print the report as JSON (peers, tests, findings: a contract)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ pub mod join;
 pub mod operations;
 pub mod paths;
 pub mod plan;
+pub mod probe;
 pub mod render;
 pub mod report;
 pub mod secrets;

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("operations", CORE),
     ("paths", CORE),
     ("plan", CORE),
+    ("probe", CORE),
     ("render", CORE),
     ("report", CORE),
     ("secrets::keys", CORE),

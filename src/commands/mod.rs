@@ -14,6 +14,7 @@ mod endpoints;
 mod graph;
 mod import;
 mod join;
+mod probe;
 mod secrets;
 mod source;
 mod status;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::Access(args) => access::cmd_access(&args, out, err),
         Command::ClientConfig(args) => client::cmd_client_config(&args, out, err),
         Command::Status(args) => status::cmd_status(&args, out, err),
+        Command::Probe(args) => probe::cmd_probe(&args, out, err),
         Command::Audit(args) => audit::cmd_audit(&args, out),
         Command::Plan(args) => apply::cmd_plan(&args, out, err),
         Command::Apply(args) => apply::cmd_apply(&args, out, err),

@@ -12,6 +12,7 @@ use crate::fleet::time::format_rfc3339;
 use crate::fsutil::write_atomic;
 use crate::shell::observe::live_state;
 use crate::shell::systemd::Systemd;
+use crate::text::plural;
 use crate::unit::unit_name;
 
 #[derive(Debug, Serialize)]
@@ -145,10 +146,15 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
     // The git source, when this host pulls one: the accepted commit and the last refusal.
     let source = crate::source::accepted(&state);
     let source_error = crate::source::last_error(&state);
+    // The last `wgfleet probe` (or `apply --probe`) here.
+    let probe = crate::shell::probe::last_report(&state);
     if let Some(path) = &args.prometheus {
         let mut metrics = prometheus(&host, &networks);
         if let Some(a) = &source {
             metrics.push_str(&source_metrics(&host, a, source_error.is_none()));
+        }
+        if let Some(r) = &probe {
+            metrics.push_str(&probe_metrics(&host, r));
         }
         write_atomic(path, metrics.as_bytes(), 0o644).map_err(|source| Error::Write {
             path: path.clone(),
@@ -162,7 +168,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             out,
             &format!(
                 "{:#}\n",
-                json!({"host": host, "networks": networks, "lastRun": last_run, "source": source.as_ref().map(|a| json!({"accepted": a, "lastError": source_error}))})
+                json!({"host": host, "networks": networks, "lastRun": last_run, "source": source.as_ref().map(|a| json!({"accepted": a, "lastError": source_error})), "probe": probe})
             ),
         )?;
     } else {
@@ -172,6 +178,21 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             Some(r) => format!("last apply: {} (failed: see the audit log)\n", r.time),
             None => "last apply: never on this host\n".to_owned(),
         });
+        if let Some(r) = &probe {
+            let problems = r
+                .findings
+                .iter()
+                .filter(|f| super::probe::is_problem(&f.kind))
+                .count();
+            text.push_str(&match problems {
+                0 => format!("last probe: {} (all green)\n", r.at),
+                n => format!(
+                    "last probe: {} ({}: see `wgfleet probe`)\n",
+                    r.at,
+                    plural(n, "problem")
+                ),
+            });
+        }
         if source.is_some() || source_error.is_some() {
             text.push_str(&format!(
                 "source {}",
@@ -237,6 +258,42 @@ fn source_metrics(host: &str, a: &crate::source::Accepted, ok: bool) -> String {
         a.accepted_at,
         a.fetched_at
     )
+}
+
+/// The last probe's outcomes: per peer reachability and path MTU, per test agreement.
+fn probe_metrics(host: &str, r: &crate::probe::ProbeReport) -> String {
+    let mut m = String::from(
+        "# HELP wgfleet_probe_peer_reachable 1 if the last probe reached the peer over the tunnel.\n# TYPE wgfleet_probe_peer_reachable gauge\n",
+    );
+    for p in &r.peers {
+        m.push_str(&format!(
+            "wgfleet_probe_peer_reachable{{host=\"{host}\",network=\"{}\",peer=\"{}\"}} {}\n",
+            p.network,
+            p.name,
+            u8::from(p.reachable)
+        ));
+    }
+    m.push_str("# HELP wgfleet_probe_path_mtu_bytes The largest don't-fragment packet that got to the peer and back.\n# TYPE wgfleet_probe_path_mtu_bytes gauge\n");
+    for p in &r.peers {
+        if let Some(mtu) = p.path_mtu {
+            m.push_str(&format!(
+                "wgfleet_probe_path_mtu_bytes{{host=\"{host}\",network=\"{}\",peer=\"{}\"}} {mtu}\n",
+                p.network, p.name
+            ));
+        }
+    }
+    m.push_str("# HELP wgfleet_probe_test_agrees 1 if the fleet test's live verdict is the description's.\n# TYPE wgfleet_probe_test_agrees gauge\n");
+    for t in &r.tests {
+        m.push_str(&format!(
+            "wgfleet_probe_test_agrees{{host=\"{host}\",network=\"{}\",from=\"{}\",to=\"{}\",port=\"{}\"}} {}\n",
+            t.network,
+            t.from,
+            t.to,
+            t.port,
+            u8::from(t.agrees)
+        ));
+    }
+    m
 }
 
 /// The node-exporter textfile format; label values are names the fleet validated (no quotes).

@@ -22,6 +22,7 @@ pub mod observe;
 pub mod paths;
 pub mod pending;
 pub mod pipeline;
+pub mod probe;
 pub mod reload;
 pub mod routes;
 pub mod systemd;

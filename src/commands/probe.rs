@@ -1,0 +1,87 @@
+//! `wgfleet probe`: the live data plane from this host, against what the fleet says.
+
+use std::io::Write;
+
+use super::{check_valid, plans_for, write_out};
+use crate::cli::ProbeArgs;
+use crate::error::Result;
+use crate::probe::ProbeReport;
+use crate::text::plural;
+
+/// The exit code of a run that found a problem (a peer unreachable, a test disagreeing, an MTU
+/// black hole).
+pub const EXIT_PROBLEM: u8 = 6;
+
+pub fn cmd_probe(args: &ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let state = crate::shell::paths::detect(None).state;
+    let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, None, &state)?, err)?;
+    let host = super::this_host(args.host.as_deref(), &state)?;
+    let plans = plans_for(&loaded.path, &valid, &host, args.network.as_deref(), now)?;
+    let report = crate::shell::probe::probe_and_record(&valid, &plans, &host, now, &state)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    } else {
+        describe(&report)
+    };
+    write_out(out, &text)?;
+    Ok(if report.ok { 0 } else { EXIT_PROBLEM })
+}
+
+/// The report for a person: a line a peer and a test, then the findings.
+pub fn describe(r: &ProbeReport) -> String {
+    let mut text = format!(
+        "probe from {}: {} peers, {} tests, {} packets in {:.1} s\n",
+        r.host,
+        r.peers.len(),
+        r.tests.len(),
+        r.packets,
+        r.elapsed_ms as f64 / 1000.0
+    );
+    for p in &r.peers {
+        let mtu = match (p.path_mtu, p.interface_mtu) {
+            (Some(path), Some(iface)) => format!(", path MTU {path} of {iface}"),
+            (Some(path), None) => format!(", path MTU {path}"),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            "  {} {} {}: {} by {} ({}){mtu}\n",
+            p.network,
+            p.name,
+            p.address,
+            if p.reachable {
+                "reached"
+            } else {
+                "NOT reached"
+            },
+            p.method,
+            p.answer
+        ));
+    }
+    for t in &r.tests {
+        text.push_str(&format!(
+            "  test {} → {} {}: fleet {}, live {}{}\n",
+            t.from,
+            t.to,
+            t.port,
+            t.static_verdict,
+            t.live,
+            if t.agrees { "" } else { "  DISAGREES" }
+        ));
+    }
+    for f in &r.findings {
+        text.push_str(&format!("{}: {}\n", f.kind, f.message));
+    }
+    let about_host = r.findings.iter().filter(|f| !is_problem(&f.kind)).count();
+    text.push_str(&match (r.ok, about_host) {
+        (true, 0) => "all green\n".to_owned(),
+        (true, n) => format!("peers and tests green; {} above\n", plural(n, "finding")),
+        (false, _) => "problems found (exit 6)\n".to_owned(),
+    });
+    text
+}
+
+/// A finding that makes a run not green (the others say what was not probed, or what the host
+/// sees of itself).
+pub fn is_problem(kind: &str) -> bool {
+    matches!(kind, "unreachable" | "test-disagrees" | "mtu-black-hole")
+}

@@ -1,0 +1,359 @@
+//! What a host can see of itself that drops (or lets through) its tunnels' traffic outside
+//! wgfleet's own chains: a foreign rule ahead of wgfleet's jump, a DROP policy that nothing of
+//! ours accepts ahead of, forwarding switched off, strict reverse-path filtering, a route that
+//! does not go into the tunnel.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::report::Finding;
+use crate::plan::InterfacePlan;
+
+/// What the shell read of the host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostFacts {
+    /// `iptables-save -t filter` and `ip6tables-save -t filter` (`None`: not readable).
+    pub iptables: Option<String>,
+    pub ip6tables: Option<String>,
+    pub interfaces: Vec<InterfaceFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InterfaceFacts {
+    pub interface: String,
+    /// `net.ipv4.conf.IFACE.forwarding`.
+    pub forwarding: Option<bool>,
+    /// The reverse-path filter in force: the larger of `conf.all` and `conf.IFACE` (1 strict).
+    pub rp_filter: Option<u8>,
+    /// Per probed address, the interface `ip route get` sends it out of.
+    pub routes: Vec<(IpAddr, Option<String>)>,
+}
+
+/// The filter table's built-in chains as `iptables-save` prints them: policy and rules in order.
+#[derive(Debug, Default)]
+struct Table<'s> {
+    policies: BTreeMap<&'s str, &'s str>,
+    rules: BTreeMap<&'s str, Vec<&'s str>>,
+}
+
+fn parse(save: &str) -> Table<'_> {
+    let mut t = Table::default();
+    let mut filter = false;
+    for line in save.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            filter = name == "filter";
+        } else if !filter {
+        } else if let Some(decl) = line.strip_prefix(':') {
+            let mut parts = decl.split_whitespace();
+            if let (Some(chain), Some(policy)) = (parts.next(), parts.next()) {
+                t.policies.insert(chain, policy);
+            }
+        } else if let Some(rule) = line.strip_prefix("-A ") {
+            let chain = rule.split_whitespace().next().unwrap_or("");
+            t.rules.entry(chain).or_default().push(line);
+        }
+    }
+    t
+}
+
+/// The value after `flag` in a rule (`-i wg0`), and whether it is negated (`! -i wg0`).
+fn option<'r>(rule: &'r str, flag: &str) -> Option<(bool, &'r str)> {
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == flag)?;
+    let negated = at > 0 && words[at - 1] == "!";
+    words.get(at + 1).map(|v| (negated, *v))
+}
+
+fn target(rule: &str) -> Option<&str> {
+    option(rule, "-j").map(|(_, t)| t)
+}
+
+/// Whether a rule's interface match (`-i`, or `-o` for `flag`) can match `iface`.
+fn may_match(rule: &str, flag: &str, iface: &str) -> bool {
+    match option(rule, flag) {
+        None => true,
+        Some((negated, name)) => {
+            let matches = match name.strip_suffix('+') {
+                Some(prefix) => iface.starts_with(prefix),
+                None => name == iface,
+            };
+            matches != negated
+        }
+    }
+}
+
+/// A rule that only lets replies back in (`--ctstate RELATED,ESTABLISHED -j ACCEPT`), or opens
+/// the listen port, changes nothing the fleet's flows decide.
+fn harmless(rule: &str, listen_port: Option<u16>) -> bool {
+    let accept = target(rule) == Some("ACCEPT");
+    let replies = rule.contains("ESTABLISHED") && !rule.contains("NEW");
+    let port = listen_port.is_some_and(|p| {
+        rule.contains("-p udp") && option(rule, "--dport").is_some_and(|(_, d)| d == p.to_string())
+    });
+    accept && (replies || port)
+}
+
+/// The rules of `chain` ahead of its jump to `ours` that can take `iface`'s traffic: what they
+/// do, read one user chain deep (Docker's `-j DOCKER-USER` counts only for what it holds).
+fn ahead<'s>(
+    t: &Table<'s>,
+    chain: &str,
+    ours: &str,
+    iface: &str,
+    port: Option<u16>,
+) -> Vec<&'s str> {
+    let rules = t.rules.get(chain).map(Vec::as_slice).unwrap_or_default();
+    let mut found = Vec::new();
+    for rule in rules.iter().take_while(|r| target(r) != Some(ours)) {
+        if !may_match(rule, "-i", iface) || harmless(rule, port) {
+            continue;
+        }
+        match target(rule) {
+            Some("ACCEPT" | "DROP" | "REJECT") => found.push(*rule),
+            Some("RETURN") | None => {}
+            Some(user) => found.extend(
+                t.rules
+                    .get(user)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| may_match(r, "-i", iface) && !harmless(r, port))
+                    .filter(|r| matches!(target(r), Some("ACCEPT" | "DROP" | "REJECT"))),
+            ),
+        }
+    }
+    found
+}
+
+fn jumps(t: &Table<'_>, chain: &str, ours: &str) -> bool {
+    t.rules
+        .get(chain)
+        .is_some_and(|r| r.iter().any(|r| target(r) == Some(ours)))
+}
+
+/// What the host's own state says about its interfaces' traffic, for `plans`.
+pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (save, family) in [
+        (&facts.iptables, "iptables"),
+        (&facts.ip6tables, "ip6tables"),
+    ] {
+        let Some(save) = save else { continue };
+        let t = parse(save);
+        let has_family = |p: &InterfacePlan| {
+            p.addresses
+                .iter()
+                .any(|a| a.addr().is_ipv4() == (family == "iptables"))
+        };
+        for plan in plans.iter().filter(|p| has_family(p)) {
+            chain_findings(&t, family, plan, &mut findings);
+        }
+    }
+    for i in &facts.interfaces {
+        let plan = plans.iter().find(|p| p.network == i.interface);
+        if plan.is_some_and(|p| p.forwarding) && i.forwarding == Some(false) {
+            findings.push(Finding::new(
+                "forwarding-off",
+                format!(
+                    "{}: the fleet has this host forward, but net.ipv4.conf.{}.forwarding is 0: it forwards nothing",
+                    i.interface, i.interface
+                ),
+            ));
+        }
+        for (addr, dev) in &i.routes {
+            if dev.as_deref() != Some(i.interface.as_str()) {
+                let via = dev.as_deref().unwrap_or("no interface");
+                let mut message = format!(
+                    "{}: the route to {addr} goes out of {via}, not into the tunnel: this host's traffic to it does not use the tunnel",
+                    i.interface
+                );
+                if i.rp_filter == Some(1) {
+                    message.push_str(&format!(
+                        ", and strict reverse-path filtering (rp_filter 1) drops what comes back from it on {}",
+                        i.interface
+                    ));
+                }
+                findings.push(Finding::new("route", message));
+            }
+        }
+    }
+    findings
+}
+
+fn chain_findings(t: &Table<'_>, family: &str, plan: &InterfacePlan, out: &mut Vec<Finding>) {
+    let iface = plan.network.as_str();
+    let port = plan.listen_port;
+    let policed = plan.policy.is_some();
+    for rule in ahead(t, "INPUT", "WGFLEET-INPUT", iface, port) {
+        let does = target(rule).unwrap_or_default();
+        if does == "ACCEPT" && !policed {
+            continue;
+        }
+        out.push(Finding::new(
+            "foreign-rule",
+            format!(
+                "{iface}: `{rule}` ({family}) comes before wgfleet's WGFLEET-INPUT: it {} traffic in from {iface} that the fleet's flows decide",
+                if does == "ACCEPT" { "lets in" } else { "drops" }
+            ),
+        ));
+    }
+    if policed && !jumps(t, "INPUT", "WGFLEET-INPUT") {
+        out.push(Finding::new(
+            "missing-jump",
+            format!("{iface}: INPUT ({family}) has no jump to WGFLEET-INPUT: the fleet's flows are not enforced (the next apply puts it back)"),
+        ));
+    }
+    if !policed && t.policies.get("INPUT").is_some_and(|p| *p == "DROP") {
+        let accepted = t.rules.get("INPUT").into_iter().flatten().any(|r| {
+            target(r) == Some("ACCEPT") && may_match(r, "-i", iface) && !harmless(r, port)
+        });
+        if !accepted {
+            out.push(Finding::new(
+                "input-policy",
+                format!("{iface}: the INPUT policy ({family}) is DROP and no rule accepts traffic in from {iface}: only replies reach this host over the tunnel (the fleet has no flows, so it expects everything through)"),
+            ));
+        }
+    }
+    if !plan.forwarding {
+        return;
+    }
+    for rule in ahead(t, "FORWARD", "WGFLEET-FORWARD", iface, None) {
+        let does = target(rule).unwrap_or_default();
+        if does == "ACCEPT" && !policed {
+            continue;
+        }
+        out.push(Finding::new(
+            "foreign-rule",
+            format!(
+                "{iface}: `{rule}` ({family}) comes before wgfleet's WGFLEET-FORWARD: it {} traffic this host forwards for the fleet",
+                if does == "ACCEPT" { "lets through" } else { "drops" }
+            ),
+        ));
+    }
+    let jumped = jumps(t, "FORWARD", "WGFLEET-FORWARD");
+    if !jumped {
+        out.push(Finding::new(
+            "missing-jump",
+            format!("{iface}: FORWARD ({family}) has no jump to WGFLEET-FORWARD: what this host forwards for the fleet meets the FORWARD policy and other tools' rules (the next apply puts it back)"),
+        ));
+    }
+    if t.policies.get("FORWARD").is_some_and(|p| *p == "DROP") {
+        let message = if jumped {
+            format!(
+                "{iface}: the FORWARD policy ({family}) is DROP (Docker sets it): what the fleet forwards is accepted by WGFLEET-FORWARD before the policy applies; anything else is dropped"
+            )
+        } else {
+            format!(
+                "{iface}: the FORWARD policy ({family}) is DROP (Docker sets it) and nothing of wgfleet's accepts ahead of it: this host forwards nothing for the fleet"
+            )
+        };
+        out.push(Finding::new("forward-policy", message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(policed: bool, forwarding: bool) -> InterfacePlan {
+        InterfacePlan {
+            network: "wg0".into(),
+            host: "cp".into(),
+            addresses: vec!["10.50.0.1/24".parse().unwrap()],
+            listen_port: Some(51821),
+            mtu: None,
+            private_key_file: None,
+            public_key: String::new(),
+            key_on_host: false,
+            forwarding,
+            dialable: true,
+            nat: None,
+            peers: vec![],
+            policy: policed.then(Default::default),
+        }
+    }
+
+    fn kinds(save: &str, p: &InterfacePlan) -> Vec<String> {
+        let facts = HostFacts {
+            iptables: Some(save.to_owned()),
+            ..Default::default()
+        };
+        host_findings(&facts, std::slice::from_ref(p))
+            .into_iter()
+            .map(|f| f.kind)
+            .collect()
+    }
+
+    const OURS: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-A INPUT -j WGFLEET-INPUT\n-A FORWARD -j WGFLEET-FORWARD\nCOMMIT\n";
+
+    #[test]
+    fn our_chains_first_is_clean() {
+        assert!(kinds(OURS, &plan(true, true)).is_empty());
+    }
+
+    #[test]
+    fn a_drop_policy_ahead_of_nothing_of_ours_is_named() {
+        let save = OURS.replace(":FORWARD ACCEPT", ":FORWARD DROP");
+        assert_eq!(kinds(&save, &plan(true, true)), ["forward-policy"]);
+        let save = save.replace("-A FORWARD -j WGFLEET-FORWARD\n", "");
+        assert_eq!(
+            kinds(&save, &plan(true, true)),
+            ["missing-jump", "forward-policy"]
+        );
+        assert!(
+            kinds(&save, &plan(true, false)).is_empty(),
+            "not forwarding"
+        );
+    }
+
+    #[test]
+    fn foreign_rules_ahead_are_named_through_one_user_chain() {
+        let save = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n\
+            -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+            -A INPUT -i wg0 -p tcp -m tcp --dport 2222 -j ACCEPT\n-A INPUT -i eth0 -j DROP\n\
+            -A INPUT -j WGFLEET-INPUT\n-A INPUT -j DROP\n\
+            -A FORWARD -j DOCKER-USER\n-A FORWARD -j WGFLEET-FORWARD\n\
+            -A DOCKER-USER -i wg+ -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n";
+        let p = plan(true, true);
+        let facts = HostFacts {
+            iptables: Some(save.into()),
+            ..Default::default()
+        };
+        let found = host_findings(&facts, std::slice::from_ref(&p));
+        let text: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(found.len(), 3, "{text:#?}");
+        assert!(text[0].contains("--dport 2222 -j ACCEPT") && text[0].contains("lets in"));
+        assert!(text[1].contains("-A DOCKER-USER -i wg+ -j DROP") && text[1].contains("drops"));
+        assert_eq!(found[2].kind, "forward-policy");
+        // Without flows, an ACCEPT ahead changes nothing: everything is let in anyway.
+        assert_eq!(kinds(save, &plan(false, false)).len(), 0);
+    }
+
+    #[test]
+    fn no_flows_and_a_drop_input_policy_lets_nothing_in() {
+        let save = "*filter\n:INPUT DROP [0:0]\n-A INPUT -j WGFLEET-INPUT\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n";
+        assert_eq!(kinds(save, &plan(false, false)), ["input-policy"]);
+        let open = save.replace("-i lo -j ACCEPT", "-i wg0 -j ACCEPT");
+        assert!(kinds(&open, &plan(false, false)).is_empty());
+    }
+
+    #[test]
+    fn routes_out_of_another_interface_and_forwarding_off_are_named() {
+        let facts = HostFacts {
+            interfaces: vec![InterfaceFacts {
+                interface: "wg0".into(),
+                forwarding: Some(false),
+                rp_filter: Some(1),
+                routes: vec![
+                    ("10.50.0.2".parse().unwrap(), Some("wg0".into())),
+                    ("10.50.0.3".parse().unwrap(), Some("eth0".into())),
+                ],
+            }],
+            ..Default::default()
+        };
+        let found = host_findings(&facts, &[plan(false, true)]);
+        let kinds: Vec<&str> = found.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, ["forwarding-off", "route"]);
+        assert!(found[1].message.contains("10.50.0.3 goes out of eth0"));
+        assert!(found[1].message.contains("rp_filter 1"));
+    }
+}
