@@ -1,5 +1,5 @@
 # The wgfleet package (flake `packages.default`, overlay `pkgs.wgfleet`): built from Cargo.lock,
-# wrapped so that the tools it runs (wg, ip, iptables) are on its PATH whatever the caller's is.
+# wrapped so that the tools it runs (wg, ip, iptables, ping) are on its PATH whatever the caller's is.
 #
 # Tests in the build: only those that run unprivileged and offline in the build sandbox. The
 # rest need what a sandbox does not have (see tests/run-all.sh): tests/examples.rs runs
@@ -13,6 +13,7 @@
   wireguard-tools,
   iproute2,
   iptables,
+  iputils,
   age,
   openssh,
 }:
@@ -77,6 +78,7 @@ rustPlatform.buildRustPackage {
           wireguard-tools
           iproute2
           iptables
+          iputils
         ]
       }
   '';

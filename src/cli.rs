@@ -157,7 +157,8 @@ Examples:
   wgfleet apply --fleet fleet.json --host cp --identity /etc/ssh/ssh_host_ed25519_key
   wgfleet apply --fleet fleet.json --audit-snapshot   # record every interface's peers in full
   wgfleet apply --fleet fleet.json --endpoints-only   # only follow endpoints (a 30 s timer)
-  wgfleet apply --fleet fleet.json --no-confirm       # e.g. rotating a spoke's key before its hub"
+  wgfleet apply --fleet fleet.json --no-confirm       # e.g. rotating a spoke's key before its hub
+  wgfleet apply --fleet fleet.json --probe            # then check the data plane (docs/probe.md)"
     )]
     Apply(ApplyArgs),
 
@@ -620,6 +621,13 @@ pub struct ApplyArgs {
     /// Apply changes to the links to the hubs without waiting for a handshake to confirm them
     #[arg(long)]
     pub no_confirm: bool,
+
+    /// After the run, probe the live data plane as `wgfleet probe` does (a spoke's peers are its
+    /// hubs) and keep the report for `status`; exit 6 when a probe fails (docs/probe.md). For
+    /// the timer: WGFLEET_ARGS=--probe, or the NixOS module's extraArgs; --endpoints-only
+    /// ignores it, so one WGFLEET_ARGS serves both units
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Args)]
@@ -826,6 +834,11 @@ pub struct ReportArgs {
     /// Audit logs to read access intervals from (one per host); repeatable
     #[arg(long = "log", value_name = "AUDIT.jsonl")]
     pub logs: Vec<PathBuf>,
+
+    /// Hosts' last probe reports (/var/lib/wgfleet/probe.json, or `probe --json` output) to show
+    /// as the live data plane; repeatable
+    #[arg(long = "probe", value_name = "PROBE.json")]
+    pub probes: Vec<PathBuf>,
 
     /// Print the report's data as JSON on stdout
     #[arg(long)]

@@ -37,6 +37,9 @@ pub struct Report {
     pub tests: Vec<TestResult>,
     /// With `--log`: the logs read and each owner's access intervals.
     pub audit: Option<Audit>,
+    /// With `--probe`: the hosts' last `wgfleet probe` reports (their probe.json).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::probe::ProbeReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +124,7 @@ pub fn build(
     now: i64,
     generated_at: i64,
     audit: Option<(Vec<String>, Vec<Interval>)>,
+    probes: Vec<crate::probe::ProbeReport>,
 ) -> Report {
     let graph = graph::build(valid, None, now);
     let networks = valid
@@ -216,6 +220,7 @@ pub fn build(
         expiring,
         tests: policy_tests(loaded, valid, now),
         audit,
+        probes,
     }
 }
 
@@ -406,6 +411,7 @@ pub fn to_html(r: &Report) -> String {
         ("access", "Access matrix"),
         ("expiring", "Expiring clients"),
         ("tests", "Policy tests"),
+        ("probes", "Live probes"),
         ("intervals", "Access intervals"),
     ] {
         let _ = writeln!(o, "<li><a href=\"#{id}\">{name}</a></li>");
@@ -642,6 +648,8 @@ pub fn to_html(r: &Report) -> String {
     }
     o.push_str("</section>\n");
 
+    probes_html(&mut o, &r.probes);
+
     // Access intervals.
     o.push_str("<section id=\"intervals\" aria-labelledby=\"intervals-h\">\n<h2 id=\"intervals-h\">Access intervals from audit logs</h2>\n");
     match &r.audit {
@@ -697,4 +705,85 @@ pub fn to_html(r: &Report) -> String {
         esc(&r.digest)
     );
     o
+}
+
+/// The hosts' live probes: per host its peers (reached, path MTU) and tests (the fleet's verdict
+/// against the live one), and its findings. Every field comes from a host's file: all escaped.
+fn probes_html(o: &mut String, probes: &[crate::probe::ProbeReport]) {
+    o.push_str("<section id=\"probes\" aria-labelledby=\"probes-h\">\n<h2 id=\"probes-h\">Live probes</h2>\n");
+    if probes.is_empty() {
+        o.push_str("<p>No probe reports were given (<code>--probe probe.json</code>, from <code>/var/lib/wgfleet</code> of each host).</p>\n</section>\n");
+        return;
+    }
+    let ok = |b: bool, yes: &str, no: &str| {
+        if b {
+            format!("<span class=\"ok\">✓ {yes}</span>")
+        } else {
+            format!("<span class=\"bad\">✗ {no}</span>")
+        }
+    };
+    for (k, r) in probes.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "<h3 id=\"probe-{k}\">{} at {}: {}</h3>",
+            esc(&r.host),
+            time(&r.at),
+            ok(r.ok, "all green", "problems found")
+        );
+        let _ = writeln!(
+            o,
+            "<table class=\"probe-peers\">\n<caption>{}: peers over the tunnel</caption>\n<thead><tr><th scope=\"col\">Peer</th><th scope=\"col\">Network</th><th scope=\"col\">Address</th><th scope=\"col\">Reached</th><th scope=\"col\">Path MTU</th></tr></thead>\n<tbody>",
+            esc(&r.host)
+        );
+        for p in &r.peers {
+            let mtu = match (p.path_mtu, p.interface_mtu) {
+                (Some(a), Some(b)) => format!("{a} of {b}"),
+                (Some(a), None) => a.to_string(),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                o,
+                "<tr><th scope=\"row\" class=\"mono\">{}</th><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{} ({})</td><td>{mtu}</td></tr>",
+                esc(&p.name),
+                esc(&p.network),
+                esc(&p.address),
+                ok(p.reachable, "yes", "no"),
+                esc(&p.answer)
+            );
+        }
+        o.push_str("</tbody>\n</table>\n");
+        if !r.tests.is_empty() {
+            let _ = writeln!(
+                o,
+                "<table class=\"probe-tests\">\n<caption>{}: the fleet's tests run live</caption>\n<thead><tr><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">Port</th><th scope=\"col\">Fleet</th><th scope=\"col\">Live</th><th scope=\"col\">Agrees</th></tr></thead>\n<tbody>",
+                esc(&r.host)
+            );
+            for t in &r.tests {
+                let _ = writeln!(
+                    o,
+                    "<tr><th scope=\"row\" class=\"mono\">{}</th><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&t.from),
+                    esc(&t.to),
+                    esc(&t.port),
+                    t.static_verdict,
+                    t.live,
+                    ok(t.agrees, "yes", "DISAGREES")
+                );
+            }
+            o.push_str("</tbody>\n</table>\n");
+        }
+        if !r.findings.is_empty() {
+            o.push_str("<ul class=\"findings\">\n");
+            for f in &r.findings {
+                let _ = writeln!(
+                    o,
+                    "<li><code>{}</code> {}</li>",
+                    esc(&f.kind),
+                    esc(&f.message)
+                );
+            }
+            o.push_str("</ul>\n");
+        }
+    }
+    o.push_str("</section>\n");
 }

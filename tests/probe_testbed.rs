@@ -39,6 +39,26 @@ fn run(host: &Host, args: &str) -> std::process::Output {
     .unwrap()
 }
 
+/// The finding lines docs/probe.md shows (`kind: message`): each must be what a run here prints.
+fn documented_findings() -> Vec<String> {
+    let doc = std::fs::read_to_string(wgfleet_on::root().join("docs/probe.md")).unwrap();
+    let kinds = [
+        "test-disagrees: ",
+        "foreign-rule: ",
+        "forward-policy: ",
+        "mtu-black-hole: ",
+    ];
+    doc.lines()
+        .filter(|l| kinds.iter().any(|k| l.starts_with(k)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `wgfleet probe` on `host`, as a person reads it.
+fn probe_text(host: &Host) -> String {
+    wgfleet_on::printed(&run(host, "probe"))
+}
+
 /// `wgfleet probe --json` on `host`: its exit code and report.
 fn probe(host: &Host) -> (i32, Value) {
     let out = run(host, "probe --json");
@@ -181,6 +201,7 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
          && iptables -I FORWARD 1 -j DOCKER-USER",
     )
     .unwrap();
+    let mut shown = probe_text(w1) + &probe_text(cp);
     let (code, r) = probe(w1);
     assert_eq!(code, 6, "{r:#}");
     let t = test_entry(&r, "worker-2");
@@ -193,6 +214,14 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
         why.contains("cp answers over the tunnel")
             && why.contains("at cp (forwarding) or at worker-2"),
         "{why}"
+    );
+    // The operator's page shows it too, from the host's kept report.
+    let page = w1
+        .sh_ok("/x/wgfleet report --fleet /x/fleet.json --probe /var/lib/wgfleet/probe.json --html /tmp/r.html >/dev/null && cat /tmp/r.html")
+        .unwrap();
+    assert!(
+        page.contains("Live probes") && page.contains("✗ DISAGREES"),
+        "{page}"
     );
     let (_, hub) = probe(cp);
     assert!(
@@ -214,6 +243,7 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
     // and says nothing (no ICMP from a switch).
     let port = bridge_port(w1);
     set_port_mtu(&port, 1400);
+    shown.push_str(&probe_text(w1));
     let (code, r) = probe(w1);
     assert_eq!(code, 6, "{r:#}");
     let path = r["peers"][0]["pathMtu"].as_u64().unwrap();
@@ -259,6 +289,35 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
     cp.sh_ok("iptables -D INPUT -i wg0 -p tcp --dport 2222 -j ACCEPT")
         .unwrap();
     assert_green(w1);
+
+    // The timer's opt-in: `apply --probe` probes after its run, and fails (6) on a problem.
+    let out = wgfleet_on::wgfleet(w1, "apply --probe --json");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (out.status.code(), &doc["probe"]["ok"]),
+        (Some(0), &json!(true)),
+        "{doc:#}"
+    );
+    cp.sh_ok("iptables -I INPUT 1 -i wg0 -p icmp -j DROP")
+        .unwrap();
+    let out = wgfleet_on::wgfleet(w1, "apply --probe");
+    let text = wgfleet_on::printed(&out);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(
+        text.contains("NOT reached by icmp") && text.contains("the handshake is fresh"),
+        "{text}"
+    );
+    cp.sh_ok("iptables -D INPUT -i wg0 -p icmp -j DROP")
+        .unwrap();
+
+    let documented = documented_findings();
+    assert_eq!(documented.len(), 4, "{documented:?}");
+    for line in documented {
+        assert!(
+            shown.contains(&line),
+            "docs/probe.md shows\n{line}\nbut probe printed\n{shown}"
+        );
+    }
 }
 
 /// The testbed bridge's port that `host`'s underlay (host0) is plugged into.

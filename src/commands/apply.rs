@@ -217,8 +217,25 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         timeout,
     );
     timings.lap("act");
+    // The data plane probed once the run has ended well (`--probe`).
+    let probed = match (&acted.outcomes, apply_args.probe) {
+        (Ok(_), true) => Some(super::probe::probe_host(
+            &args.fleet,
+            Some(&args.source),
+            Some(&prepared.host),
+            None,
+            err,
+        )),
+        _ => None,
+    };
+    if probed.is_some() {
+        timings.lap("probe");
+    }
     let shown = shown.and(if args.json {
         let mut doc = apply_report(&inputs, &observed, &prepared, &acted);
+        if let Some(Ok(r)) = &probed {
+            doc["probe"] = json!(r);
+        }
         if args.timings {
             doc["timings"] = timings.to_json();
         }
@@ -245,7 +262,21 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
         }
     }
     endpoints_applied?;
-    Ok(source_code(&inputs, 0))
+    let code = source_code(&inputs, 0);
+    match probed {
+        Some(report) => {
+            let report = report?;
+            if !args.json {
+                write_out(out, &super::probe::describe(&report))?;
+            }
+            Ok(if code == 0 && !report.ok {
+                super::probe::EXIT_PROBLEM
+            } else {
+                code
+            })
+        }
+        None => Ok(code),
+    }
 }
 
 /// `apply --json`: plan's document with how each step and the endpoint check ended.

@@ -51,7 +51,12 @@ pub fn cmd_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         let names = args.logs.iter().map(|l| l.display().to_string()).collect();
         Some((names, intervals(records)))
     };
-    let r = report::build(&loaded, &valid, now, generated_at(), audit);
+    let probes = args
+        .probes
+        .iter()
+        .map(|p| read_probe(p))
+        .collect::<Result<Vec<_>>>()?;
+    let r = report::build(&loaded, &valid, now, generated_at(), audit, probes);
     if let Some(path) = &args.html {
         let html = report::to_html(&r);
         crate::fsutil::write_atomic(path, html.as_bytes(), 0o644).map_err(|source| {
@@ -94,4 +99,19 @@ fn generated_at() -> i64 {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or_default()
         })
+}
+
+/// A host's probe report, as `probe --json` wrote it.
+fn read_probe(path: &std::path::Path) -> Result<crate::probe::ProbeReport> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        field: "(probe report)".into(),
+        message: e.to_string(),
+    })
 }

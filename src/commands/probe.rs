@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{check_valid, plans_for, write_out};
-use crate::cli::ProbeArgs;
+use crate::cli::{HostFleetArgs, ProbeArgs, SourceArgs};
 use crate::error::Result;
 use crate::probe::ProbeReport;
 use crate::text::plural;
@@ -13,11 +13,13 @@ use crate::text::plural;
 pub const EXIT_PROBLEM: u8 = 6;
 
 pub fn cmd_probe(args: &ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
-    let state = crate::shell::paths::detect(None).state;
-    let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, None, &state)?, err)?;
-    let host = super::this_host(args.host.as_deref(), &state)?;
-    let plans = plans_for(&loaded.path, &valid, &host, args.network.as_deref(), now)?;
-    let report = crate::shell::probe::probe_and_record(&valid, &plans, &host, now, &state)?;
+    let report = probe_host(
+        &args.fleet,
+        None,
+        args.host.as_deref(),
+        args.network.as_deref(),
+        err,
+    )?;
     let text = if args.json {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
@@ -25,6 +27,21 @@ pub fn cmd_probe(args: &ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     };
     write_out(out, &text)?;
     Ok(if report.ok { 0 } else { EXIT_PROBLEM })
+}
+
+/// Probes this host (`probe`, and `apply --probe` after its run) and keeps the report.
+pub fn probe_host(
+    fleet: &HostFleetArgs,
+    source: Option<&SourceArgs>,
+    host: Option<&str>,
+    network: Option<&str>,
+    err: &mut dyn Write,
+) -> Result<ProbeReport> {
+    let state = crate::shell::paths::detect(None).state;
+    let (loaded, valid, now) = check_valid(&super::fleet_file(fleet, source, &state)?, err)?;
+    let host = super::this_host(host, &state)?;
+    let plans = plans_for(&loaded.path, &valid, &host, network, now)?;
+    crate::shell::probe::probe_and_record(&valid, &plans, &host, now, &state)
 }
 
 /// The report for a person: a line a peer and a test, then the findings.

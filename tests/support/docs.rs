@@ -47,6 +47,11 @@ pub const SKIP_REASONS: &[(&str, &str)] = &[
         "it copies files between machines; tests/docs_testbed.rs copies them itself",
     ),
     (
+        "probe",
+        "it probes a hub and its spokes after a hand-made breakage; tests/probe_testbed.rs makes \
+         each one on testbed hosts and checks that every finding line shown is what probe prints",
+    ),
+    (
         "deb",
         "it builds or installs the Debian package; tests/deb_testbed.rs runs packaging/deb.sh \
          and installs the package on a testbed host",
