@@ -166,7 +166,40 @@ proptest! {
             }
             // Deterministic output.
             prop_assert_eq!(render_config(plan).unwrap(), render_config(plan).unwrap());
+            // The probe goes only to the fleet's tunnel addresses, and only to its own peers.
+            let net = &valid.networks["wg0"];
+            let probes = wgfleet::probe::targets(&valid, &plans, NOW);
+            for t in &probes.targets {
+                prop_assert!(wgfleet::probe::in_tunnel(net, t.address), "{} outside", t.address);
+                prop_assert!(plan.peers.iter().any(|p| p.name == t.peer));
+            }
+            for t in &probes.tests {
+                prop_assert!(wgfleet::probe::in_tunnel(net, t.address), "{} outside", t.address);
+            }
         }
+    }
+
+    #[test]
+    fn arbitrary_firewall_text_never_panics_the_probe(lines in proptest::collection::vec(
+        proptest::sample::select(vec![
+            "*filter", "*nat", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":", "-A", "-A INPUT",
+            "-A INPUT -j WGFLEET-INPUT", "-A FORWARD -j DOCKER-USER", "-A DOCKER-USER -i wg+ -j DROP",
+            "-A FORWARD ! -i", "-A INPUT -i wg0 -p udp --dport", "-A INPUT -j", "COMMIT", "-j ACCEPT",
+            "-A FORWARD -j FORWARD", "-A INPUT -p udp --dport 51821 -j ACCEPT",
+        ]).prop_map(str::to_owned).boxed().prop_union("\\PC{0,40}".boxed()),
+        0..30,
+    )) {
+        let save = lines.join("\n");
+        let facts = wgfleet::probe::HostFacts {
+            iptables: Some(save.clone()),
+            ip6tables: Some(save),
+            interfaces: vec![],
+        };
+        let doc: Value = serde_json::from_str(include_str!("../examples/seed-000-policy/fleet.json")).unwrap();
+        let fleet = parse_json(Path::new("x.json"), &doc.to_string()).unwrap();
+        let (valid, _) = validate(&fleet, Options { now: NOW, expiry_warning: 0 });
+        let plans = plan_host(&valid.unwrap(), "cp", NOW);
+        let _ = wgfleet::probe::host_findings(&facts, &plans);
     }
 
     #[test]

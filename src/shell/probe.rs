@@ -53,24 +53,28 @@ impl Pacer {
 /// Where the last run's report is kept: `status` shows it, the next run compares with it.
 pub const REPORT_NAME: &str = "probe.json";
 
-/// Probes `plans` (one host's interfaces), keeps the report in `state` and, when an outcome
-/// changed since the last run, appends what changed to the audit log, a line per network.
-pub fn probe_and_record(
-    fleet: &ValidFleet,
-    plans: &[InterfacePlan],
-    host: &str,
-    now: i64,
-    state: &std::path::Path,
-) -> crate::error::Result<ProbeReport> {
+/// Probes `plans` (one host's interfaces).
+pub fn probe(fleet: &ValidFleet, plans: &[InterfacePlan], host: &str, now: i64) -> ProbeReport {
     let probes = targets(fleet, plans, now);
     let seen = run(&probes, plans);
-    let report = report(host, format_rfc3339(now), plans, &probes, &seen);
+    report(host, format_rfc3339(now), plans, &probes, &seen)
+}
+
+/// Keeps `report` in `state` and, when an outcome changed since the last run, appends what
+/// changed to the audit log, a line per network.
+pub fn record(
+    fleet: &ValidFleet,
+    plans: &[InterfacePlan],
+    report: &ProbeReport,
+    state: &std::path::Path,
+) -> crate::error::Result<()> {
     let before = last_report(state);
-    let changes = outcome_changes(before.as_ref(), &report);
+    let changes = outcome_changes(before.as_ref(), report);
     let write = |what: &str, e: std::io::Error| crate::error::Error::Write {
         path: state.join(what),
         source: e,
     };
+    crate::fsutil::ensure_private_dir(state).map_err(|e| write("", e))?;
     for plan in plans {
         let network = crate::plan::network_of(fleet, plan).map_or(&plan.network, |n| &n.name);
         let prefix = format!("{network}/");
@@ -79,15 +83,13 @@ pub fn probe_and_record(
             continue;
         }
         let entry = serde_json::json!({
-            "time": report.at, "host": host, "network": network, "action": "probe", "changes": mine,
+            "time": report.at, "host": report.host, "network": network, "action": "probe", "changes": mine,
         });
         super::audit::append_line(state, &entry).map_err(|e| write(super::audit::LOG_NAME, e))?;
     }
-    crate::fsutil::ensure_private_dir(state).map_err(|e| write("", e))?;
-    let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    let text = serde_json::to_vec_pretty(report).unwrap_or_default();
     crate::fsutil::write_atomic(&state.join(REPORT_NAME), &text, 0o600)
-        .map_err(|e| write(REPORT_NAME, e))?;
-    Ok(report)
+        .map_err(|e| write(REPORT_NAME, e))
 }
 
 /// The last run's report, if there is one this version reads.

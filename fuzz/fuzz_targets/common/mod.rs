@@ -1,5 +1,6 @@
 //! The pipeline both targets drive, as the CLI runs it: load, validate (locating every finding
-//! in the source), then plan and render every host.
+//! in the source), then plan and render every host. Each target uses what it needs of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -31,4 +32,12 @@ pub fn run(text: &str, now: i64, expiry_warning: i64) {
             let _ = render_config(&plan);
         }
     }
+}
+
+/// The plans of seed 000's policed hub (flows, forwarding): what `probe` reads rules against.
+pub fn seed000_policy_plans() -> Vec<wgfleet::plan::InterfacePlan> {
+    let text = include_str!("../../../examples/seed-000-policy/fleet.json");
+    let fleet = parse_json(Path::new("fleet.json"), text).expect("the example parses");
+    let (valid, _) = validate(&fleet, Options { now: 0, expiry_warning: 0 });
+    plan_host(&valid.expect("the example is valid"), "cp", 0)
 }
