@@ -229,20 +229,17 @@ fn method(net: &NetworkModel, from: &str, to: &str, to_addr: IpAddr) -> Option<M
     if flow_allows(net, from, to_addr, to, Some(PortSpec::Icmp)) {
         return Some(Method::Icmp);
     }
-    let to_party = Party::Peer(to.to_owned());
+    let me = Party::Peer(from.to_owned());
     pairs(net)
-        .filter(|p| {
-            *p.from == Party::Peer(from.to_owned())
-                && (*p.to == to_party || matches!(p.to, Party::Cidr(c) if c.contains(&to_addr)))
-        })
+        .filter(|p| *p.from == me)
         .flat_map(|p| p.ports.iter())
-        .find_map(|s| match s {
-            PortSpec::Tcp(lo, _) => Some(Method::Tcp(*lo)),
+        .find_map(|s| match *s {
+            PortSpec::Tcp(port, _)
+                if flow_allows(net, from, to_addr, to, Some(PortSpec::Tcp(port, port))) =>
+            {
+                Some(Method::Tcp(port))
+            }
             _ => None,
-        })
-        .filter(|m| {
-            let Method::Tcp(port) = m else { return false };
-            flow_allows(net, from, to_addr, to, Some(PortSpec::Tcp(*port, *port)))
         })
 }
 

@@ -49,6 +49,8 @@ pub enum Answer {
     Refused(String),
     /// An ICMP error or a local routing error.
     Unreachable(String),
+    /// Not sent: the run's deadline had passed.
+    NotSent,
 }
 
 impl Answer {
@@ -64,6 +66,7 @@ impl Answer {
             Answer::Silent => "no answer".into(),
             Answer::Refused(e) => format!("not sent: {e}"),
             Answer::Unreachable(e) => format!("unreachable: {e}"),
+            Answer::NotSent => "not probed: the run's deadline had passed".into(),
         }
     }
 }
@@ -165,7 +168,15 @@ pub fn report(
     let mut peers = Vec::new();
     for (t, o) in probes.targets.iter().zip(&seen.peers) {
         let reachable = o.answer.came_back();
-        if !reachable {
+        if o.answer == Answer::NotSent {
+            findings.push(Finding::new(
+                "not-probed",
+                format!(
+                    "{}: {} ({}) not probed: the run's deadline had passed",
+                    t.interface, t.peer, t.address
+                ),
+            ));
+        } else if !reachable {
             findings.push(Finding::new("unreachable", unreachable(t, o)));
         }
         if let (Some(path), Some(iface)) = (o.path_mtu, o.interface_mtu)
@@ -192,7 +203,15 @@ pub fn report(
     for (t, a) in probes.tests.iter().zip(&seen.tests) {
         let live = super::Verdict::of(a.came_back());
         let agrees = live == t.static_verdict;
-        if !agrees {
+        if *a == Answer::NotSent {
+            findings.push(Finding::new(
+                "not-probed",
+                format!(
+                    "{} → {} {}: not probed: the run's deadline had passed",
+                    t.from, t.to, t.port
+                ),
+            ));
+        } else if !agrees {
             findings.push(Finding::new("test-disagrees", disagreement(t, a, &peers)));
         }
         tests.push(TestResult {

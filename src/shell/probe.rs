@@ -136,7 +136,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
                         let answer = if pacer.slot() {
                             ask(&t.interface, t.address, method, None, TIMEOUT)
                         } else {
-                            Answer::Unreachable("not sent: the run's deadline passed".into())
+                            Answer::NotSent
                         };
                         lock(&tests)[j] = Some(answer);
                     }
@@ -146,14 +146,13 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
     });
     // Handshakes read after the probes, which make one where there was none.
     let ages = handshake_ages(plans);
-    let not_run = || Answer::Unreachable("not sent".into());
     let peers = peers
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .zip(&probes.targets)
         .map(|(seen, t)| {
-            let (answer, path_mtu) = seen.unwrap_or_else(|| (not_run(), None));
+            let (answer, path_mtu) = seen.unwrap_or((Answer::NotSent, None));
             PeerObservation {
                 answer,
                 handshake_age: ages
@@ -169,7 +168,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|a| a.unwrap_or_else(not_run))
+        .map(|a| a.unwrap_or(Answer::NotSent))
         .collect();
     let addresses: Vec<(&str, IpAddr)> = probes
         .targets
