@@ -290,6 +290,27 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
         .unwrap();
     assert_green(w1);
 
+    // A route that takes a tunnel address out of the underlay, under strict rp_filter: the
+    // probe, bound to wg0, still goes through the tunnel, but the answer is dropped on the way
+    // in (its source is not routed back through wg0), and the finding says why.
+    w1.sh_ok("ip route add 10.50.0.3/32 dev host0 && sysctl -qw net.ipv4.conf.all.rp_filter=1")
+        .unwrap();
+    let (code, r) = probe(w1);
+    let route = finding(&r, "route");
+    assert!(
+        route.contains("the route to 10.50.0.3 (cp's 10.50.0.3/32) goes out of host0")
+            && route.contains("rp_filter 1"),
+        "{route}"
+    );
+    assert_eq!(code, 6, "{r:#}");
+    let why = finding(&r, "test-disagrees");
+    assert!(
+        why.contains("likely dropped on this host: it routes 10.50.0.3 out of host0"),
+        "{why}"
+    );
+    w1.sh_ok("ip route del 10.50.0.3/32 dev host0 && sysctl -qw net.ipv4.conf.all.rp_filter=0")
+        .unwrap();
+
     // The timer's opt-in: `apply --probe` probes after its run, and fails (6) on a problem.
     let out = wgfleet_on::wgfleet(w1, "apply --probe --json");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

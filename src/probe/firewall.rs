@@ -162,8 +162,9 @@ pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding>
         for (addr, dev) in &i.routes {
             if dev.as_deref() != Some(i.interface.as_str()) {
                 let via = dev.as_deref().unwrap_or("no interface");
+                let whose = plan.and_then(|p| owner(p, *addr)).unwrap_or_default();
                 let mut message = format!(
-                    "{}: the route to {addr} goes out of {via}, not into the tunnel: this host's traffic to it does not use the tunnel",
+                    "{}: the route to {addr}{whose} goes out of {via}, not into the tunnel: this host's traffic to it does not use the tunnel",
                     i.interface
                 );
                 if i.rp_filter == Some(1) {
@@ -177,6 +178,33 @@ pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding>
         }
     }
     findings
+}
+
+/// ` (worker-1's 192.168.77.0/24)`: the peer whose AllowedIPs hold `addr`, most specific first.
+fn owner(plan: &InterfacePlan, addr: IpAddr) -> Option<String> {
+    plan.peers
+        .iter()
+        .flat_map(|p| p.allowed_ips.iter().map(move |n| (n, &p.name)))
+        .filter(|(n, _)| n.prefix_len() > 0 && n.contains(&addr))
+        .max_by_key(|(n, _)| n.prefix_len())
+        .map(|(n, name)| format!(" ({name}'s {n})"))
+}
+
+/// The addresses whose routes `host_findings` checks, per interface: one in each prefix of the
+/// peers' AllowedIPs (never a default route), at most `MAX_PROBES` in all. Asking the kernel for
+/// a route sends nothing.
+pub fn route_checks(plans: &[InterfacePlan]) -> Vec<(String, IpAddr)> {
+    plans
+        .iter()
+        .flat_map(|p| {
+            p.peers
+                .iter()
+                .flat_map(|peer| &peer.allowed_ips)
+                .filter(|n| n.prefix_len() > 0)
+                .map(|n| (p.network.clone(), n.hosts().next().unwrap_or(n.addr())))
+        })
+        .take(super::MAX_PROBES)
+        .collect()
 }
 
 fn chain_findings(t: &Table<'_>, family: &str, plan: &InterfacePlan, out: &mut Vec<Finding>) {
@@ -350,10 +378,38 @@ mod tests {
             }],
             ..Default::default()
         };
-        let found = host_findings(&facts, &[plan(false, true)]);
+        let mut p = plan(false, true);
+        p.peers.push(crate::plan::PeerPlan {
+            name: "worker-1".into(),
+            kind: crate::fleet::model::PeerKind::Host,
+            public_key: String::new(),
+            allowed_ips: vec![
+                "10.50.0.3/32".parse().unwrap(),
+                "0.0.0.0/0".parse().unwrap(),
+            ],
+            endpoint: None,
+            endpoints: vec![],
+            persistent_keepalive: None,
+            preshared_key_file: None,
+            description: None,
+            owner: None,
+            expires: None,
+        });
+        assert_eq!(
+            route_checks(std::slice::from_ref(&p)),
+            [("wg0".to_owned(), "10.50.0.3".parse().unwrap())],
+            "no default route"
+        );
+        let found = host_findings(&facts, &[p]);
         let kinds: Vec<&str> = found.iter().map(|f| f.kind.as_str()).collect();
         assert_eq!(kinds, ["forwarding-off", "route"]);
-        assert!(found[1].message.contains("10.50.0.3 goes out of eth0"));
+        assert!(
+            found[1]
+                .message
+                .contains("10.50.0.3 (worker-1's 10.50.0.3/32) goes out of eth0"),
+            "{}",
+            found[1].message
+        );
         assert!(found[1].message.contains("rp_filter 1"));
     }
 }

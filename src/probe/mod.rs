@@ -18,7 +18,7 @@ use crate::flow_pairs::pairs;
 use crate::plan::{InterfacePlan, network_of};
 use ipnet::IpNet;
 
-pub use firewall::{HostFacts, InterfaceFacts, host_findings};
+pub use firewall::{HostFacts, InterfaceFacts, host_findings, route_checks};
 pub use mtu::{MtuSearch, floor as mtu_floor};
 pub use report::{
     Answer, Finding, Observed, PeerObservation, PeerResult, ProbeReport, TestResult, Verdict,

@@ -177,7 +177,8 @@ pub fn report(
                 ),
             ));
         } else if !reachable {
-            findings.push(Finding::new("unreachable", unreachable(t, o)));
+            let here = local_drop(&seen.facts, &t.interface, t.address);
+            findings.push(Finding::new("unreachable", unreachable(t, o, here)));
         }
         if let (Some(path), Some(iface)) = (o.path_mtu, o.interface_mtu)
             && path < iface
@@ -212,7 +213,11 @@ pub fn report(
                 ),
             ));
         } else if !agrees {
-            findings.push(Finding::new("test-disagrees", disagreement(t, a, &peers)));
+            let here = local_drop(&seen.facts, &t.interface, t.address);
+            findings.push(Finding::new(
+                "test-disagrees",
+                disagreement(t, a, &peers, here),
+            ));
         }
         tests.push(TestResult {
             network: t.network.clone(),
@@ -243,11 +248,37 @@ pub fn report(
     }
 }
 
-fn unreachable(t: &Target, o: &PeerObservation) -> String {
+/// What this host does itself to traffic with `addr`: a route out of another interface (and,
+/// under strict rp_filter, the answer dropped on its way back in).
+fn local_drop(facts: &HostFacts, iface: &str, addr: std::net::IpAddr) -> Option<String> {
+    let i = facts.interfaces.iter().find(|i| i.interface == iface)?;
+    let dev = i
+        .routes
+        .iter()
+        .find(|(a, _)| *a == addr)
+        .and_then(|(_, d)| d.as_deref())
+        .filter(|d| *d != iface)?;
+    let back = if i.rp_filter == Some(1) {
+        format!(", so strict rp_filter drops the answer coming back on {iface}")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "it routes {addr} out of {dev}{back} (see the route finding)"
+    ))
+}
+
+fn unreachable(t: &Target, o: &PeerObservation, here: Option<String>) -> String {
     let head = format!(
         "{}: {} ({}) not reached by {}",
         t.interface, t.peer, t.address, t.method
     );
+    if let (Some(here), false) = (&here, matches!(o.answer, Answer::Refused(_))) {
+        return format!(
+            "{head} ({}): likely dropped on this host: {here}",
+            o.answer.describe()
+        );
+    }
     match (&o.answer, o.handshake_age) {
         (Answer::Refused(e), _) => {
             format!("{head}: this host did not send it ({e}): its own OUTPUT rules drop it")
@@ -266,7 +297,7 @@ fn unreachable(t: &Target, o: &PeerObservation) -> String {
     }
 }
 
-fn disagreement(t: &TestProbe, a: &Answer, peers: &[PeerResult]) -> String {
+fn disagreement(t: &TestProbe, a: &Answer, peers: &[PeerResult], here: Option<String>) -> String {
     let head = format!(
         "{} → {} {} ({}): the fleet says {}, live it is {}",
         t.from,
@@ -293,6 +324,12 @@ fn disagreement(t: &TestProbe, a: &Answer, peers: &[PeerResult]) -> String {
             .unwrap_or_default();
         return format!(
             "{head} ({}){why}: a rule outside wgfleet's chains lets it through, beyond this host, at {places}; `wgfleet probe` there names foreign rules ahead of wgfleet's",
+            a.describe()
+        );
+    }
+    if let Some(here) = here {
+        return format!(
+            "{head} ({}): likely dropped on this host: {here}",
             a.describe()
         );
     }

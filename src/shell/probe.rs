@@ -16,7 +16,7 @@ use crate::fleet::time::format_rfc3339;
 use crate::plan::InterfacePlan;
 use crate::probe::{
     Answer, HostFacts, InterfaceFacts, Method, MtuSearch, Observed, PeerObservation, ProbeReport,
-    Probes, echo_payload, outcome_changes, report, targets,
+    Probes, echo_payload, outcome_changes, report, route_checks, targets,
 };
 
 pub const IN_FLIGHT: usize = 8;
@@ -170,6 +170,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
         .into_iter()
         .map(|a| a.unwrap_or(Answer::NotSent))
         .collect();
+    let checks = route_checks(plans);
     let addresses: Vec<(&str, IpAddr)> = probes
         .targets
         .iter()
@@ -180,6 +181,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
                 .iter()
                 .map(|t| (t.interface.as_str(), t.address)),
         )
+        .chain(checks.iter().map(|(i, a)| (i.as_str(), *a)))
         .collect();
     Observed {
         peers,
