@@ -207,23 +207,39 @@ pub fn route_checks(plans: &[InterfacePlan]) -> Vec<(String, IpAddr)> {
         .collect()
 }
 
+/// The rules ahead of `builtin`'s jump to `ours` that take the tunnel's `traffic`: one finding
+/// each. Without flows an ACCEPT changes nothing: everything is let through anyway.
+fn foreign_rules(
+    t: &Table<'_>,
+    family: &str,
+    plan: &InterfacePlan,
+    (builtin, ours, port): (&str, &str, Option<u16>),
+    (lets, traffic): (&str, &str),
+    out: &mut Vec<Finding>,
+) {
+    let iface = plan.network.as_str();
+    for rule in ahead(t, builtin, ours, iface, port) {
+        let accepts = target(rule) == Some("ACCEPT");
+        if accepts && plan.policy.is_none() {
+            continue;
+        }
+        let does = if accepts { lets } else { "drops" };
+        out.push(Finding::new(
+            "foreign-rule",
+            format!(
+                "{iface}: `{rule}` ({family}) comes before wgfleet's {ours}: it {does} {traffic}"
+            ),
+        ));
+    }
+}
+
 fn chain_findings(t: &Table<'_>, family: &str, plan: &InterfacePlan, out: &mut Vec<Finding>) {
     let iface = plan.network.as_str();
     let port = plan.listen_port;
     let policed = plan.policy.is_some();
-    for rule in ahead(t, "INPUT", "WGFLEET-INPUT", iface, port) {
-        let does = target(rule).unwrap_or_default();
-        if does == "ACCEPT" && !policed {
-            continue;
-        }
-        out.push(Finding::new(
-            "foreign-rule",
-            format!(
-                "{iface}: `{rule}` ({family}) comes before wgfleet's WGFLEET-INPUT: it {} traffic in from {iface} that the fleet's flows decide",
-                if does == "ACCEPT" { "lets in" } else { "drops" }
-            ),
-        ));
-    }
+    let traffic = format!("traffic in from {iface} that the fleet's flows decide");
+    let input = ("INPUT", "WGFLEET-INPUT", port);
+    foreign_rules(t, family, plan, input, ("lets in", &traffic), out);
     if policed && !jumps(t, "INPUT", "WGFLEET-INPUT") {
         out.push(Finding::new(
             "missing-jump",
@@ -244,19 +260,9 @@ fn chain_findings(t: &Table<'_>, family: &str, plan: &InterfacePlan, out: &mut V
     if !plan.forwarding {
         return;
     }
-    for rule in ahead(t, "FORWARD", "WGFLEET-FORWARD", iface, None) {
-        let does = target(rule).unwrap_or_default();
-        if does == "ACCEPT" && !policed {
-            continue;
-        }
-        out.push(Finding::new(
-            "foreign-rule",
-            format!(
-                "{iface}: `{rule}` ({family}) comes before wgfleet's WGFLEET-FORWARD: it {} traffic this host forwards for the fleet",
-                if does == "ACCEPT" { "lets through" } else { "drops" }
-            ),
-        ));
-    }
+    let forward = ("FORWARD", "WGFLEET-FORWARD", None);
+    let traffic = "traffic this host forwards for the fleet";
+    foreign_rules(t, family, plan, forward, ("lets through", traffic), out);
     let jumped = jumps(t, "FORWARD", "WGFLEET-FORWARD");
     if !jumped {
         out.push(Finding::new(
