@@ -180,6 +180,16 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
     let status = run(w1, "status --json");
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["probe"]["ok"], true, "{status:#}");
+    let prom = w1
+        .sh_ok("/x/wgfleet status --fleet /x/fleet.json --host worker-1 --prometheus /tmp/p.prom >/dev/null && cat /tmp/p.prom")
+        .unwrap();
+    for metric in [
+        "wgfleet_probe_peer_reachable{host=\"worker-1\",network=\"wg0\",peer=\"cp\"} 1",
+        "wgfleet_probe_path_mtu_bytes{host=\"worker-1\",network=\"wg0\",peer=\"cp\"} 1420",
+        "wgfleet_probe_test_agrees{host=\"worker-1\",network=\"wg0\",from=\"worker-1\",to=\"worker-2\",port=\"8080/tcp\"} 1",
+    ] {
+        assert!(prom.contains(metric), "{metric} not in\n{prom}");
+    }
     let audit = w1
         .sh_ok("grep '\"action\":\"probe\"' /var/lib/wgfleet/audit.jsonl")
         .unwrap();
