@@ -341,6 +341,16 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
     cp.sh_ok("iptables -D INPUT -i wg0 -p icmp -j DROP")
         .unwrap();
 
+    // A host whose tunnel is down sends nothing and says so.
+    w2.sh_ok("systemctl stop wg-quick@wg0").unwrap();
+    let (code, r) = probe(w2);
+    assert_eq!((code, &r["packets"]), (6, &json!(0)), "{r:#}");
+    assert!(
+        finding(&r, "interface-down").contains("no interface wg0"),
+        "{r:#}"
+    );
+    assert_eq!(r["peers"][0]["reachable"], false, "{r:#}");
+
     let documented = documented_findings();
     assert_eq!(documented.len(), 4, "{documented:?}");
     for line in documented {

@@ -21,6 +21,8 @@ pub struct HostFacts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterfaceFacts {
     pub interface: String,
+    /// The interface exists (its unit is up).
+    pub up: bool,
     /// `net.ipv4.conf.IFACE.forwarding`.
     pub forwarding: Option<bool>,
     /// The reverse-path filter in force: the larger of `conf.all` and `conf.IFACE` (1 strict).
@@ -149,6 +151,16 @@ pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding>
         }
     }
     for i in &facts.interfaces {
+        if !i.up {
+            findings.push(Finding::new(
+                "interface-down",
+                format!(
+                    "{0}: there is no interface {0} on this host: nothing was probed on it (`wgfleet apply` brings it up)",
+                    i.interface
+                ),
+            ));
+            continue;
+        }
         let plan = plans.iter().find(|p| p.network == i.interface);
         if plan.is_some_and(|p| p.forwarding) && i.forwarding == Some(false) {
             findings.push(Finding::new(
@@ -375,6 +387,7 @@ mod tests {
         let facts = HostFacts {
             interfaces: vec![InterfaceFacts {
                 interface: "wg0".into(),
+                up: true,
                 forwarding: Some(false),
                 rp_filter: Some(1),
                 routes: vec![

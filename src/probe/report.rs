@@ -49,8 +49,8 @@ pub enum Answer {
     Refused(String),
     /// An ICMP error or a local routing error.
     Unreachable(String),
-    /// Not sent: the run's deadline had passed.
-    NotSent,
+    /// Not sent, for this reason (the run's deadline had passed, the interface is not up).
+    NotSent(String),
 }
 
 impl Answer {
@@ -66,7 +66,7 @@ impl Answer {
             Answer::Silent => "no answer".into(),
             Answer::Refused(e) => format!("not sent: {e}"),
             Answer::Unreachable(e) => format!("unreachable: {e}"),
-            Answer::NotSent => "not probed: the run's deadline had passed".into(),
+            Answer::NotSent(why) => format!("not probed: {why}"),
         }
     }
 }
@@ -168,11 +168,11 @@ pub fn report(
     let mut peers = Vec::new();
     for (t, o) in probes.targets.iter().zip(&seen.peers) {
         let reachable = o.answer.came_back();
-        if o.answer == Answer::NotSent {
+        if let Answer::NotSent(why) = &o.answer {
             findings.push(Finding::new(
                 "not-probed",
                 format!(
-                    "{}: {} ({}) not probed: the run's deadline had passed",
+                    "{}: {} ({}) not probed: {why}",
                     t.interface, t.peer, t.address
                 ),
             ));
@@ -204,13 +204,10 @@ pub fn report(
     for (t, a) in probes.tests.iter().zip(&seen.tests) {
         let live = super::Verdict::of(a.came_back());
         let agrees = live == t.static_verdict;
-        if *a == Answer::NotSent {
+        if let Answer::NotSent(why) = a {
             findings.push(Finding::new(
                 "not-probed",
-                format!(
-                    "{} → {} {}: not probed: the run's deadline had passed",
-                    t.from, t.to, t.port
-                ),
+                format!("{} → {} {}: not probed: {why}", t.from, t.to, t.port),
             ));
         } else if !agrees {
             let here = local_drop(&seen.facts, &t.interface, t.address);

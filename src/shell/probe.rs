@@ -23,6 +23,7 @@ pub const IN_FLIGHT: usize = 8;
 pub const PER_SECOND: u32 = 200;
 pub const TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE_PASSED: &str = "the run's deadline had passed";
 
 /// Starts at most `PER_SECOND` probes a second, none after the deadline; counts what it lets go.
 struct Pacer {
@@ -133,10 +134,13 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
                             crate::fleet::syntax::PortSpec::Tcp(lo, _) => Method::Tcp(lo),
                             _ => Method::Icmp,
                         };
-                        let answer = if pacer.slot() {
+                        let up = mtus.get(t.interface.as_str()).copied().flatten().is_some();
+                        let answer = if !up {
+                            Answer::NotSent(format!("{} is not up", t.interface))
+                        } else if pacer.slot() {
                             ask(&t.interface, t.address, method, None, TIMEOUT)
                         } else {
-                            Answer::NotSent
+                            Answer::NotSent(DEADLINE_PASSED.into())
                         };
                         lock(&tests)[j] = Some(answer);
                     }
@@ -152,7 +156,8 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
         .into_iter()
         .zip(&probes.targets)
         .map(|(seen, t)| {
-            let (answer, path_mtu) = seen.unwrap_or((Answer::NotSent, None));
+            let (answer, path_mtu) =
+                seen.unwrap_or_else(|| (Answer::NotSent(DEADLINE_PASSED.into()), None));
             PeerObservation {
                 answer,
                 handshake_age: ages
@@ -168,7 +173,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|a| a.unwrap_or(Answer::NotSent))
+        .map(|a| a.unwrap_or_else(|| Answer::NotSent(DEADLINE_PASSED.into())))
         .collect();
     let checks = route_checks(plans);
     let addresses: Vec<(&str, IpAddr)> = probes
@@ -204,14 +209,14 @@ fn peer(
     method: Method,
     mtu: Option<u16>,
 ) -> (Answer, Option<u16>) {
+    let Some(mtu) = mtu else {
+        return (Answer::NotSent(format!("{iface} is not up")), None);
+    };
     if !pacer.slot() {
-        return (
-            Answer::Unreachable("not sent: the run's deadline passed".into()),
-            None,
-        );
+        return (Answer::NotSent(DEADLINE_PASSED.into()), None);
     }
     let answer = ask(iface, addr, method, None, TIMEOUT);
-    let (Answer::Reply(rtt_ms), Some(mtu), Method::Icmp) = (&answer, mtu, method) else {
+    let (Answer::Reply(rtt_ms), Method::Icmp) = (&answer, method) else {
         return (answer, None);
     };
     // A size that does not come back within a few round trips is lost or too big: sent again
@@ -382,6 +387,7 @@ fn host_facts(plans: &[InterfacePlan], addresses: &[(&str, IpAddr)]) -> HostFact
             ];
             InterfaceFacts {
                 interface: iface.clone(),
+                up: std::path::Path::new("/sys/class/net").join(iface).exists(),
                 forwarding: sysctl(format!("/proc/sys/net/ipv4/conf/{iface}/forwarding"))
                     .map(|v| v == 1),
                 rp_filter: rp.iter().flatten().max().copied(),
