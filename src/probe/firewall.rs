@@ -84,19 +84,35 @@ fn may_match(rule: &str, flag: &str, iface: &str) -> bool {
     }
 }
 
-/// A rule that only lets replies back in (`--ctstate RELATED,ESTABLISHED -j ACCEPT`), or opens
-/// the listen port, changes nothing the fleet's flows decide.
+/// A rule that only lets replies back in (`--ctstate RELATED,ESTABLISHED -j ACCEPT`), opens the
+/// listen port, or drops what conntrack calls INVALID (ufw's `ufw-before-input` does) changes
+/// nothing the fleet's flows decide.
 fn harmless(rule: &str, listen_port: Option<u16>) -> bool {
-    let accept = target(rule) == Some("ACCEPT");
-    let replies = rule.contains("ESTABLISHED") && !rule.contains("NEW");
-    let port = listen_port.is_some_and(|p| {
-        rule.contains("-p udp") && option(rule, "--dport").is_some_and(|(_, d)| d == p.to_string())
-    });
-    accept && (replies || port)
+    let state = option(rule, "--ctstate").map(|(_, s)| s);
+    match target(rule) {
+        Some("ACCEPT") => {
+            let replies = state.is_some_and(|s| !s.split(',').any(|s| s == "NEW"))
+                && rule.contains("ESTABLISHED");
+            let port = listen_port.is_some_and(|p| {
+                rule.contains("-p udp")
+                    && option(rule, "--dport").is_some_and(|(_, d)| d == p.to_string())
+            });
+            replies || port
+        }
+        Some("DROP") => state == Some("INVALID"),
+        _ => false,
+    }
 }
 
-/// The rules of `chain` ahead of its jump to `ours` that can take `iface`'s traffic: what they
-/// do, read one user chain deep (Docker's `-j DOCKER-USER` counts only for what it holds).
+/// Whether a rule of `chain` can take the tunnel's traffic: in from `iface` for INPUT; for
+/// FORWARD, in from it and out to it again (what a hub forwards between its spokes).
+fn takes(rule: &str, chain: &str, iface: &str) -> bool {
+    may_match(rule, "-i", iface) && (chain != "FORWARD" || may_match(rule, "-o", iface))
+}
+
+/// The rules of `chain` ahead of its jump to `ours` that can take `iface`'s traffic and accept,
+/// drop or reject it, read one user chain deep (Docker's `-j DOCKER-USER` counts only for what it
+/// holds). Deeper chains are not read: what a finding names is there, but not all that is.
 fn ahead<'s>(
     t: &Table<'s>,
     chain: &str,
@@ -104,22 +120,28 @@ fn ahead<'s>(
     iface: &str,
     port: Option<u16>,
 ) -> Vec<&'s str> {
+    let decides = |r: &str| {
+        takes(r, chain, iface)
+            && !harmless(r, port)
+            && matches!(target(r), Some("ACCEPT" | "DROP" | "REJECT"))
+    };
     let rules = t.rules.get(chain).map(Vec::as_slice).unwrap_or_default();
     let mut found = Vec::new();
     for rule in rules.iter().take_while(|r| target(r) != Some(ours)) {
-        if !may_match(rule, "-i", iface) || harmless(rule, port) {
-            continue;
-        }
         match target(rule) {
-            Some("ACCEPT" | "DROP" | "REJECT") => found.push(*rule),
+            _ if !takes(rule, chain, iface) => {}
+            Some("ACCEPT" | "DROP" | "REJECT") => found.extend(Some(*rule).filter(|r| decides(r))),
             Some("RETURN") | None => {}
+            // Read up to the first RETURN that may take the traffic: what follows it may never
+            // see it (ufw's `ufw-not-local` returns for local addresses before its DROP).
             Some(user) => found.extend(
                 t.rules
                     .get(user)
                     .into_iter()
                     .flatten()
-                    .filter(|r| may_match(r, "-i", iface) && !harmless(r, port))
-                    .filter(|r| matches!(target(r), Some("ACCEPT" | "DROP" | "REJECT"))),
+                    .copied()
+                    .take_while(|r| !(target(r) == Some("RETURN") && takes(r, chain, iface)))
+                    .filter(|r| decides(r)),
             ),
         }
     }
@@ -372,6 +394,63 @@ mod tests {
         assert_eq!(found[2].kind, "forward-policy");
         // Without flows, an ACCEPT ahead changes nothing: everything is let in anyway.
         assert_eq!(kinds(save, &plan(false, false)).len(), 0);
+    }
+
+    /// Real rule sets from public material, with the other tool's jumps ahead of wgfleet's.
+    fn messages(save: &str) -> Vec<(String, String)> {
+        let facts = HostFacts {
+            iptables: Some(save.to_owned()),
+            ..Default::default()
+        };
+        host_findings(&facts, &[plan(true, true)])
+            .into_iter()
+            .map(|f| (f.kind, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn docker_ahead_of_wgfleet_touches_none_of_the_tunnels_traffic() {
+        for save in [
+            include_str!("../../tests/fixtures/probe/docker-28.save"),
+            include_str!("../../tests/fixtures/probe/docker-27.save"),
+        ] {
+            let found = messages(save);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert_eq!(found[0].0, "forward-policy");
+            assert!(
+                found[0].1.contains("accepted by WGFLEET-FORWARD"),
+                "{found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ufw_ahead_of_wgfleet_is_named_rule_by_rule() {
+        let found = messages(include_str!("../../tests/fixtures/probe/ufw.save"));
+        let rules: Vec<&str> = found
+            .iter()
+            .filter(|(k, _)| k == "foreign-rule")
+            .filter_map(|(_, m)| m.split('`').nth(1))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "-A ufw-before-input -p icmp -m icmp --icmp-type 3 -j ACCEPT",
+                "-A ufw-before-input -p icmp -m icmp --icmp-type 8 -j ACCEPT",
+                "-A ufw-before-input -p udp -m udp --sport 67 --dport 68 -j ACCEPT",
+                "-A ufw-before-input -d 224.0.0.251/32 -p udp -m udp --dport 5353 -j ACCEPT",
+                "-A ufw-before-forward -p icmp -m icmp --icmp-type 3 -j ACCEPT",
+                "-A ufw-before-forward -p icmp -m icmp --icmp-type 8 -j ACCEPT",
+            ],
+            "{found:#?}"
+        );
+        assert!(found.iter().any(|(k, _)| k == "forward-policy"));
+        // Its INVALID drop, loopback accept and replies change nothing the flows decide.
+        assert!(
+            !found
+                .iter()
+                .any(|(_, m)| m.contains("INVALID") || m.contains("-i lo"))
+        );
     }
 
     #[test]
