@@ -239,6 +239,28 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
         "{hub:#}"
     );
     cp.sh_ok("iptables -D FORWARD -j DOCKER-USER && iptables -F DOCKER-USER && iptables -X DOCKER-USER && iptables -P FORWARD ACCEPT").unwrap();
+
+    // Another tool's nftables table (firewalld's kind), not in iptables-save: its forward-hook
+    // drop wins over WGFLEET-FORWARD's accept, and the hub's probe names the chain.
+    cp.sh_ok(
+        "nft add table inet testfw && nft add chain inet testfw forward_wg \
+         '{ type filter hook forward priority 10; policy accept; }' \
+         && nft add rule inet testfw forward_wg iifname wg0 oifname wg0 drop",
+    )
+    .unwrap();
+    let (code, r) = probe(w1);
+    assert_eq!(
+        (code, &test_entry(&r, "worker-2")["agrees"]),
+        (6, &json!(false)),
+        "{r:#}"
+    );
+    let (_, hub) = probe(cp);
+    assert!(
+        finding(&hub, "nftables-chain")
+            .contains("inet testfw has the base chain forward_wg on the forward hook"),
+        "{hub:#}"
+    );
+    cp.sh_ok("nft delete table inet testfw").unwrap();
     assert_green(w1);
     let audit = w1
         .sh_ok("grep -c '\"action\":\"probe\"' /var/lib/wgfleet/audit.jsonl")

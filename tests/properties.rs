@@ -186,13 +186,17 @@ proptest! {
             "-A INPUT -j WGFLEET-INPUT", "-A FORWARD -j DOCKER-USER", "-A DOCKER-USER -i wg+ -j DROP",
             "-A FORWARD ! -i", "-A INPUT -i wg0 -p udp --dport", "-A INPUT -j", "COMMIT", "-j ACCEPT",
             "-A FORWARD -j FORWARD", "-A INPUT -p udp --dport 51821 -j ACCEPT",
+            "table inet firewalld {", "table ip", "chain filter_FORWARD {", "chain",
+            "type filter hook forward priority filter + 10; policy drop;", "type filter hook ",
+            "type filter hook input priority 0; policy", "}",
         ]).prop_map(str::to_owned).boxed().prop_union("\\PC{0,40}".boxed()),
         0..30,
     )) {
         let save = lines.join("\n");
         let facts = wgfleet::probe::HostFacts {
             iptables: Some(save.clone()),
-            ip6tables: Some(save),
+            ip6tables: Some(save.clone()),
+            nft_chains: Some(save),
             interfaces: vec![],
         };
         let doc: Value = serde_json::from_str(include_str!("../examples/seed-000-policy/fleet.json")).unwrap();

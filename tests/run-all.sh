@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(wireguard-tools wireguard-go nix-bin age systemd-container iptables iproute2 openssh-client iputils-ping procps python3 chromium)
-commands=(wg wireguard-go nix-instantiate age systemd-nspawn iptables ip ssh-keygen ping pgrep /usr/bin/python3 chromium)
+packages=(wireguard-tools wireguard-go nix-bin age systemd-container iptables iproute2 openssh-client iputils-ping procps python3 chromium nftables)
+commands=(wg wireguard-go nix-instantiate age systemd-nspawn iptables ip ssh-keygen ping pgrep /usr/bin/python3 chromium nft)
 missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

@@ -15,6 +15,9 @@ pub struct HostFacts {
     /// `iptables-save -t filter` and `ip6tables-save -t filter` (`None`: not readable).
     pub iptables: Option<String>,
     pub ip6tables: Option<String>,
+    /// `nft list chains`: other tools' nftables tables (firewalld's, Docker's nftables backend)
+    /// are not in iptables-save, yet their base chains see the same packets.
+    pub nft_chains: Option<String>,
     pub interfaces: Vec<InterfaceFacts>,
 }
 
@@ -172,6 +175,9 @@ pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding>
             chain_findings(&t, family, plan, &mut findings);
         }
     }
+    if let Some(chains) = &facts.nft_chains {
+        findings.extend(nft_findings(chains, plans));
+    }
     for i in &facts.interfaces {
         if !i.up {
             findings.push(Finding::new(
@@ -212,6 +218,52 @@ pub fn host_findings(facts: &HostFacts, plans: &[InterfacePlan]) -> Vec<Finding>
         }
     }
     findings
+}
+
+/// The tables iptables-nft itself keeps: what `iptables-save` already shows.
+const IPTABLES_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+
+/// Base chains of other tables on the input hook (any interface) or the forward hook (a host that
+/// forwards): each sees the tunnel's packets besides iptables' chains, and a drop in any base
+/// chain of a hook wins over an accept in another.
+fn nft_findings(chains: &str, plans: &[InterfacePlan]) -> Vec<Finding> {
+    let forwards = plans.iter().any(|p| p.forwarding);
+    let ifaces: Vec<&str> = plans.iter().map(|p| p.network.as_str()).collect();
+    let mut found = Vec::new();
+    let (mut table, mut chain) = (None, None);
+    for line in chains.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("table ") {
+            let mut words = rest.split_whitespace();
+            table = words.next().zip(words.next());
+        } else if let Some(rest) = line.strip_prefix("chain ") {
+            chain = rest.split_whitespace().next();
+        } else if let (Some((family, name)), Some(c), Some(spec)) =
+            (table, chain, line.strip_prefix("type filter hook "))
+        {
+            let ours = matches!(family, "ip" | "ip6") && IPTABLES_TABLES.contains(&name);
+            let hook = spec.split_whitespace().next().unwrap_or_default();
+            let policy = spec
+                .split("policy ")
+                .nth(1)
+                .map(|p| p.trim_end_matches(';'))
+                .unwrap_or("accept");
+            let ours_there = match hook {
+                "input" => "WGFLEET-INPUT",
+                "forward" if forwards => "WGFLEET-FORWARD",
+                _ => continue,
+            };
+            if !ours {
+                found.push(Finding::new(
+                    "nftables-chain",
+                    format!(
+                        "{}: nftables table {family} {name} has the base chain {c} on the {hook} hook (policy {policy}): it sees the tunnel's traffic besides iptables' chains, and a drop there wins over {ours_there}'s accept (`nft list chain {family} {name} {c}`)",
+                        ifaces.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// ` (worker-1's 192.168.77.0/24)`: the peer whose AllowedIPs hold `addr`, most specific first.
@@ -450,6 +502,35 @@ mod tests {
             !found
                 .iter()
                 .any(|(_, m)| m.contains("INVALID") || m.contains("-i lo"))
+        );
+    }
+
+    #[test]
+    fn other_nftables_tables_on_the_tunnels_hooks_are_named() {
+        // As `nft list chains` prints firewalld's table beside iptables-nft's own.
+        let chains = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n\
+            table inet firewalld {\n\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t}\n\
+            \tchain filter_FORWARD {\n\t\ttype filter hook forward priority filter + 10; policy drop;\n\t}\n\
+            \tchain filter_OUTPUT {\n\t\ttype filter hook output priority filter + 10; policy accept;\n\t}\n\
+            \tchain filter_IN_public {\n\t}\n}\n";
+        let facts = HostFacts {
+            nft_chains: Some(chains.into()),
+            ..Default::default()
+        };
+        let found = host_findings(&facts, &[plan(true, true)]);
+        let text: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(found.len(), 2, "{text:#?}");
+        assert!(text[0].contains(
+            "inet firewalld has the base chain filter_INPUT on the input hook (policy accept)"
+        ));
+        assert!(
+            text[1].contains("filter_FORWARD on the forward hook (policy drop)")
+                && text[1].contains("WGFLEET-FORWARD")
+        );
+        assert_eq!(
+            host_findings(&facts, &[plan(true, false)]).len(),
+            1,
+            "no forward hook unless forwarding"
         );
     }
 

@@ -401,9 +401,18 @@ fn host_facts(plans: &[InterfacePlan], addresses: &[(&str, IpAddr)]) -> HostFact
             }
         })
         .collect();
+    let nft_chains = Command::new("nft")
+        .args(["list", "chains"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     HostFacts {
         iptables: save("iptables-save"),
         ip6tables: if v6 { save("ip6tables-save") } else { None },
+        nft_chains,
         interfaces,
     }
 }
