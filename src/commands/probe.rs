@@ -52,11 +52,11 @@ pub fn probe_host(
 /// The report for a person: a line a peer and a test, then the findings.
 pub fn describe(r: &ProbeReport) -> String {
     let mut text = format!(
-        "probe from {}: {} peers, {} tests, {} packets in {:.1} s\n",
+        "probe from {}: {}, {}, {} in {:.1} s\n",
         r.host,
-        r.peers.len(),
-        r.tests.len(),
-        r.packets,
+        plural(r.peers.len(), "peer"),
+        plural(r.tests.len(), "test"),
+        plural(r.packets as usize, "packet"),
         r.elapsed_ms as f64 / 1000.0
     );
     for p in &r.peers {
