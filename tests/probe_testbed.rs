@@ -383,6 +383,43 @@ fn the_data_plane_is_probed_live_and_each_breakage_is_named() {
     }
 }
 
+/// An IPv6-only network is probed the same way: echoes and connects to its addresses, the path
+/// MTU searched with IPv6's header sizes, ip6tables read.
+#[test]
+fn an_ipv6_only_network_is_probed_alike() {
+    let bed = testbed::Testbed::new("probe6").expect("testbed");
+    let hosts = seed000_hosts(&bed, &HOSTS);
+    let [cp, w1] = [&hosts[0], &hosts[1]];
+    let mut doc = fleet();
+    let net = &mut doc["networks"]["wg0"];
+    net.as_object_mut().unwrap().remove("subnet");
+    net["subnet6"] = json!("fd50::/64");
+    for h in &hosts {
+        provision(h, &HOSTS);
+        set_fleet(h, &doc);
+        apply(h);
+    }
+    w1.sh_ok("ping -c 1 -w 30 fd50::1").unwrap();
+    let r = assert_green(w1);
+    assert_eq!(
+        (&r["peers"][0]["address"], &r["peers"][0]["pathMtu"]),
+        (&json!("fd50::1"), &json!(1420)),
+        "{r:#}"
+    );
+    assert_eq!(test_entry(&r, "worker-2")["address"], "fd50::3", "{r:#}");
+    assert_green(cp);
+    // The same black hole as over IPv4: the underlay is IPv4 either way.
+    let port = bridge_port(w1);
+    set_port_mtu(&port, 1400);
+    let (code, r) = probe(w1);
+    set_port_mtu(&port, 1500);
+    assert_eq!(
+        (code, &r["peers"][0]["pathMtu"]),
+        (6, &json!(1328)),
+        "{r:#}"
+    );
+}
+
 /// The testbed bridge's port that `host`'s underlay (host0) is plugged into.
 fn bridge_port(host: &Host) -> String {
     let index = host.sh_ok("cat /sys/class/net/host0/iflink").unwrap();
