@@ -43,6 +43,8 @@ fn write_report(dir: &Path) -> PathBuf {
         FLEET,
         "--html",
         html.to_str().expect("utf-8 path"),
+        "--probe",
+        "tests/fixtures/probe/worker-1.json",
     ]);
     html
 }
@@ -231,6 +233,11 @@ fn report_is_self_contained_and_accessible() {
             .expect("validate JSON");
     assert!(html.contains(validated["digest"].as_str().expect("digest")));
     assert!(html.contains(NOW));
+    // A host's probe report: its peer and test, and its findings escaped (the file is not
+    // trusted: the fixture carries a script and markup).
+    assert!(html.contains("<h2 id=\"probes-h\">Live probes</h2>"));
+    assert!(html.contains("1328 of 1420") && html.contains("✗ DISAGREES"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;markup&lt;/b&gt;"));
     // Every policy test passes, and says why.
     assert_eq!(html.matches("✓ pass").count(), 3);
     assert!(html.contains("alice-laptop → worker-1: request dropped at cp: firewall"));

@@ -38,7 +38,10 @@ pub fn probe_host(
     err: &mut dyn Write,
 ) -> Result<ProbeReport> {
     let state = crate::shell::paths::detect(None).state;
-    let (loaded, valid, now) = check_valid(&super::fleet_file(fleet, source, &state)?, err)?;
+    // After apply (a source given), the fleet's warnings have been printed once already.
+    let mut shown = std::io::sink();
+    let warnings: &mut dyn Write = if source.is_some() { &mut shown } else { err };
+    let (loaded, valid, now) = check_valid(&super::fleet_file(fleet, source, &state)?, warnings)?;
     let host = super::this_host(host, &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, network, now)?;
     let report = crate::shell::probe::probe(&valid, &plans, &host, now);
