@@ -19,7 +19,7 @@ use crate::plan::{InterfacePlan, network_of};
 use ipnet::IpNet;
 
 pub use firewall::{HostFacts, InterfaceFacts, host_findings, route_checks};
-pub use mtu::{MtuSearch, floor as mtu_floor};
+pub use mtu::MtuSearch;
 pub use report::{
     Answer, Finding, Observed, PeerObservation, PeerResult, ProbeReport, TestResult, Verdict,
     outcome_changes, report,

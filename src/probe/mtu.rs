@@ -3,7 +3,7 @@
 
 /// The smallest echo sent (IP and ICMP headers and ping's 56-byte payload): the reachability
 /// probe, which has already come back when the search starts.
-pub fn floor(v6: bool) -> u16 {
+fn floor(v6: bool) -> u16 {
     if v6 { 104 } else { 84 }
 }
 
