@@ -12,7 +12,6 @@ use crate::fleet::time::format_rfc3339;
 use crate::fsutil::write_atomic;
 use crate::shell::observe::live_state;
 use crate::shell::systemd::Systemd;
-use crate::text::plural;
 use crate::unit::unit_name;
 
 #[derive(Debug, Serialize)]
@@ -179,19 +178,12 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             None => "last apply: never on this host\n".to_owned(),
         });
         if let Some(r) = &probe {
-            let problems = r
-                .findings
-                .iter()
-                .filter(|f| super::probe::is_problem(&f.kind))
-                .count();
-            text.push_str(&match problems {
-                0 => format!("last probe: {} (all green)\n", r.at),
-                n => format!(
-                    "last probe: {} ({}: see `wgfleet probe`)\n",
-                    r.at,
-                    plural(n, "problem")
-                ),
-            });
+            let verdict = if r.ok {
+                "all green"
+            } else {
+                "problems found: see `wgfleet probe`"
+            };
+            text.push_str(&format!("last probe: {} ({verdict})\n", r.at));
         }
         if source.is_some() || source_error.is_some() {
             text.push_str(&format!(
