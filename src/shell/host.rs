@@ -102,7 +102,7 @@ pub fn systemd_arg(arg: &str) -> std::result::Result<String, String> {
     Ok(out)
 }
 
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+pub(super) fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let fail = |message: String| Error::System {
         what: cmd.to_owned(),
         message,

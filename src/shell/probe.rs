@@ -191,7 +191,7 @@ pub fn run(probes: &Probes, plans: &[InterfacePlan]) -> Observed {
     Observed {
         peers,
         tests,
-        facts: host_facts(plans, &addresses),
+        facts: host_facts(plans, &mtus, &addresses),
         packets: pacer.sent.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
@@ -343,9 +343,7 @@ fn interface_mtu(iface: &str) -> Option<u16> {
 
 /// Per (interface, public key): seconds since the latest handshake (`None`: never).
 fn handshake_ages(plans: &[InterfacePlan]) -> BTreeMap<(String, String), Option<u64>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::now() as u64;
     let mut ages = BTreeMap::new();
     for plan in plans {
         let Some(live) = super::observe::wg_dump(&plan.network) else {
@@ -359,21 +357,15 @@ fn handshake_ages(plans: &[InterfacePlan]) -> BTreeMap<(String, String), Option<
     ages
 }
 
-fn host_facts(plans: &[InterfacePlan], addresses: &[(&str, IpAddr)]) -> HostFacts {
+fn host_facts(
+    plans: &[InterfacePlan],
+    mtus: &BTreeMap<&str, Option<u16>>,
+    addresses: &[(&str, IpAddr)],
+) -> HostFacts {
     let v6 = plans
         .iter()
         .any(|p| p.addresses.iter().any(|a| a.addr().is_ipv6()));
-    let save = |cmd: &str| {
-        let out = Command::new(cmd)
-            .args(["-t", "filter"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let save = |cmd: &str| super::host::run(cmd, &["-t", "filter"], None).ok();
     let routes = routes(addresses.iter().map(|(_, a)| *a));
     let sysctl =
         |path: String| -> Option<u8> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
@@ -387,7 +379,7 @@ fn host_facts(plans: &[InterfacePlan], addresses: &[(&str, IpAddr)]) -> HostFact
             ];
             InterfaceFacts {
                 interface: iface.clone(),
-                up: std::path::Path::new("/sys/class/net").join(iface).exists(),
+                up: mtus.get(iface.as_str()).copied().flatten().is_some(),
                 forwarding: sysctl(format!("/proc/sys/net/ipv4/conf/{iface}/forwarding"))
                     .map(|v| v == 1),
                 rp_filter: rp.iter().flatten().max().copied(),
@@ -401,18 +393,10 @@ fn host_facts(plans: &[InterfacePlan], addresses: &[(&str, IpAddr)]) -> HostFact
             }
         })
         .collect();
-    let nft_chains = Command::new("nft")
-        .args(["list", "chains"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     HostFacts {
         iptables: save("iptables-save"),
         ip6tables: if v6 { save("ip6tables-save") } else { None },
-        nft_chains,
+        nft_chains: super::host::run("nft", &["list", "chains"], None).ok(),
         interfaces,
     }
 }
