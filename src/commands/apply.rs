@@ -224,6 +224,7 @@ pub fn cmd_apply(apply_args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Writ
             Some(&args.source),
             Some(&prepared.host),
             None,
+            true,
             err,
         )),
         _ => None,

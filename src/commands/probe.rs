@@ -18,6 +18,7 @@ pub fn cmd_probe(args: &ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         None,
         args.host.as_deref(),
         args.network.as_deref(),
+        false,
         err,
     )?;
     let text = if args.json {
@@ -29,18 +30,19 @@ pub fn cmd_probe(args: &ProbeArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     Ok(if report.ok { 0 } else { EXIT_PROBLEM })
 }
 
-/// Probes this host (`probe`, and `apply --probe` after its run) and keeps the report.
+/// Probes this host (`probe`, and `apply --probe` after its run) and keeps the report. After
+/// apply, `warned`: the fleet's warnings are not printed a second time.
 pub fn probe_host(
     fleet: &HostFleetArgs,
     source: Option<&SourceArgs>,
     host: Option<&str>,
     network: Option<&str>,
+    warned: bool,
     err: &mut dyn Write,
 ) -> Result<ProbeReport> {
     let state = crate::shell::paths::detect(None).state;
-    // After apply (a source given), the fleet's warnings have been printed once already.
-    let mut shown = std::io::sink();
-    let warnings: &mut dyn Write = if source.is_some() { &mut shown } else { err };
+    let mut quiet = std::io::sink();
+    let warnings: &mut dyn Write = if warned { &mut quiet } else { err };
     let (loaded, valid, now) = check_valid(&super::fleet_file(fleet, source, &state)?, warnings)?;
     let host = super::this_host(host, &state)?;
     let plans = plans_for(&loaded.path, &valid, &host, network, now)?;
