@@ -259,10 +259,14 @@ pub fn live_state(iface: &str) -> Option<Live> {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| diff::parse_addresses(&String::from_utf8_lossy(&o.stdout)));
-    live.mtu = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
-        .ok()
-        .map(|m| m.trim().to_owned());
+    live.mtu = mtu(iface);
     Some(live)
+}
+
+/// The interface's MTU as sysfs gives it; `None`: there is no such interface.
+pub fn mtu(iface: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu")).ok()?;
+    Some(text.trim().to_owned())
 }
 
 /// `wg show IFACE dump` alone: peers, endpoints and handshakes.

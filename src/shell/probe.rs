@@ -334,11 +334,7 @@ fn tcp(iface: &str, to: SocketAddr, wait: Duration) -> Answer {
 }
 
 fn interface_mtu(iface: &str) -> Option<u16> {
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    super::observe::mtu(iface)?.parse().ok()
 }
 
 /// Per (interface, public key): seconds since the latest handshake (`None`: never).
