@@ -337,11 +337,12 @@ fn interface_addresses(net: &NetworkModel, me: &Peer) -> Vec<IpNet> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fleet::validate::{Options, validate};
 
-    fn valid(json: serde_json::Value) -> ValidFleet {
+    /// A fleet from JSON, validated at time 0; panics with the diagnostics if it is not valid.
+    pub(crate) fn valid(json: serde_json::Value) -> ValidFleet {
         let fleet: crate::fleet::Fleet = serde_json::from_value(json).expect("fleet");
         let (valid, d) = validate(
             &fleet,

@@ -1,20 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::fleet::validate::{Options, validate};
 use crate::plan::plan_host;
-
-fn valid(json: serde_json::Value) -> ValidFleet {
-    let fleet: crate::fleet::Fleet = serde_json::from_value(json).expect("fleet");
-    let (valid, d) = validate(
-        &fleet,
-        Options {
-            now: 0,
-            expiry_warning: 0,
-        },
-    );
-    valid.unwrap_or_else(|| panic!("{:?}", d.0))
-}
+use crate::plan::tests::valid;
 
 const KEYS: [&str; 4] = [
     "j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=",
