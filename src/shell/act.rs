@@ -291,15 +291,15 @@ fn run_op(op: &Op, subject: Subject<'_, '_>, run: &Run<'_>) -> Result<()> {
         Op::Enable { unit, runtime } => run.systemd.enable(unit, *runtime).map_err(sys(network)),
         Op::Job { job, unit } => run.systemd.run(*job, unit).map_err(sys(network)),
         Op::SetPeers { interface, delta } => {
-            let parsed_here;
-            let conf = match subject.parsed_config() {
-                Some(conf) => conf,
-                None => {
-                    parsed_here = crate::wgconf::parse(subject.config().unwrap_or_default());
-                    &parsed_here
-                }
+            // A delta is only computed from the diff's parse of the file, which travels with it.
+            let set = match subject.parsed_config() {
+                Some(conf) => live_set::set_peers(interface, conf, delta),
+                None => Err(Error::System {
+                    what: "wg set".into(),
+                    message: "the peers' delta came without its file".into(),
+                }),
             };
-            live_set::set_peers(interface, conf, delta).or_else(|e| {
+            set.or_else(|e| {
                 // The stock path: the unit's reload, `wg syncconf` of the file just written.
                 eprintln!("wgfleet: {e}; reloading {} instead", unit_name(interface));
                 run.systemd
