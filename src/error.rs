@@ -7,9 +7,11 @@ use crate::fleet::diag::Located;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: cannot read the fleet: {source}")]
+    #[error("{path}: cannot read the {what}: {source}")]
     Read {
         path: PathBuf,
+        /// What the file is to wgfleet: "fleet", "audit log", ….
+        what: &'static str,
         source: std::io::Error,
     },
 

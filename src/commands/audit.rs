@@ -99,6 +99,7 @@ pub(super) fn read_logs(logs: &[PathBuf]) -> Result<Vec<Record>> {
 fn read_log(log: &Path, records: &mut Vec<Record>) -> Result<()> {
     let read_err = |source| Error::Read {
         path: log.to_owned(),
+        what: "audit log",
         source,
     };
     let file = std::fs::File::open(log).map_err(read_err)?;

@@ -105,6 +105,7 @@ fn generated_at() -> i64 {
 fn read_probe(path: &std::path::Path) -> Result<crate::probe::ProbeReport> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
+        what: "probe report",
         source,
     })?;
     serde_json::from_str(&text).map_err(|e| Error::Parse {

@@ -65,6 +65,7 @@ pub fn load_with(path: &Path, nix_allow: &[PathBuf]) -> Result<Loaded> {
         Some("json") => {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
                 path: path.to_owned(),
+                what: "fleet",
                 source,
             })?;
             let fleet = parse_json(path, &text)?;
@@ -188,6 +189,7 @@ fn eval_nix(path: &Path, allow: &[PathBuf]) -> Result<String> {
         },
         RunError::Spawn(source) => Error::Read {
             path: path.to_owned(),
+            what: "fleet",
             source,
         },
         RunError::Timeout => Error::NixEval {

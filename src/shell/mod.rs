@@ -57,6 +57,7 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Read {
             path: path.to_owned(),
+            what: "file",
             source,
         }),
     }

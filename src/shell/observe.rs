@@ -184,6 +184,7 @@ fn managed_interfaces(dir: &Path) -> Result<Vec<String>> {
         Err(source) => {
             return Err(Error::Read {
                 path: dir.to_owned(),
+                what: "directory",
                 source,
             });
         }

@@ -26,6 +26,7 @@ pub fn reload_interface(paths: &Paths, iface: &str) -> Result<()> {
     let path = paths.config(iface);
     let config = read_private(&path)?.ok_or_else(|| Error::Read {
         path: path.clone(),
+        what: "WireGuard config",
         source: std::io::ErrorKind::NotFound.into(),
     })?;
     let stripped = Zeroizing::new(crate::wgconf::strip(&config));
