@@ -9,9 +9,10 @@ mod firewall;
 mod mtu;
 mod report;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::access::{Tables, Trace, flow_allows};
+use crate::access::{Tables, Trace};
 use crate::fleet::model::{NetworkModel, Party, PeerKind, ValidFleet};
 use crate::fleet::syntax::PortSpec;
 use crate::flow_pairs::pairs;
@@ -90,12 +91,13 @@ pub fn targets(fleet: &ValidFleet, plans: &[InterfacePlan], now: i64) -> Probes 
             continue;
         };
         let host = plan.host.as_str();
+        let allowed = Allowed::new(net, host);
         let mut no_flow = Vec::new();
         for peer in plan.peers.iter().filter(|p| p.kind == PeerKind::Host) {
             let Some(address) = address_of(net, &peer.name, plan) else {
                 continue;
             };
-            match method(net, host, &peer.name, address) {
+            match allowed.method(&peer.name, address) {
                 Some(method) => probes.targets.push(Target {
                     network: net.name.clone(),
                     interface: plan.network.clone(),
@@ -224,23 +226,71 @@ pub fn in_tunnel(net: &NetworkModel, addr: IpAddr) -> bool {
             .any(|n| n.prefix_len() > 0 && n.contains(&addr))
 }
 
-/// ICMP where the flows allow it (or there are none), else the first TCP port they allow.
-fn method(net: &NetworkModel, from: &str, to: &str, to_addr: IpAddr) -> Option<Method> {
-    if flow_allows(net, from, to_addr, to, Some(PortSpec::Icmp)) {
-        return Some(Method::Icmp);
-    }
-    let me = Party::Peer(from.to_owned());
-    pairs(net)
-        .filter(|p| *p.from == me)
-        .flat_map(|p| p.ports.iter())
-        .find_map(|s| match *s {
-            PortSpec::Tcp(port, _)
-                if flow_allows(net, from, to_addr, to, Some(PortSpec::Tcp(port, port))) =>
-            {
-                Some(Method::Tcp(port))
+/// What the flows let one host open, by destination, read from the flows' pairs once a network
+/// (asking `access::flow_allows` a peer at a time walks every pair for each: at 10,000 spokes
+/// with flows, seconds).
+struct Allowed<'n> {
+    /// No flows: everything.
+    all: bool,
+    /// (pair index, ports; empty: any) by destination peer, and for destination prefixes.
+    to_peer: HashMap<&'n str, Vec<(usize, &'n [PortSpec])>>,
+    to_cidr: Vec<(usize, IpNet, &'n [PortSpec])>,
+}
+
+impl<'n> Allowed<'n> {
+    /// What `from` may open, as `flow_allows` matches a pair's source: the peer itself, or a
+    /// prefix holding its address.
+    fn new(net: &'n NetworkModel, from: &str) -> Self {
+        let me = net.peers.get(from);
+        let from_addr = me.and_then(|p| p.address.map(IpAddr::V4).or(p.address6.map(IpAddr::V6)));
+        let mut allowed = Allowed {
+            all: net.flows.is_empty(),
+            to_peer: HashMap::new(),
+            to_cidr: Vec::new(),
+        };
+        for (i, pair) in pairs(net).enumerate() {
+            let mine = match pair.from {
+                Party::Peer(n) => n == from,
+                Party::Cidr(c) => from_addr.is_some_and(|a| c.contains(&a)),
+            };
+            match pair.to {
+                _ if !mine => {}
+                Party::Peer(n) => allowed.to_peer.entry(n).or_default().push((i, pair.ports)),
+                Party::Cidr(c) => allowed.to_cidr.push((i, *c, pair.ports)),
             }
-            _ => None,
-        })
+        }
+        allowed
+    }
+
+    /// ICMP where the flows allow it (or there are none), else the first TCP port they allow,
+    /// in the flows' order.
+    fn method(&self, to: &str, to_addr: IpAddr) -> Option<Method> {
+        if self.all {
+            return Some(Method::Icmp);
+        }
+        let mut ports: Vec<(usize, &[PortSpec])> =
+            self.to_peer.get(to).cloned().unwrap_or_default();
+        ports.extend(
+            self.to_cidr
+                .iter()
+                .filter(|(_, c, _)| c.contains(&to_addr))
+                .map(|(i, _, p)| (*i, *p)),
+        );
+        ports.sort_by_key(|(i, _)| *i);
+        if ports
+            .iter()
+            .any(|(_, p)| p.is_empty() || p.contains(&PortSpec::Icmp))
+        {
+            return Some(Method::Icmp);
+        }
+        ports
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .find_map(|s| match *s {
+                PortSpec::Tcp(port, _) => Some(Method::Tcp(port)),
+                _ => None,
+            })
+    }
 }
 
 /// `a, b and c`, or the first few and a count.

@@ -207,3 +207,49 @@ fn only_the_fleets_own_addresses_count_as_tunnel_addresses() {
     assert!(!in_tunnel(net, "192.0.2.1".parse().unwrap()));
     assert!(!in_tunnel(net, "8.8.8.8".parse().unwrap()));
 }
+
+#[test]
+fn the_flow_index_agrees_with_access_flow_allows() {
+    let text = include_str!("../../examples/seed-000-policy/fleet.json");
+    let fleet = valid(serde_json::from_str(text).unwrap());
+    let mut seen = 0;
+    for net in fleet.networks.values() {
+        for from in net.peers.keys() {
+            let allowed = Allowed::new(net, from);
+            for (to, p) in &net.peers {
+                let Some(addr) = p.address.map(IpAddr::V4) else {
+                    continue;
+                };
+                let icmp = crate::access::flow_allows(net, from, addr, to, Some(PortSpec::Icmp));
+                let method = allowed.method(to, addr);
+                assert_eq!(method == Some(Method::Icmp), icmp, "{from} → {to}");
+                if method.is_none() {
+                    let tcp_ports =
+                        net.flows
+                            .iter()
+                            .flat_map(|f| &f.ports)
+                            .filter_map(|s| match *s {
+                                PortSpec::Tcp(lo, _) => Some(lo),
+                                _ => None,
+                            });
+                    for port in tcp_ports {
+                        let tcp = Some(PortSpec::Tcp(port, port));
+                        assert!(
+                            !crate::access::flow_allows(net, from, addr, to, tcp),
+                            "{from} → {to} {port}"
+                        );
+                    }
+                }
+                if let Some(Method::Tcp(port)) = method {
+                    let tcp = Some(PortSpec::Tcp(port, port));
+                    assert!(
+                        crate::access::flow_allows(net, from, addr, to, tcp),
+                        "{from} → {to}"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "some pair is asked by TCP");
+}
