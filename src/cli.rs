@@ -112,6 +112,21 @@ Examples:
     )]
     Probe(ProbeArgs),
 
+    /// Move the traffic to peers' staged keys whose handshake has come (rotation's last step)
+    #[command(
+        after_help = "A peer's next key is staged with no AllowedIPs until a handshake from it, at or after
+the rotation's nextSwitchAt, shows the peer has switched: then one `wg set` moves the AllowedIPs
+to the next key and removes the current one, and the audit log records it. An earlier handshake
+(someone holding the next key before its time) promotes nothing. apply starts this with --watch
+as the transient unit wgfleet-promote.service while anything is staged; run it by hand to
+promote at once. Reads what the last apply left in /var/lib/wgfleet/rotation.json.
+
+Examples:
+  wgfleet promote
+  wgfleet promote --watch 900 --json"
+    )]
+    Promote(PromoteArgs),
+
     /// Which hosts a client or an owner was on, from when to when, read from audit logs
     #[command(
         after_help = "Reads the audit logs apply writes (/var/lib/wgfleet/audit.jsonl on each host; pass
@@ -173,14 +188,25 @@ Examples:
     )]
     Keygen(KeygenArgs),
 
-    /// Re-encrypt every secret file of the fleet to the recipients that need it (recipients.txt)
+    /// Re-encrypt every secret file to the recipients that need it; or rotate a host's key
     #[command(
         after_help = "Each host's private key is encrypted to the operators and that host; a client's
 preshared key to the operators and the hosts it connects to. Everything is decrypted first with
 an identity that can read it today; only then is each file replaced, atomically.
 
-Example:
-  wgfleet rekey --fleet fleet.json -R secrets/recipients.txt -i ~/.config/age/operator.txt"
+--rotate HOST stages a new key for HOST without an outage: a new private key, encrypted to the
+operators and HOST into a file beside its privateKeyFile, and nextPublicKey, nextPrivateKeyFile
+and nextSwitchAt written into the fleet (JSON; for Nix it says what to add). Every peer that
+applies stages the next key with no AllowedIPs: it may handshake, and carries no traffic. HOST
+switches to it at its first apply after nextSwitchAt (now + --switch-after), and each peer moves
+the traffic to it at the next key's first handshake after that time. --finish HOST, once
+`wgfleet status` shows it promoted, makes it the fleet's key and deletes the old one.
+See docs/rotation.md.
+
+Examples:
+  wgfleet rekey --fleet fleet.json -R secrets/recipients.txt -i ~/.config/age/operator.txt
+  wgfleet rekey --fleet fleet.json -R secrets/recipients.txt --rotate worker-1 --switch-after 15m
+  wgfleet rekey --fleet fleet.json --finish worker-1"
     )]
     Rekey(RekeyArgs),
 
@@ -465,8 +491,26 @@ pub struct RekeyArgs {
     pub identity: IdentityArgs,
 
     /// The recipients file: operator lines, and `HOST RECIPIENT` lines
-    #[arg(long, short = 'R', value_name = "FILE")]
-    pub recipients_file: PathBuf,
+    #[arg(
+        long,
+        short = 'R',
+        value_name = "FILE",
+        required_unless_present = "finish"
+    )]
+    pub recipients_file: Option<PathBuf>,
+
+    /// Stage a new key for HOST (see below) instead of re-encrypting
+    #[arg(long, value_name = "HOST", conflicts_with = "finish")]
+    pub rotate: Option<String>,
+
+    /// With --rotate: how long until HOST switches to the new key, long enough for every peer
+    /// to apply first (s, m, h or d)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration, requires = "rotate")]
+    pub switch_after: u64,
+
+    /// End HOST's rotation: the next key becomes its key, the old one is deleted
+    #[arg(long, value_name = "HOST")]
+    pub finish: Option<String>,
 
     /// Decrypt and show who each file would be encrypted to; write nothing
     #[arg(long)]
@@ -744,6 +788,21 @@ pub struct ProbeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The host, as the audit log names it (default: the name it joined as, else the hostname)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Go on looking (every 250 ms) for up to SECS, until nothing is staged
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<u64>,
+
+    /// Print what was promoted as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Audit logs to read; repeatable [default: /var/lib/wgfleet/audit.jsonl]
     #[arg(long = "log", value_name = "FILE")]
@@ -843,4 +902,24 @@ pub struct ReportArgs {
     /// Print the report's data as JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// `90s`, `15m`, `2h`, `1d` (or plain seconds) as seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: use a number with s, m, h or d (15m)")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?}: use a number with s, m, h or d (15m)"))
 }

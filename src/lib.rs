@@ -33,6 +33,7 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod rotation;
 pub mod secrets;
 pub mod shell;
 pub mod source;

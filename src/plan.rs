@@ -34,6 +34,32 @@ pub struct InterfacePlan {
     pub peers: Vec<PeerPlan>,
     /// With flows declared: what the firewall lets in and through; `None`: no policy.
     pub policy: Option<Policy>,
+    /// This host's own staged key rotation (`hosts.NAME.nextPublicKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<OwnRotation>,
+}
+
+/// A host's move to its next key, as the host itself sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnRotation {
+    pub next_public_key: String,
+    pub next_private_key_file: String,
+    /// Unix seconds (`nextSwitchAt`).
+    pub switch_at: i64,
+    pub stage: OwnStage,
+}
+
+/// Where a host's own rotation stands: set by the run that decrypts the next key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum OwnStage {
+    /// Before `nextSwitchAt`: the current key stays, the peers stage the next one.
+    Staged,
+    /// The interface runs the next key (`privateKeyFile` is `nextPrivateKeyFile` here).
+    Switched,
+    /// `nextSwitchAt` has passed, but the next key cannot be used: the current key stays.
+    Stuck { reason: String },
 }
 
 /// The flows that concern one host, as firewall rules on its tunnel interface.
@@ -72,6 +98,27 @@ pub struct PeerPlan {
     pub owner: Option<String>,
     /// Unix seconds.
     pub expires: Option<i64>,
+    /// The peer's staged key rotation (`hosts.NAME.nextPublicKey`), on its current entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<PeerRotation>,
+    /// This entry is the peer's staged next key: it may handshake, and carries no traffic (it
+    /// has no AllowedIPs) until a handshake after the switch time promotes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staged: bool,
+}
+
+/// A peer's move to its next key, as this host sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerRotation {
+    /// The key the fleet declares now (`publicKey`).
+    pub current_public_key: String,
+    pub next_public_key: String,
+    /// Unix seconds: only a handshake from the next key after it promotes the key.
+    pub switch_at: i64,
+    /// This host has moved the peer's AllowedIPs to the next key (`wgfleet promote`).
+    #[serde(default)]
+    pub promoted: bool,
 }
 
 fn not_a_list(list: &[String]) -> bool {
@@ -146,6 +193,12 @@ pub fn plan_interface(
             .then(|| host_model.and_then(|h| h.wan_interface.clone()))
             .flatten(),
         peers,
+        rotation: me.next_key.as_ref().map(|next| OwnRotation {
+            next_public_key: next.public_key.clone(),
+            next_private_key_file: next.private_key_file.clone(),
+            switch_at: next.switch_at,
+            stage: OwnStage::Staged,
+        }),
     })
 }
 
@@ -188,6 +241,13 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
         description: peer.description.clone(),
         owner: peer.owner.clone(),
         expires: peer.expires,
+        rotation: peer.next_key.as_ref().map(|next| PeerRotation {
+            current_public_key: peer.public_key.clone(),
+            next_public_key: next.public_key.clone(),
+            switch_at: next.switch_at,
+            promoted: false,
+        }),
+        staged: false,
     }
 }
 
@@ -260,6 +320,8 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
             description: p.description.clone(),
             owner: None,
             expires: None,
+            rotation: None,
+            staged: false,
         })
         .collect();
     let addresses = interface_addresses(net, me);

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("probe", CORE),
     ("render", CORE),
     ("report", CORE),
+    ("rotation", CORE),
     ("secrets::keys", CORE),
     ("text", CORE),
     ("unit", CORE),

@@ -112,7 +112,7 @@ fn report(observed: &Observed<'_>, host: &str) -> serde_json::Value {
     let networks: Vec<_> = observed
         .steps
         .iter()
-        .map(|s| json!({"network": s.diff.network, "action": s.ops.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes, "operations": s.ops, "confirmation": s.confirmation}))
+        .map(|s| json!({"network": s.diff.network, "action": s.ops.action, "writeFile": s.diff.write_file, "enable": s.diff.enable, "changes": s.diff.changes, "operations": s.ops, "confirmation": s.confirmation, "rotations": observe::rotations(s)}))
         .collect();
     json!({"host": host, "changes": observed.changes(), "networks": networks, "hostWide": observed.host_step.diff, "hostOperations": observed.host_step.ops})
 }

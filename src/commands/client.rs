@@ -1,7 +1,6 @@
 //! `wgfleet client-config`: a client's own wg-quick file, optionally with a new key pair.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
@@ -141,24 +140,12 @@ fn record_public_key(
     new: &str,
 ) -> Result<String> {
     let field = format!("networks.{network}.clients.{client}.publicKey");
-    let quoted = format!("\"{old}\"");
-    if let Some(text) = &loaded.json_source
-        && text.matches(&quoted).count() == 1
+    if let Some(updated) = loaded
+        .json_source
+        .as_deref()
+        .and_then(|text| crate::fleet::edit::replace_string(text, old, new))
     {
-        let updated = text.replace(&quoted, &format!("\"{new}\""));
-        // Through a symlink to the file it names, keeping that file's mode (a 0600 fleet stays
-        // 0600; the link stays a link).
-        let write_err = |source| Error::Write {
-            path: loaded.path.clone(),
-            source,
-        };
-        let target = std::fs::canonicalize(&loaded.path).map_err(write_err)?;
-        let mode = std::fs::metadata(&target)
-            .map_err(write_err)?
-            .permissions()
-            .mode()
-            & 0o7777;
-        write_atomic(&target, updated.as_bytes(), mode).map_err(write_err)?;
+        super::write_fleet(&loaded.path, &updated)?;
         return Ok(format!(
             "{}: {field} is now {new}; commit it, and the hubs pick it up at their next apply",
             loaded.path.display()

@@ -15,6 +15,7 @@ mod graph;
 mod import;
 mod join;
 mod probe;
+mod rotate;
 mod secrets;
 mod source;
 mod status;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
         Command::ClientConfig(args) => client::cmd_client_config(&args, out, err),
         Command::Status(args) => status::cmd_status(&args, out, err),
         Command::Probe(args) => probe::cmd_probe(&args, out, err),
+        Command::Promote(args) => rotate::cmd_promote(&args, out),
         Command::Audit(args) => audit::cmd_audit(&args, out),
         Command::Plan(args) => apply::cmd_plan(&args, out, err),
         Command::Apply(args) => apply::cmd_apply(&args, out, err),
@@ -105,6 +107,23 @@ pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::Output)
+}
+
+/// A fleet file rewritten in place: through a symlink to the file it names (the link stays a
+/// link), keeping that file's mode (a 0600 fleet stays 0600).
+pub(crate) fn write_fleet(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let werr = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let target = std::fs::canonicalize(path).map_err(werr)?;
+    let mode = std::fs::metadata(&target)
+        .map_err(werr)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    crate::fsutil::write_atomic(&target, text.as_bytes(), mode).map_err(werr)
 }
 
 pub(crate) fn now(args: &FleetArgs) -> Result<i64> {
@@ -339,7 +358,12 @@ fn describe(v: &ValidFleet, now: i64) -> String {
 fn cmd_render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let (loaded, valid, now) = check_valid(&args.fleet, err)?;
     let host = host_or_hostname(args.host.as_deref())?;
-    let plans = plans_for(&loaded.path, &valid, &host, args.network.as_deref(), now)?;
+    let mut plans = plans_for(&loaded.path, &valid, &host, args.network.as_deref(), now)?;
+    // Peers' next keys as a host stages them before any handshake promotes one (the host's own
+    // switch needs its key decrypted: `plan` on the host shows it).
+    for plan in &mut plans {
+        crate::rotation::stage(plan, &[]);
+    }
     if plans.is_empty() {
         let _ = writeln!(
             err,

@@ -18,7 +18,7 @@ use crate::secrets::keys::SecretKey;
 use crate::secrets::recipients::RecipientsFile;
 use crate::secrets::{SecretError, load_host_secrets};
 
-fn secret_err(context: impl Into<String>) -> impl FnOnce(SecretError) -> Error {
+pub(super) fn secret_err(context: impl Into<String>) -> impl FnOnce(SecretError) -> Error {
     let context = context.into();
     move |source| Error::Secret { context, source }
 }
@@ -100,6 +100,9 @@ fn secret_needs(valid: &ValidFleet) -> BTreeMap<String, BTreeSet<String>> {
         if let Some(f) = &host.private_key_file {
             need(f, name);
         }
+        if let Some(next) = &host.next_key {
+            need(&next.private_key_file, name);
+        }
     }
     for net in valid.networks.values() {
         for peer in net.peers.values() {
@@ -125,8 +128,18 @@ fn secret_needs(valid: &ValidFleet) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 pub fn cmd_rekey(args: &RekeyArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    if let Some(host) = &args.rotate {
+        return super::rotate::cmd_rotate(args, host, out, err);
+    }
+    if let Some(host) = &args.finish {
+        return super::rotate::cmd_finish(args, host, out, err);
+    }
+    let recipients_file = args
+        .recipients_file
+        .as_ref()
+        .ok_or_else(|| Error::Usage("rekey needs -R FILE, the recipients file".into()))?;
     let (loaded, valid, _) = check_valid(&args.fleet, err)?;
-    let rf = RecipientsFile::read(&args.recipients_file).map_err(secret_err("rekey"))?;
+    let rf = RecipientsFile::read(recipients_file).map_err(secret_err("rekey"))?;
     let needs = secret_needs(&valid);
     let missing: Vec<String> = needs
         .iter()
@@ -140,7 +153,7 @@ pub fn cmd_rekey(args: &RekeyArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no recipient line for {}; add `HOST RECIPIENT` lines (the host's SSH host key) so each host can decrypt its secrets",
-            args.recipients_file.display(),
+            recipients_file.display(),
             missing.join(", ")
         )));
     }

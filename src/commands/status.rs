@@ -51,7 +51,21 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let state = crate::shell::paths::detect(None).state;
     let (loaded, valid, now) = check_valid(&super::fleet_file(&args.fleet, None, &state)?, err)?;
     let host = super::this_host(args.host.as_deref(), &state)?;
-    let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    let mut plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    // As apply renders them: each peer's staged key beside its current one, or promoted; this
+    // host's own rotation as its last apply found it.
+    let rotation = crate::shell::rotation::load(&state);
+    for plan in &mut plans {
+        crate::rotation::stage(plan, &rotation.promoted);
+        if let (Some(r), Some(own)) = (
+            &mut plan.rotation,
+            rotation.own.iter().find(|o| o.interface == plan.network),
+        ) && own.next_public_key == r.next_public_key
+        {
+            r.stage = own.stage.clone();
+        }
+    }
+    let mut rotations = Vec::new();
     let systemd = Systemd::connect().map_err(|source| Error::Systemd {
         what: "systemd".into(),
         source,
@@ -76,6 +90,8 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
         } else {
             Default::default()
         };
+        let handshake = |key: &str| live.peers.get(key).map_or(0, |l| l.latest_handshake);
+        rotations.extend(crate::rotation::views(plan, &handshake, now));
         let mut peers = Vec::new();
         for p in &plan.peers {
             let l = live.peers.get(&p.public_key);
@@ -83,6 +99,8 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 .filter(|l| l.latest_handshake > 0)
                 .map(|l| (now as u64).saturating_sub(l.latest_handshake));
             let verdict = match handshake_age {
+                // A staged next key carries nothing: no handshake is what it should have.
+                _ if p.staged => "staged key",
                 None => "never",
                 Some(age) if age > args.stale => "stale handshake",
                 Some(_) => "ok",
@@ -96,7 +114,11 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             );
             let endpoint_index = watched.then(|| chosen.map_or(0, |s| s.index));
             peers.push(PeerStatus {
-                peer: p.name.clone(),
+                peer: if p.staged {
+                    format!("{} (next key)", p.name)
+                } else {
+                    p.name.clone()
+                },
                 public_key: p.public_key.clone(),
                 in_fleet: true,
                 endpoint: l.and_then(|l| l.endpoint.clone()),
@@ -167,7 +189,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             out,
             &format!(
                 "{:#}\n",
-                json!({"host": host, "networks": networks, "lastRun": last_run, "source": source.as_ref().map(|a| json!({"accepted": a, "lastError": source_error})), "probe": probe})
+                json!({"host": host, "networks": networks, "lastRun": last_run, "source": source.as_ref().map(|a| json!({"accepted": a, "lastError": source_error})), "probe": probe, "rotations": rotations})
             ),
         )?;
     } else {
@@ -184,6 +206,12 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 "problems found: see `wgfleet probe`"
             };
             text.push_str(&format!("last probe: {} ({verdict})\n", r.at));
+        }
+        for r in &rotations {
+            text.push_str(&format!(
+                "rotation of {} on {} ({}): {}\n",
+                r.host, r.network, r.state, r.message
+            ));
         }
         if source.is_some() || source_error.is_some() {
             text.push_str(&format!(

@@ -16,6 +16,8 @@ pub fn hub_peer(endpoints: Vec<String>) -> PeerPlan {
         description: None,
         owner: None,
         expires: None,
+        rotation: None,
+        staged: false,
     }
 }
 
@@ -34,6 +36,7 @@ pub fn spoke(peers: Vec<PeerPlan>) -> InterfacePlan {
         dialable: false,
         nat: None,
         policy: None,
+        rotation: None,
         peers,
     }
 }

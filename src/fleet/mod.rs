@@ -2,6 +2,7 @@
 
 pub mod checked;
 pub mod diag;
+pub mod edit;
 pub mod load;
 pub mod locate;
 pub mod model;

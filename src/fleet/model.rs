@@ -22,6 +22,17 @@ pub struct HostModel {
     /// The host keeps its own private key (`keyOnHost`).
     pub key_on_host: bool,
     pub wan_interface: Option<String>,
+    /// The key the host rotates to (`nextPublicKey`).
+    pub next_key: Option<NextKey>,
+}
+
+/// A key a host rotates to, and when it moves to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextKey {
+    pub public_key: String,
+    pub private_key_file: String,
+    /// Unix seconds (`nextSwitchAt`).
+    pub switch_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +150,9 @@ pub struct Peer {
     pub nat: bool,
     /// The age file of the member's private key (hosts) or of the preshared key (clients).
     pub secret_file: Option<String>,
+    /// The key a member rotates to (its host's `nextPublicKey`, unless the member overrides
+    /// `publicKey` in this network).
+    pub next_key: Option<NextKey>,
     pub description: Option<String>,
     pub owner: Option<String>,
     /// Unix seconds.

@@ -78,6 +78,18 @@ pub struct Host {
     /// copied: the fleet holds only its public key (instead of `privateKeyFile`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_on_host: bool,
+    /// The key this host rotates to (written by `wgfleet rekey --rotate`): its peers stage it
+    /// beside `publicKey` with no AllowedIPs, and move the traffic to it when a handshake from it
+    /// comes after `nextSwitchAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"))]
+    pub next_public_key: Option<String>,
+    /// The age-encrypted private key of `nextPublicKey`, relative to the fleet file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_private_key_file: Option<String>,
+    /// RFC 3339 time from which the host uses `nextPublicKey` (at its first apply after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_switch_at: Option<String>,
     /// Where peers dial this host: IP or DNS name, optionally with `:port`
     /// (default: the network's `listenPort`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

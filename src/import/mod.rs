@@ -259,6 +259,7 @@ pub fn import(inputs: &[Input], opts: &Options<'_>) -> Result<Imported, String> 
                             endpoints: Vec::new(),
                             wan_interface: facts.wan.clone(),
                             description: facts.description.clone(),
+                            ..Default::default()
                         },
                     );
                     if let Some(k) = facts.private_key {

@@ -389,6 +389,7 @@ mod tests {
             nat: None,
             peers: vec![],
             policy: policed.then(Default::default),
+            rotation: None,
         }
     }
 
@@ -573,6 +574,8 @@ mod tests {
             description: None,
             owner: None,
             expires: None,
+            rotation: None,
+            staged: false,
         });
         assert_eq!(
             route_checks(std::slice::from_ref(&p)),

@@ -149,6 +149,9 @@ fn render_template(
 
 fn peer_context(peer: &PeerPlan) -> PeerContext<'_> {
     let mut comment = peer.name.clone();
+    if peer.staged {
+        comment.push_str(" (next key, staged)");
+    }
     if let Some(d) = &peer.description {
         comment.push_str(": ");
         comment.push_str(d);
@@ -249,6 +252,8 @@ mod tests {
             description: None,
             owner: None,
             expires: None,
+            rotation: None,
+            staged: false,
         };
         let mut plan = InterfacePlan {
             network: "wg0".into(),
@@ -264,6 +269,7 @@ mod tests {
             nat: None,
             peers: vec![peer(&["10.0.0.2/32", "192.168.1.0/24"])],
             policy: None,
+            rotation: None,
         };
         assert!(render_config(&plan).unwrap().contains("\nTable = off\n"));
         for default in ["0.0.0.0/0", "::/0"] {

@@ -222,6 +222,28 @@ pub fn load_host_secrets(
     Ok(secrets)
 }
 
+/// Whether a plan's own next key (`nextPrivateKeyFile`) decrypts here and matches
+/// `nextPublicKey`: a host switches to it only then.
+pub fn next_key_usable(
+    loaded: &Loaded,
+    plan: &InterfacePlan,
+    ids: &age::Identities,
+) -> Result<(), SecretError> {
+    let Some(next) = &plan.rotation else {
+        return Ok(());
+    };
+    let key = decrypt_key(loaded, &next.next_private_key_file, ids)?;
+    let derived = key.public_key();
+    if derived != next.next_public_key {
+        return Err(SecretError::KeyMismatch {
+            file: loaded.resolve(&next.next_private_key_file),
+            declared: next.next_public_key.clone(),
+            derived,
+        });
+    }
+    Ok(())
+}
+
 fn decrypt_key(
     loaded: &Loaded,
     file: &str,

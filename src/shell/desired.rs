@@ -36,10 +36,15 @@ impl Desired {
                 let net = crate::plan::network_of(fleet, &plan);
                 let hub = net.is_some_and(|n| n.is_hub(&plan.host));
                 let peers = net.map(|net| &net.peers);
+                let next_keys = peers.into_iter().flatten().filter_map(|(_, p)| {
+                    let next = p.next_key.as_ref()?;
+                    Some((next.public_key.clone(), format!("{} (next key)", p.name)))
+                });
                 let names = peers
                     .into_iter()
                     .flatten()
                     .map(|(_, p)| (p.public_key.clone(), p.name.clone()))
+                    .chain(next_keys)
                     .collect();
                 let owners = peers
                     .into_iter()

@@ -23,4 +23,19 @@ impl RunLock {
         file.lock()?;
         Ok(RunLock { _file: file })
     }
+
+    /// The lock if it is free now; `None` while a run holds it.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<Self>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RunLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }

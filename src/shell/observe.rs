@@ -307,8 +307,28 @@ pub fn describe(steps: &[Step<'_>]) -> String {
         if let Some(line) = crate::confirm::describe(&step.confirmation) {
             out.push_str(&format!("  {line}\n"));
         }
+        for view in rotations(step) {
+            out.push_str(&format!(
+                "  ~ rotation of {} ({}): {}\n",
+                view.host, view.state, view.message
+            ));
+        }
     }
     out
+}
+
+/// The key rotations a step's plan stages, against the handshakes seen before acting.
+pub fn rotations(step: &Step<'_>) -> Vec<crate::rotation::View> {
+    let Some(desired) = step.desired else {
+        return Vec::new();
+    };
+    let handshake = |key: &str| {
+        step.live
+            .as_ref()
+            .and_then(|l| l.peers.get(key))
+            .map_or(0, |p| p.latest_handshake)
+    };
+    crate::rotation::views(&desired.plan, &handshake, super::now())
 }
 
 fn set_peers(op: &operations::Op) -> Option<(usize, usize)> {

@@ -116,7 +116,14 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
     let (loaded, valid, warnings) = valid_with_warnings(fleet, &inputs.nix_allow, now)?;
     timings.lap("load+validate");
     let host = host_or_hostname(inputs.host.as_deref())?;
-    let plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    let mut plans = plans_for(&loaded.path, &valid, &host, None, now)?;
+    let rotating = plans.iter().any(crate::rotation::touches);
+    if rotating {
+        let promoted = super::rotation::load(&inputs.paths.state).promoted;
+        for plan in &mut plans {
+            crate::rotation::stage(plan, &promoted);
+        }
+    }
     timings.lap("plan");
     // Of the fleet's text as loaded, and of the age files before they are decrypted: an input
     // that changes while this run reads it is then a miss at the next one.
@@ -136,10 +143,19 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         })?,
         false => age::Identities::none(),
     };
+    for plan in plans
+        .iter_mut()
+        .filter(|p| crate::rotation::own_due(p, now))
+    {
+        let usable = secrets::next_key_usable(&loaded, plan, &ids).map_err(|e| e.to_string());
+        crate::rotation::switch(plan, usable);
+    }
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids, &local_keys)?;
     timings.lap("decrypt");
     let desired = Desired::build(plans, &secrets, &valid)?;
     timings.lap("render");
+    // A staged rotation is judged against the clock and this host's promotions: not recorded.
+    let key = key.filter(|_| !rotating);
     let fresh = key.zip(secrets_digest).map(|(key, secrets)| cache::Fresh {
         key,
         secrets,
@@ -460,6 +476,8 @@ pub fn act(
     );
     if outcomes.is_ok() {
         record(prepared, observed, session, paths);
+        let switched = switched(observed);
+        super::rotation::after_run(paths, &prepared.host, &prepared.plans(), &switched, systemd);
     }
     let endpoints = match &outcomes {
         Ok(_) => observed.endpoint_check(paths),
@@ -472,6 +490,25 @@ pub fn act(
         endpoints,
         endpoints_applied,
     }
+}
+
+/// The interfaces this run moved to the host's next key.
+fn switched<'o>(observed: &'o Observed<'_>) -> Vec<&'o str> {
+    observed
+        .steps
+        .iter()
+        .filter(|s| {
+            s.desired.is_some_and(|d| {
+                d.plan
+                    .rotation
+                    .as_ref()
+                    .is_some_and(|r| r.stage == crate::plan::OwnStage::Switched)
+            }) && s.diff.changes.iter().any(|c| {
+                matches!(c, crate::diff::Change::InterfaceChanged { key, .. } if key == "PrivateKey")
+            })
+        })
+        .map(|s| s.diff.network.as_str())
+        .collect()
 }
 
 /// After a run that succeeded: the desired state is recorded by a run that found the host as

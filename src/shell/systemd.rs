@@ -37,6 +37,13 @@ trait Manager {
         runtime: bool,
     ) -> zbus::Result<Vec<(String, String, String)>>;
     fn reload(&self) -> zbus::Result<()>;
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, zbus::Variant<'_>)],
+        aux: &[(&str, &[(&str, zbus::Variant<'_>)])],
+    ) -> zbus::Result<OwnedObjectPath>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -133,6 +140,40 @@ impl Systemd {
                 active_state,
                 enabled: matches!(file_state.as_str(), "enabled" | "enabled-runtime"),
             })
+        })
+        .map_err(call)
+    }
+
+    /// Starts `argv` as a transient service `unit` (not waited for): it stops by itself, or
+    /// after `RuntimeMaxSec`, and leaves nothing behind when it ends, failed or not.
+    pub fn start_transient(
+        &self,
+        unit: &str,
+        description: &str,
+        exe: &str,
+        argv: Vec<String>,
+        environment: Vec<String>,
+        runtime_max: Duration,
+    ) -> Result<(), SystemdError> {
+        use zbus::Variant as Value;
+        let call = refused("starting", unit);
+        let runtime_max = runtime_max.as_micros() as u64;
+        zbus::block_on(async {
+            let properties = [
+                ("Description", Value::from(description)),
+                (
+                    "ExecStart",
+                    Value::from(vec![(exe.to_owned(), argv, false)]),
+                ),
+                ("Environment", Value::from(environment)),
+                ("RuntimeMaxUSec", Value::from(runtime_max)),
+                ("CollectMode", Value::from("inactive-or-failed")),
+            ];
+            self.manager()
+                .await?
+                .start_transient_unit(unit, "fail", &properties, &[])
+                .await
+                .map(drop)
         })
         .map_err(call)
     }

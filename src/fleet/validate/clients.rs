@@ -103,6 +103,7 @@ impl NetworkCheck<'_> {
             forwarding: false,
             nat: false,
             secret_file: c.preshared_key_file.clone(),
+            next_key: None,
             description: c.description.clone(),
             owner: c.owner.clone(),
             expires,

@@ -14,6 +14,7 @@ enum KeyRole<'f> {
 /// large fleet names a file per host).
 enum KeyField<'f> {
     Host(&'f str),
+    HostNext(&'f str),
     Member(&'f str, &'f str),
     Client(&'f str, &'f str),
     Pair(&'f str, usize),
@@ -23,6 +24,7 @@ impl KeyField<'_> {
     fn path(&self) -> JsonPath {
         match *self {
             KeyField::Host(name) => JsonPath::keys(&["hosts", name, "privateKeyFile"]),
+            KeyField::HostNext(name) => JsonPath::keys(&["hosts", name, "nextPrivateKeyFile"]),
             KeyField::Member(net, name) => {
                 JsonPath::keys(&["networks", net, "members", name, "privateKeyFile"])
             }
@@ -47,6 +49,9 @@ pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
     for (name, host) in &fleet.hosts {
         if let Some(file) = &host.private_key_file {
             add(file, KeyRole::Private(name), KeyField::Host(name));
+        }
+        if let Some(file) = &host.next_private_key_file {
+            add(file, KeyRole::Private(name), KeyField::HostNext(name));
         }
     }
     for (net_name, net) in &fleet.networks {

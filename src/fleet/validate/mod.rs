@@ -19,7 +19,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::diag::Diagnostics;
 use super::model::{
-    FlowModel, HostModel, NetworkModel, Party, Peer, PeerKind, TestModel, ValidFleet, fold_prefixes,
+    FlowModel, HostModel, NetworkModel, NextKey, Party, Peer, PeerKind, TestModel, ValidFleet,
+    fold_prefixes,
 };
 use super::path::JsonPath;
 use super::schema::{self, Fleet, Topology};

@@ -29,6 +29,7 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
         if super::endpoints::declares(host.endpoint.as_ref(), &host.endpoints) {
             super::endpoints::declared(d, &path(), host.endpoint.as_ref(), &host.endpoints);
         }
+        check_next_key(d, &path, name, host, &mut keys);
         if host.key_on_host && host.private_key_file.is_some() {
             d.error(
                 &path().key("keyOnHost"),
@@ -65,10 +66,81 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
                 private_key_file: host.private_key_file.clone(),
                 key_on_host: host.key_on_host,
                 wan_interface: host.wan_interface.clone(),
+                next_key: next_key(host),
             },
         ));
     }
     hosts.into_iter().collect()
+}
+
+/// A host's staged rotation: all of `nextPublicKey`, `nextPrivateKeyFile` and `nextSwitchAt`,
+/// or none of them; a key of its own (not the current one, nor another host's).
+fn check_next_key<'f>(
+    d: &mut Diagnostics,
+    path: &dyn Fn() -> JsonPath,
+    name: &'f str,
+    host: &'f schema::Host,
+    keys: &mut HashMap<&'f str, &'f str>,
+) {
+    let fields = [
+        ("nextPublicKey", host.next_public_key.is_some()),
+        ("nextPrivateKeyFile", host.next_private_key_file.is_some()),
+        ("nextSwitchAt", host.next_switch_at.is_some()),
+    ];
+    if fields.iter().all(|(_, given)| !given) {
+        return;
+    }
+    if let Some((missing, _)) = fields.iter().find(|(_, given)| !given) {
+        d.error(
+            &path().key(missing),
+            "a staged rotation needs nextPublicKey, nextPrivateKeyFile and nextSwitchAt \
+             together (`wgfleet rekey --rotate` writes all three)",
+        );
+    }
+    if host.key_on_host {
+        d.error(
+            &path().key("nextPublicKey"),
+            "a key kept on the host (keyOnHost) is not rotated by the fleet; give the host a \
+             privateKeyFile first",
+        );
+    }
+    if let Some(next) = &host.next_public_key {
+        if let Err(e) = syntax::check_key(next) {
+            d.error(&path().key("nextPublicKey"), e);
+        } else if *next == host.public_key {
+            d.error(
+                &path().key("nextPublicKey"),
+                "is the current publicKey: a rotation moves to a new key",
+            );
+        } else if let Some(other) = keys.insert(next, name) {
+            d.error(
+                &path().key("nextPublicKey"),
+                format!("is also the key of host {other:?}; every key is one host's"),
+            );
+        }
+    }
+    if let Some(file) = &host.next_private_key_file
+        && let Err(e) = syntax::check_file_ref(file)
+    {
+        d.error(&path().key("nextPrivateKeyFile"), e);
+    }
+    if let Some(at) = &host.next_switch_at
+        && crate::fleet::time::parse_rfc3339(at).is_none()
+    {
+        d.error(
+            &path().key("nextSwitchAt"),
+            format!("{at:?} is not an RFC 3339 time (2026-12-07T15:00:00Z)"),
+        );
+    }
+}
+
+/// The host's next key, when its rotation is declared whole.
+pub(super) fn next_key(host: &schema::Host) -> Option<NextKey> {
+    Some(NextKey {
+        public_key: host.next_public_key.clone()?,
+        private_key_file: host.next_private_key_file.clone()?,
+        switch_at: crate::fleet::time::parse_rfc3339(host.next_switch_at.as_deref()?)?,
+    })
 }
 
 impl NetworkCheck<'_> {
@@ -188,6 +260,8 @@ impl NetworkCheck<'_> {
                 .private_key_file
                 .clone()
                 .or_else(|| host.private_key_file.clone()),
+            // A member with a key of its own in this network keeps it.
+            next_key: m.public_key.is_none().then(|| next_key(host)).flatten(),
             description: m.description.clone().or_else(|| host.description.clone()),
             owner: None,
             expires: None,
