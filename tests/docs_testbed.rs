@@ -20,7 +20,12 @@ use std::path::Path;
 use docs::{Doc, Operator};
 use testbed::{Host, Testbed};
 
-const TESTBED_DOCS: &[&str] = &["docs/gitops.md", "docs/homelab.md", "docs/migrating.md"];
+const TESTBED_DOCS: &[&str] = &[
+    "docs/gitops.md",
+    "docs/homelab.md",
+    "docs/migrating.md",
+    "docs/rotation.md",
+];
 
 #[test]
 fn gitops_guide_runs_on_real_hosts() {
@@ -35,6 +40,11 @@ fn homelab_guide_runs_on_real_hosts() {
 #[test]
 fn migrating_guide_runs_on_real_hosts() {
     run_doc("docs/migrating.md");
+}
+
+#[test]
+fn rotation_guide_runs_on_real_hosts() {
+    run_doc("docs/rotation.md");
 }
 
 #[test]
