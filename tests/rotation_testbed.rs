@@ -295,6 +295,13 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     assert_eq!(ips_of(cp, &w1_old).as_deref(), Some("10.50.0.2/32"));
     cp.sh_ok("systemctl is-active wgfleet-promote.service")
         .unwrap();
+    let confined = cp
+        .sh_ok("systemctl show -p ProtectSystem -p NoNewPrivileges wgfleet-promote.service")
+        .unwrap();
+    assert!(
+        confined.contains("ProtectSystem=strict") && confined.contains("NoNewPrivileges=yes"),
+        "{confined}"
+    );
     staged_key_carries_nothing(cp, w2, &op.dir.join("secrets/worker-1.next.age"), &w1_next);
     op.wait_for_switch("worker-1");
     // The early handshake is older than the switch time: still nothing promoted.

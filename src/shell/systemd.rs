@@ -63,6 +63,9 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
 }
 
+/// CAP_NET_ADMIN (12) and CAP_NET_RAW (13): what wgfleet.service keeps.
+const NET_CAPABILITIES: u64 = (1 << 12) | (1 << 13);
+
 /// How long one job may take: wg-quick resolves endpoints, which can take a while.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -144,8 +147,9 @@ impl Systemd {
         .map_err(call)
     }
 
-    /// Starts `argv` as a transient service `unit` (not waited for): it stops by itself, or
-    /// after `RuntimeMaxSec`, and leaves nothing behind when it ends, failed or not.
+    /// Starts `argv` as a transient service `unit` (not waited for), confined as
+    /// wgfleet.service is: it stops by itself, or after `RuntimeMaxSec`, and leaves nothing
+    /// behind when it ends, failed or not.
     pub fn start_transient(
         &self,
         unit: &str,
@@ -167,6 +171,17 @@ impl Systemd {
                 ),
                 ("Environment", Value::from(environment)),
                 ("RuntimeMaxUSec", Value::from(runtime_max)),
+                // As wgfleet.service: it writes only its state and the lock, talks to WireGuard
+                // (netlink, or wireguard-go's socket under /run), and needs nothing else.
+                ("ProtectSystem", Value::from("strict")),
+                (
+                    "ReadWritePaths",
+                    Value::from(vec!["/var/lib/wgfleet", "/run"]),
+                ),
+                ("ProtectHome", Value::from("yes")),
+                ("PrivateTmp", Value::from(true)),
+                ("NoNewPrivileges", Value::from(true)),
+                ("CapabilityBoundingSet", Value::from(NET_CAPABILITIES)),
                 ("CollectMode", Value::from("inactive-or-failed")),
             ];
             self.manager()
