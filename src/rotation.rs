@@ -89,9 +89,9 @@ pub fn stage(plan: &mut InterfacePlan, promoted: &[Promoted]) {
 }
 
 /// The staged keys this host waits for a handshake from.
-pub fn watches(plans: &[InterfacePlan]) -> Vec<Watch> {
+pub fn watches<'p>(plans: impl IntoIterator<Item = &'p InterfacePlan>) -> Vec<Watch> {
     plans
-        .iter()
+        .into_iter()
         .flat_map(|plan| {
             plan.peers.iter().filter_map(|peer| {
                 let r = peer.rotation.as_ref().filter(|r| !r.promoted)?;
@@ -143,11 +143,14 @@ pub fn promote_args(watch: &Watch) -> Vec<String> {
 
 /// The promotions still in force: those of a rotation the fleet still stages (after
 /// `rekey --finish` the fleet names the next key itself, and nothing is left to remember).
-pub fn still_staged(promoted: Vec<Promoted>, plans: &[InterfacePlan]) -> Vec<Promoted> {
+pub fn still_staged<'p>(
+    promoted: Vec<Promoted>,
+    plans: impl IntoIterator<Item = &'p InterfacePlan> + Clone,
+) -> Vec<Promoted> {
     promoted
         .into_iter()
         .filter(|p| {
-            plans.iter().any(|plan| {
+            plans.clone().into_iter().any(|plan| {
                 plan.network == p.interface
                     && plan.peers.iter().any(|peer| {
                         peer.name == p.peer
@@ -424,7 +427,7 @@ mod tests {
         for want in [
             "hosts.cp.nextPublicKey: is the current publicKey",
             "hosts.cp.nextSwitchAt: \"soon\" is not an RFC 3339 time",
-            "hosts.worker-1.nextPrivateKeyFile: a staged rotation needs",
+            "hosts.worker-1.nextPrivateKeyFile: is missing: a staged rotation needs",
             "hosts.worker-1.nextPublicKey: is also the key of host \"cp\"",
         ] {
             assert!(

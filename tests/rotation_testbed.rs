@@ -79,6 +79,13 @@ impl Operator {
         }
     }
 
+    fn next_public(&self, host: &str) -> String {
+        self.fleet()["hosts"][host]["nextPublicKey"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Waits until the staged rotation of `host` is due (its nextSwitchAt has passed).
     fn wait_for_switch(&self, host: &str) {
         let at = self.fleet()["hosts"][host]["nextSwitchAt"]
@@ -154,6 +161,12 @@ fn ips_of(host: &Host, key: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == key)
         .map(|(_, ips)| ips)
+}
+
+/// Waits up to 5 s for the host's watcher to audit a promotion.
+fn wait_for_promotion(host: &Host) {
+    host.sh_ok("for i in $(seq 50); do grep -q '\"action\":\"promote\"' /var/lib/wgfleet/audit.jsonl && exit 0; sleep 0.1; done; exit 1")
+        .unwrap();
 }
 
 fn audit_actions(host: &Host, action: &str) -> Vec<Value> {
@@ -276,10 +289,7 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     let (p1, p2) = (start_pinging(w1), start_pinging(w2));
     let w1_old = public("worker-1");
     op.rekey("--rotate worker-1 --switch-after 40s");
-    let w1_next = op.fleet()["hosts"]["worker-1"]["nextPublicKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let w1_next = op.next_public("worker-1");
     for h in [w1, w2, cp] {
         op.deploy(h);
         apply(h);
@@ -308,8 +318,7 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     assert_eq!(ips_of(cp, &w1_old).as_deref(), Some("10.50.0.2/32"));
     let out = apply(w1);
     assert!(out.contains("confirmed by a handshake with cp"), "{out}");
-    cp.sh_ok("for i in $(seq 50); do grep -q '\"action\":\"promote\"' /var/lib/wgfleet/audit.jsonl && exit 0; sleep 0.1; done; exit 1")
-        .unwrap();
+    wait_for_promotion(cp);
     assert_eq!(ips_of(cp, &w1_next).as_deref(), Some("10.50.0.2/32"));
     assert_eq!(ips_of(cp, &w1_old), None, "the old key is still on cp");
     apply(w2);
@@ -345,10 +354,7 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     let (p1, p2) = (start_pinging(w1), start_pinging(w2));
     let cp_old = public("cp");
     op.rekey("--rotate cp --switch-after 20s");
-    let cp_next = op.fleet()["hosts"]["cp"]["nextPublicKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cp_next = op.next_public("cp");
     for h in [cp, w1, w2] {
         op.deploy(h);
         apply(h);
@@ -361,8 +367,7 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     op.wait_for_switch("cp");
     apply(cp);
     for (w, carried) in [w1, w2].into_iter().zip(&carried) {
-        w.sh_ok("for i in $(seq 50); do grep -q '\"action\":\"promote\"' /var/lib/wgfleet/audit.jsonl && exit 0; sleep 0.1; done; exit 1")
-            .unwrap();
+        wait_for_promotion(w);
         assert_eq!(ips_of(w, &cp_next).as_ref(), Some(carried));
         assert_eq!(ips_of(w, &cp_old), None);
     }

@@ -217,12 +217,12 @@ pub fn cmd_finish(
 
 fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
     loaded.fleet.hosts.get(host).ok_or_else(|| {
-        let names: Vec<&str> = loaded.fleet.hosts.keys().map(String::as_str).collect();
-        Error::Usage(format!(
-            "{}: no host {host:?} (hosts: {})",
-            loaded.path.display(),
-            names.join(", ")
-        ))
+        let known: Vec<&str> = loaded.fleet.hosts.keys().map(String::as_str).collect();
+        Error::UnknownHost {
+            path: loaded.path.clone(),
+            host: host.to_owned(),
+            known: known.join(", "),
+        }
     })
 }
 

@@ -24,6 +24,7 @@ mod probe;
 
 pub use decide::{Input, WorkedBefore, decide};
 pub use handshake::{confirmed_by, parse_latest_handshakes};
+pub use probe::probe_target;
 
 use std::net::IpAddr;
 

@@ -19,9 +19,16 @@ pub(super) fn probe_address(
     allowed_ips: &BTreeSet<String>,
     own: &BTreeSet<IpAddr>,
 ) -> Option<IpAddr> {
+    probe_target(allowed_ips.iter().filter_map(|a| a.parse().ok()), own)
+}
+
+/// The same from prefixes already parsed (a plan's AllowedIPs).
+pub fn probe_target(
+    allowed_ips: impl IntoIterator<Item = IpNet>,
+    own: &BTreeSet<IpAddr>,
+) -> Option<IpAddr> {
     let mut prefixes: Vec<IpNet> = allowed_ips
-        .iter()
-        .filter_map(|a| a.parse().ok())
+        .into_iter()
         .filter(|n: &IpNet| n.prefix_len() > 0)
         .collect();
     prefixes.sort_by_key(|n| std::cmp::Reverse(n.prefix_len()));

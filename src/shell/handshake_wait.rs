@@ -66,13 +66,20 @@ pub fn wait(iface: &str, held: &Held, start: Instant, timeout: Duration) -> Resu
 /// (the peer's PersistentKeepalive may still make the handshake).
 fn probe(held: &Held) {
     for address in held.confirm_with.iter().filter_map(|p| p.address) {
-        let local: IpAddr = match address {
-            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-        };
-        if let Ok(socket) = UdpSocket::bind((local, 0)) {
-            let _ = socket.send_to(b"wgfleet: confirming a change", (address, PROBE_PORT));
-        }
+        send_datagram(address, b"wgfleet: confirming a change");
+    }
+}
+
+/// One UDP datagram to the discard port of `address`: through the tunnel, it makes WireGuard
+/// handshake with the peer that holds the address when there is no session yet. A failure to
+/// send is not reported (a keepalive may still make the handshake).
+pub fn send_datagram(address: IpAddr, text: &[u8]) {
+    let local: IpAddr = match address {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    if let Ok(socket) = UdpSocket::bind((local, 0)) {
+        let _ = socket.send_to(text, (address, PROBE_PORT));
     }
 }
 

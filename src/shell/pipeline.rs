@@ -477,7 +477,7 @@ pub fn act(
     if outcomes.is_ok() {
         record(prepared, observed, session, paths);
         let switched = switched(observed);
-        super::rotation::after_run(paths, &prepared.host, &prepared.plans(), &switched, systemd);
+        super::rotation::after_run(paths, &prepared.host, &prepared.desired, &switched, systemd);
     }
     let endpoints = match &outcomes {
         Ok(_) => observed.endpoint_check(paths),

@@ -7,12 +7,14 @@
 //! either renders the promoted key or runs before the promotion: never a file that puts the
 //! current key back over a promotion it did not see.
 
-use std::net::{IpAddr, UdpSocket};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::desired::Desired;
 use super::lock::RunLock;
 use super::systemd::Systemd;
 use super::{audit, now};
@@ -97,20 +99,17 @@ fn store(state_dir: &Path, state: &State) -> Result<()> {
 pub fn after_run(
     paths: &Paths,
     host: &str,
-    plans: &[InterfacePlan],
+    desired: &[Desired],
     switched: &[&str],
     systemd: &Systemd,
 ) {
-    for plan in plans
-        .iter()
-        .filter(|p| switched.contains(&p.network.as_str()))
-    {
+    let plans = || desired.iter().map(|d| &d.plan);
+    for plan in plans().filter(|p| switched.contains(&p.network.as_str())) {
         poke(plan);
     }
     let before = load(&paths.state);
     let state = State {
-        own: plans
-            .iter()
+        own: plans()
             .filter_map(|p| {
                 let r = p.rotation.as_ref()?;
                 Some(Own {
@@ -121,8 +120,8 @@ pub fn after_run(
                 })
             })
             .collect(),
-        watching: crate::rotation::watches(plans),
-        promoted: crate::rotation::still_staged(before.promoted.clone(), plans),
+        watching: crate::rotation::watches(plans()),
+        promoted: crate::rotation::still_staged(before.promoted.clone(), plans()),
     };
     if state != before {
         let _ = store(&paths.state, &state);
@@ -134,22 +133,11 @@ pub fn after_run(
 
 /// One datagram to an address of each peer, through the tunnel.
 fn poke(plan: &InterfacePlan) {
-    let own: Vec<IpAddr> = plan.addresses.iter().map(|a| a.addr()).collect();
+    let own: BTreeSet<IpAddr> = plan.addresses.iter().map(|a| a.addr()).collect();
     for peer in plan.peers.iter().filter(|p| !p.staged) {
-        let Some(address) = peer
-            .allowed_ips
-            .iter()
-            .flat_map(|net| net.hosts().take(2))
-            .find(|a| !own.contains(a))
-        else {
-            continue;
-        };
-        let local: IpAddr = match address {
-            IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-            IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-        };
-        if let Ok(socket) = UdpSocket::bind((local, 0)) {
-            let _ = socket.send_to(b"wgfleet: switched to the next key", (address, 9));
+        if let Some(address) = crate::confirm::probe_target(peer.allowed_ips.iter().copied(), &own)
+        {
+            super::handshake_wait::send_datagram(address, b"wgfleet: switched to the next key");
         }
     }
 }
@@ -212,6 +200,7 @@ pub fn promote(paths: &Paths, host: &str, watch: Option<Duration>) -> Result<Pas
         {
             done.extend(pass);
         }
+        // Read again, not counted down: an apply meanwhile may have staged or ended a rotation.
         let left = load(&paths.state).watching.len();
         match watch {
             Some(limit) if left > 0 && start.elapsed() < limit => std::thread::sleep(POLL_EVERY),
@@ -228,17 +217,18 @@ pub fn promote(paths: &Paths, host: &str, watch: Option<Duration>) -> Result<Pas
 /// The promotions of one look; `None` when an apply holds the lock (the next look tries again).
 fn promote_due(paths: &Paths, host: &str, state: &State) -> Result<Option<Vec<Promoted>>> {
     let handshakes = handshakes(state);
-    let due: Vec<&Watch> = state
+    let due: Vec<(&Watch, u64)> = state
         .watching
         .iter()
-        .filter(|w| {
+        .map(|w| {
             let seen = handshakes
                 .iter()
                 .find(|(iface, _)| *iface == w.interface)
                 .and_then(|(_, h)| h.get(&w.next_public_key).copied())
                 .unwrap_or(0);
-            crate::rotation::promotes(w, seen)
+            (w, seen)
         })
+        .filter(|&(w, seen)| crate::rotation::promotes(w, seen))
         .collect();
     if due.is_empty() {
         return Ok(Some(Vec::new()));
@@ -253,15 +243,10 @@ fn promote_due(paths: &Paths, host: &str, state: &State) -> Result<Option<Vec<Pr
     // Under the lock, the state again: an apply that ran meanwhile may have moved on.
     let mut state = load(&paths.state);
     let mut promoted = Vec::new();
-    for w in due {
+    for (w, handshake) in due {
         let Some(i) = state.watching.iter().position(|x| x == w) else {
             continue;
         };
-        let handshake = handshakes
-            .iter()
-            .find(|(iface, _)| *iface == w.interface)
-            .and_then(|(_, h)| h.get(&w.next_public_key).copied())
-            .unwrap_or(0);
         let result = super::live_set::wg_set(
             &w.interface,
             &crate::rotation::promote_args(w),

@@ -93,8 +93,8 @@ fn check_next_key<'f>(
     if let Some((missing, _)) = fields.iter().find(|(_, given)| !given) {
         d.error(
             &path().key(missing),
-            "a staged rotation needs nextPublicKey, nextPrivateKeyFile and nextSwitchAt \
-             together (`wgfleet rekey --rotate` writes all three)",
+            "is missing: a staged rotation needs nextPublicKey, nextPrivateKeyFile and \
+             nextSwitchAt together (`wgfleet rekey --rotate` writes all three)",
         );
     }
     if host.key_on_host {
