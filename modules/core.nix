@@ -18,7 +18,8 @@ let
   defaultListenPort = 51820;
 
   # The fields that name an age file relative to the fleet file, as { where, get, set } over the
-  # fleet: hosts' and members' private keys, clients' and member pairs' preshared keys.
+  # fleet: hosts' and members' private keys (and hosts' next ones), clients' and member pairs'
+  # preshared keys (and pairs' next ones).
   keyFields = fleet:
     let
       inSet = where: set: field: mapValues
@@ -29,6 +30,7 @@ let
         set;
     in
     inSet "hosts" (fleet.hosts or { }) "privateKeyFile"
+    ++ inSet "hosts" (fleet.hosts or { }) "nextPrivateKeyFile"
     ++ concatLists (mapValues
       (net: n:
         inSet "networks.${net}.members" (n.members or { }) "privateKeyFile"
@@ -37,6 +39,12 @@ let
           (i: {
             where = "networks.${net}.presharedKeys.${toString i}.file";
             value = (builtins.elemAt n.presharedKeys i).file or null;
+          })
+          (builtins.length (n.presharedKeys or [ ]))
+        ++ builtins.genList
+          (i: {
+            where = "networks.${net}.presharedKeys.${toString i}.nextFile";
+            value = (builtins.elemAt n.presharedKeys i).nextFile or null;
           })
           (builtins.length (n.presharedKeys or [ ])))
       (fleet.networks or { }));
@@ -53,12 +61,12 @@ let
       each = name: mapAttrs (_: field name);
     in
     fleet
-    // optionalAttr fleet "hosts" (each "privateKeyFile" fleet.hosts)
+    // optionalAttr fleet "hosts" (mapAttrs (_: h: field "nextPrivateKeyFile" (field "privateKeyFile" h)) fleet.hosts)
     // optionalAttr fleet "networks" (mapAttrs
       (_: n: n
         // optionalAttr n "members" (each "privateKeyFile" n.members)
         // optionalAttr n "clients" (each "presharedKeyFile" n.clients)
-        // optionalAttr n "presharedKeys" (map (field "file") n.presharedKeys))
+        // optionalAttr n "presharedKeys" (map (p: field "nextFile" (field "file" p)) n.presharedKeys))
       fleet.networks);
   optionalAttr = set: name: value: if set ? ${name} then { ${name} = value; } else { };
 

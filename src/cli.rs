@@ -112,7 +112,8 @@ Examples:
     )]
     Probe(ProbeArgs),
 
-    /// Move the traffic to peers' staged keys whose handshake has come (rotation's last step)
+    /// Move the traffic to peers' staged keys whose handshake has come, and change staged
+    /// preshared keys at their switch time (rotation's watcher)
     #[command(
         after_help = "A peer's next key is staged with no AllowedIPs until a handshake from it, at or after
 the rotation's nextSwitchAt, shows the peer has switched: then one `wg set` moves the AllowedIPs
@@ -120,6 +121,11 @@ to the next key and removes the current one, and the audit log records it. An ea
 (someone holding the next key before its time) promotes nothing. apply starts this with --watch
 as the transient unit wgfleet-promote.service while anything is staged; run it by hand to
 promote at once. Reads what the last apply left in /var/lib/wgfleet/rotation.json.
+
+A pair's staged preshared key: at this end's switch time it runs the apply that recorded the
+rotation (same arguments), which changes the key; a handshake after that confirms it
+(\"action\": \"psk-confirm\" in the audit log), and none within 60 s (180 s when neither end
+leads) sends this end back to the current key (\"psk-roll-back\"), for good.
 
 Examples:
   wgfleet promote
@@ -201,12 +207,20 @@ applies stages the next key with no AllowedIPs: it may handshake, and carries no
 switches to it at its first apply after nextSwitchAt (now + --switch-after), and each peer moves
 the traffic to it at the next key's first handshake after that time. --finish HOST, once
 `wgfleet status` shows it promoted, makes it the fleet's key and deletes the old one.
-See docs/rotation.md.
+
+--rotate-psk A:B does the same for the preshared key between members A and B: a new one,
+encrypted to the operators, A and B, and nextFile and switchAt written into its presharedKeys
+entry. Both ends change to it at switchAt keeping their session, the end that dials a moment
+later with a fresh handshake that confirms both; an end that sees no handshake goes back to the
+current key, and so does the other. --finish A:B, once both show it confirmed, makes it the key
+in `file`. See docs/rotation.md.
 
 Examples:
   wgfleet rekey --fleet fleet.json -R secrets/recipients.txt -i ~/.config/age/operator.txt
   wgfleet rekey --fleet fleet.json -R secrets/recipients.txt --rotate worker-1 --switch-after 15m
-  wgfleet rekey --fleet fleet.json --finish worker-1"
+  wgfleet rekey --fleet fleet.json --finish worker-1
+  wgfleet rekey --fleet fleet.json -R secrets/recipients.txt --rotate-psk cp:worker-2
+  wgfleet rekey --fleet fleet.json --finish cp:worker-2"
     )]
     Rekey(RekeyArgs),
 
@@ -500,16 +514,26 @@ pub struct RekeyArgs {
     pub recipients_file: Option<PathBuf>,
 
     /// Stage a new key for HOST (see below) instead of re-encrypting
-    #[arg(long, value_name = "HOST", conflicts_with = "finish")]
+    #[arg(long, value_name = "HOST", conflicts_with_all = ["finish", "rotate_psk"])]
     pub rotate: Option<String>,
 
-    /// With --rotate: how long until HOST switches to the new key, long enough for every peer
-    /// to apply first (s, m, h or d)
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration, requires = "rotate")]
+    /// Stage a new preshared key between members A and B (see below)
+    #[arg(long, value_name = "A:B", conflicts_with = "finish")]
+    pub rotate_psk: Option<String>,
+
+    /// With --rotate-psk and --finish A:B: the network (interface) of the pair's key, when
+    /// the pair shares a key in several
+    #[arg(long, value_name = "IFACE")]
+    pub network: Option<String>,
+
+    /// With --rotate or --rotate-psk: how long until the switch, long enough for every host
+    /// concerned to apply first (s, m, h or d)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     pub switch_after: u64,
 
-    /// End HOST's rotation: the next key becomes its key, the old one is deleted
-    #[arg(long, value_name = "HOST")]
+    /// End HOST's rotation (the next key becomes its key, the old one is deleted), or with A:B
+    /// the pair's (the next preshared key takes the place of `file`)
+    #[arg(long, value_name = "HOST|A:B")]
     pub finish: Option<String>,
 
     /// Decrypt and show who each file would be encrypted to; write nothing

@@ -105,6 +105,43 @@ pub struct PeerPlan {
     /// has no AllowedIPs) until a handshake after the switch time promotes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub staged: bool,
+    /// The pair's staged preshared key (`presharedKeys[i].nextFile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_rotation: Option<PskRotation>,
+}
+
+/// A pair's move to its next preshared key, as one end sees it. Both ends change it at
+/// `switchAt` and keep their session (a session outlives its PSK); the next handshake, on both
+/// with the new key, confirms it. The lead end changes it `rotation::PSK_LEAD_SECS` later and
+/// holds its change to a fresh handshake, so the pair knows at once; an end that sees no
+/// handshake after its change goes back to the current key, and so does the other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PskRotation {
+    /// The preshared key file the fleet declares now (`file`).
+    pub current_file: String,
+    pub next_file: String,
+    /// Unix seconds (`switchAt`).
+    pub switch_at: i64,
+    /// This end makes the handshake that confirms the change: it dials the peer and is no hub
+    /// (of two such ends, the one with the later name).
+    pub lead: bool,
+    /// The other end leads: a handshake follows this end's change within seconds.
+    pub peer_leads: bool,
+    #[serde(flatten)]
+    pub stage: PskStage,
+}
+
+/// Where this end's change of a preshared key stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum PskStage {
+    /// Before this end's switch time: the current key.
+    Staged,
+    /// This end uses the next key.
+    Switched,
+    /// No handshake followed the change: this end is back on the current key.
+    RolledBack { reason: String },
 }
 
 /// A peer's move to its next key, as this host sees it.
@@ -248,7 +285,31 @@ fn peer_plan(net: &NetworkModel, me: &Peer, peer: &Peer) -> PeerPlan {
             promoted: false,
         }),
         staged: false,
+        psk_rotation: match (peer.kind, net.pair_psk(&me.name, &peer.name)) {
+            (PeerKind::Host, Some(current)) => {
+                net.pair_next_psk(&me.name, &peer.name)
+                    .map(|next| PskRotation {
+                        current_file: current.clone(),
+                        next_file: next.file.clone(),
+                        switch_at: next.switch_at,
+                        lead: psk_lead(net, me, peer),
+                        peer_leads: psk_lead(net, peer, me),
+                        stage: PskStage::Staged,
+                    })
+            }
+            _ => None,
+        },
     }
+}
+
+/// Of a pair changing its preshared key, whether `me` leads: its change is held to a handshake
+/// (it dials `peer`, and is no hub, whose changes are held to nothing); of two such ends, the
+/// one with the later name, so that exactly one leads.
+fn psk_lead(net: &NetworkModel, me: &Peer, peer: &Peer) -> bool {
+    let held = |a: &Peer, b: &Peer| {
+        !net.is_hub(&a.name) && (net.is_mesh() || net.is_hub(&b.name)) && !b.endpoints.is_empty()
+    };
+    held(me, peer) && !(held(peer, me) && me.name < peer.name)
 }
 
 /// What an agentless client's own wg-quick file holds (`wgfleet client-config`).
@@ -322,6 +383,7 @@ pub fn plan_client(net: &NetworkModel, client: &str, now: i64) -> Option<ClientP
             expires: None,
             rotation: None,
             staged: false,
+            psk_rotation: None,
         })
         .collect();
     let addresses = interface_addresses(net, me);

@@ -7,13 +7,18 @@
 //! (`wgfleet promote`, run by a short-lived unit while anything is staged). `rekey --finish`
 //! makes the next key the fleet's key, and the staged state ends.
 //!
+//! A pair's preshared key rotates in time instead: both ends change it at `switchAt` and keep
+//! their session (a session outlives the key it was made with), the lead end a moment later
+//! with a fresh handshake that confirms both; an end that sees no handshake after its change
+//! goes back to the current key, and with it the other, so a link is never left with two keys.
+//!
 //! Here: the entries a plan renders, what a host watches for, and which handshakes promote.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::time::format_rfc3339;
-use crate::plan::{InterfacePlan, OwnStage, PeerPlan};
+use crate::plan::{InterfacePlan, OwnStage, PeerPlan, PskRotation, PskStage};
 
 /// A peer's staged key this host waits to see a handshake from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +52,195 @@ pub struct Promoted {
 /// stuck: two runs of the 5-minute timer on the rotating host.
 pub const STUCK_AFTER_SECS: i64 = 600;
 
-/// The plan has a rotation in it: the host's own, or a peer's.
+/// The lead end of a preshared key's change makes it this long after the other, so that the
+/// other has the next key when the lead's handshake comes (clocks within a second, as NTP keeps
+/// them).
+pub const PSK_LEAD_SECS: i64 = 2;
+/// How long an end whose peer leads waits for a handshake after its change before it goes
+/// back: the lead's change and its held confirmation (30 s) fit in it.
+pub const PSK_FOLLOW_SECS: i64 = 60;
+/// The same when neither end leads (two hubs): the next handshake is the session's own rekey,
+/// at most 2 minutes after the last one while packets flow, and a retry.
+pub const PSK_GENTLE_SECS: i64 = 180;
+
+/// One end's record of a pair's change of preshared key (kept in `rotation.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PskRecord {
+    pub interface: String,
+    pub peer: String,
+    pub peer_public_key: String,
+    pub next_file: String,
+    /// Unix seconds: the fleet's `switchAt`.
+    pub switch_at: i64,
+    /// Unix seconds: when this end changes (`psk_switch_time`).
+    pub switch_time: i64,
+    /// Seconds after its change this end waits for a handshake.
+    pub wait_secs: i64,
+    /// Unix seconds: the run that changed this end to the next key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<i64>,
+    /// The handshake on the next key that confirmed it (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<u64>,
+    /// Why this end went back to the current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
+}
+
+impl PskRecord {
+    fn of(&self, interface: &str, peer: &str, r: &PskRotation) -> bool {
+        self.interface == interface
+            && self.peer == peer
+            && self.next_file == r.next_file
+            && self.switch_at == r.switch_at
+    }
+}
+
+/// When this end changes to the next preshared key.
+pub fn psk_switch_time(r: &PskRotation) -> i64 {
+    r.switch_at + if r.lead { PSK_LEAD_SECS } else { 0 }
+}
+
+/// The plan has a rotation in it: the host's own, or a peer's, or a preshared key's.
 pub fn touches(plan: &InterfacePlan) -> bool {
-    plan.rotation.is_some() || plan.peers.iter().any(|p| p.rotation.is_some())
+    plan.rotation.is_some()
+        || plan
+            .peers
+            .iter()
+            .any(|p| p.rotation.is_some() || p.psk_rotation.is_some())
+}
+
+/// Each staged preshared key as this end uses it now: the next one from its switch time on,
+/// unless this end went back from it (then the current one, for good: the fleet must stage it
+/// anew).
+pub fn switch_psks(plan: &mut InterfacePlan, now: i64, records: &[PskRecord]) {
+    for peer in &mut plan.peers {
+        let Some(r) = &mut peer.psk_rotation else {
+            continue;
+        };
+        let back = records
+            .iter()
+            .find(|x| x.of(&plan.network, &peer.name, r))
+            .and_then(|x| x.rolled_back.clone());
+        r.stage = match back {
+            Some(reason) => PskStage::RolledBack { reason },
+            None if now >= psk_switch_time(r) => {
+                peer.preshared_key_file = Some(r.next_file.clone());
+                PskStage::Switched
+            }
+            None => PskStage::Staged,
+        };
+    }
+}
+
+/// The peers whose change of preshared key keeps its session: this end's change when the other
+/// leads (the lead's handshake confirms both), and every going back. Renewing those sessions
+/// would cut a link whose other end has not changed yet.
+pub fn kept_sessions(plan: &InterfacePlan) -> Vec<String> {
+    plan.peers
+        .iter()
+        .filter(|p| {
+            p.psk_rotation.as_ref().is_some_and(|r| match r.stage {
+                PskStage::Switched => !r.lead,
+                PskStage::RolledBack { .. } => true,
+                PskStage::Staged => false,
+            })
+        })
+        .map(|p| p.public_key.clone())
+        .collect()
+}
+
+/// The records after a run that ended well at `now`: one for each staged preshared key in the
+/// plans, keeping what was known of it, with the change noted when this run made it.
+/// `confirmed(interface, peer)`: this run's change was held to a handshake with the peer, and
+/// had it.
+pub fn psk_records<'p>(
+    plans: impl IntoIterator<Item = &'p InterfacePlan>,
+    before: &[PskRecord],
+    now: i64,
+    confirmed: &dyn Fn(&str, &str) -> bool,
+) -> Vec<PskRecord> {
+    let mut records = Vec::new();
+    for plan in plans {
+        for peer in &plan.peers {
+            let Some(r) = &peer.psk_rotation else {
+                continue;
+            };
+            let mut record = match before.iter().find(|x| x.of(&plan.network, &peer.name, r)) {
+                Some(known) => known.clone(),
+                None => PskRecord {
+                    interface: plan.network.clone(),
+                    peer: peer.name.clone(),
+                    peer_public_key: peer.public_key.clone(),
+                    next_file: r.next_file.clone(),
+                    switch_at: r.switch_at,
+                    switch_time: psk_switch_time(r),
+                    wait_secs: if r.peer_leads {
+                        PSK_FOLLOW_SECS
+                    } else {
+                        PSK_GENTLE_SECS
+                    },
+                    switched_at: None,
+                    confirmed: None,
+                    rolled_back: None,
+                },
+            };
+            if r.stage == PskStage::Switched && record.switched_at.is_none() {
+                record.switched_at = Some(now);
+                if confirmed(&plan.network, &peer.name) {
+                    record.confirmed = Some(now.max(0) as u64);
+                }
+            }
+            records.push(record);
+        }
+    }
+    records
+}
+
+/// What the watcher does next about one preshared key's change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PskNext {
+    Nothing,
+    /// Its switch time has come: an apply changes it.
+    Switch,
+    /// A handshake came after the change (unix seconds).
+    Confirm(u64),
+    /// None came in time: go back to the current key.
+    RollBack(String),
+}
+
+/// The watcher's decision for a record at `now`, given the latest handshake with the peer.
+pub fn psk_next(record: &PskRecord, now: i64, handshake: u64) -> PskNext {
+    if record.confirmed.is_some() || record.rolled_back.is_some() {
+        return PskNext::Nothing;
+    }
+    let Some(switched) = record.switched_at else {
+        return match now >= record.switch_time {
+            true => PskNext::Switch,
+            false => PskNext::Nothing,
+        };
+    };
+    // `switched` is when the run that made the change ended: a handshake that succeeds after
+    // the change is on the next key at both ends (the other end had it, or no handshake
+    // succeeds), and `wg` gives seconds, so the second of the change counts.
+    if i64::try_from(handshake).is_ok_and(|h| h >= switched) {
+        return PskNext::Confirm(handshake);
+    }
+    if now >= switched + record.wait_secs {
+        return PskNext::RollBack(format!(
+            "no handshake with {} came within {} s of the change at {}",
+            record.peer,
+            record.wait_secs,
+            format_rfc3339(switched)
+        ));
+    }
+    PskNext::Nothing
+}
+
+/// The watcher has work left on this record.
+pub fn psk_pending(record: &PskRecord) -> bool {
+    record.confirmed.is_none() && record.rolled_back.is_none()
 }
 
 /// The peers' entries as this host renders them: a promoted rotation's entry carries the next
@@ -80,6 +271,7 @@ pub fn stage(plan: &mut InterfacePlan, promoted: &[Promoted]) {
             persistent_keepalive: None,
             rotation: None,
             staged: true,
+            psk_rotation: None,
             ..peer.clone()
         };
         peers.push(peer);
@@ -191,9 +383,15 @@ pub fn switch(plan: &mut InterfacePlan, usable: Result<(), String>) {
 pub struct View {
     /// The interface on this host.
     pub network: String,
-    /// The rotating host: this one, or a peer.
+    /// `key` (a host's key) or `presharedKey` (this host's with `host`).
+    pub kind: &'static str,
+    /// The rotating host: this one, or a peer; for a preshared key, the other end.
     pub host: String,
-    pub next_public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_public_key: Option<String>,
+    /// A preshared key's next file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_file: Option<String>,
     /// RFC 3339.
     pub switch_at: String,
     /// `staged`, `due`, `switched`, `promoted` or `stuck`.
@@ -201,14 +399,32 @@ pub struct View {
     pub message: String,
 }
 
+impl View {
+    /// What the rotation is of, as `plan` and `status` name it.
+    pub fn subject(&self) -> String {
+        match self.kind {
+            "presharedKey" => format!("preshared key with {}", self.host),
+            _ => format!("rotation of {}", self.host),
+        }
+    }
+}
+
 /// The rotations in a staged plan (the host's own with the stage its last run found), given the
-/// latest handshake of each public key (0: none) and the time.
-pub fn views(plan: &InterfacePlan, handshake: &dyn Fn(&str) -> u64, now: i64) -> Vec<View> {
+/// latest handshake of each public key (0: none), the time, and this host's records of its
+/// preshared keys' changes.
+pub fn views(
+    plan: &InterfacePlan,
+    handshake: &dyn Fn(&str) -> u64,
+    now: i64,
+    psk: &[PskRecord],
+) -> Vec<View> {
     let view =
         |host: &str, next: &str, switch_at: i64, (state, message): (&'static str, String)| View {
             network: plan.network.clone(),
+            kind: "key",
             host: host.to_owned(),
-            next_public_key: next.to_owned(),
+            next_public_key: Some(next.to_owned()),
+            next_file: None,
             switch_at: format_rfc3339(switch_at),
             state,
             message,
@@ -249,7 +465,77 @@ pub fn views(plan: &InterfacePlan, handshake: &dyn Fn(&str) -> u64, now: i64) ->
         };
         Some(view(&peer.name, &r.next_public_key, r.switch_at, state))
     });
-    own.into_iter().chain(peers).collect()
+    let psks = plan.peers.iter().filter_map(|peer| {
+        let r = peer.psk_rotation.as_ref()?;
+        let record = psk.iter().find(|x| x.of(&plan.network, &peer.name, r));
+        let (state, message) = psk_state(&plan.host, &peer.name, r, record, now);
+        Some(View {
+            network: plan.network.clone(),
+            kind: "presharedKey",
+            host: peer.name.clone(),
+            next_public_key: None,
+            next_file: Some(r.next_file.clone()),
+            switch_at: format_rfc3339(r.switch_at),
+            state,
+            message,
+        })
+    });
+    own.into_iter().chain(peers).chain(psks).collect()
+}
+
+/// Where this end's change of the preshared key with `peer` stands.
+fn psk_state(
+    me: &str,
+    peer: &str,
+    r: &PskRotation,
+    record: Option<&PskRecord>,
+    now: i64,
+) -> (&'static str, String) {
+    let (a, b) = if me <= peer { (me, peer) } else { (peer, me) };
+    match &r.stage {
+        PskStage::RolledBack { reason } => (
+            "stuck",
+            format!(
+                "back on {}, because {reason}; `wgfleet rekey --rotate-psk {a}:{b}` stages it anew",
+                r.current_file
+            ),
+        ),
+        PskStage::Staged => {
+            let at = format_rfc3339(psk_switch_time(r));
+            let how = match r.lead {
+                true => "then handshakes with the next key, which confirms both ends",
+                false => "keeping its session",
+            };
+            (
+                "staged",
+                format!("this host changes to {} at {at} ({how})", r.next_file),
+            )
+        }
+        PskStage::Switched => match record.and_then(|x| x.confirmed.map(|h| (x, h))) {
+            Some((_, handshake)) => (
+                "confirmed",
+                format!(
+                    "{} carries the link with {peer} (handshake at {}); `wgfleet rekey --finish {a}:{b}` ends the rotation",
+                    r.next_file,
+                    format_rfc3339(handshake as i64)
+                ),
+            ),
+            None => {
+                let since = record.and_then(|x| x.switched_at).unwrap_or(now);
+                let wait = record.map_or(PSK_GENTLE_SECS, |x| x.wait_secs);
+                (
+                    "switched",
+                    format!(
+                        "this host uses {} since {}; a handshake with {peer} confirms it, and with none by {} this host goes back to {}",
+                        r.next_file,
+                        format_rfc3339(since),
+                        format_rfc3339(since + wait),
+                        r.current_file
+                    ),
+                )
+            }
+        },
+    }
 }
 
 /// Where a peer's staged key stands: before the switch time, after it, or long after it.
@@ -386,7 +672,7 @@ mod tests {
             Err("w1.next.age is not encrypted to this host".into()),
         );
         assert_eq!(stuck.public_key, W1);
-        let view = &views(&stuck, &|_| 0, SWITCH)[0];
+        let view = &views(&stuck, &|_| 0, SWITCH, &[])[0];
         assert_eq!((view.host.as_str(), view.state), ("worker-1", "stuck"));
         assert!(
             view.message
@@ -437,11 +723,215 @@ mod tests {
         }
     }
 
+    const PSK: &str = "cp-w1.psk.age";
+    const PSK_NEXT: &str = "cp-w1.psk.next.age";
+
+    /// `fleet()` with a preshared key between cp and worker-1 that moves at SWITCH.
+    fn psk_plans(host: &str) -> InterfacePlan {
+        let mut fleet = fleet();
+        let net = fleet.networks.get_mut("wg0").unwrap();
+        let pair = ("cp".to_owned(), "worker-1".to_owned());
+        net.pair_psks.insert(pair.clone(), PSK.into());
+        net.pair_next_psks.insert(
+            pair,
+            crate::fleet::model::NextPsk {
+                file: PSK_NEXT.into(),
+                switch_at: SWITCH,
+            },
+        );
+        plan_host(&fleet, host, 0).remove(0)
+    }
+
+    fn psk_of(plan: &InterfacePlan, peer: &str) -> (Option<String>, PskStage) {
+        let p = plan.peers.iter().find(|p| p.name == peer).unwrap();
+        (
+            p.preshared_key_file.clone(),
+            p.psk_rotation.as_ref().unwrap().stage.clone(),
+        )
+    }
+
+    fn psk_view(plan: &InterfacePlan, records: &[PskRecord], now: i64) -> View {
+        views(plan, &|_| 0, now, records)
+            .into_iter()
+            .find(|v| v.kind == "presharedKey")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_spoke_leads_a_preshared_key_change_and_the_hub_keeps_its_session() {
+        let (hub, spoke) = (psk_plans("cp"), psk_plans("worker-1"));
+        let r = |plan: &InterfacePlan| plan.peers[0].psk_rotation.clone().unwrap();
+        assert!(!r(&hub).lead && r(&hub).peer_leads);
+        assert!(r(&spoke).lead && !r(&spoke).peer_leads);
+        assert_eq!(psk_switch_time(&r(&hub)), SWITCH);
+        assert_eq!(psk_switch_time(&r(&spoke)), SWITCH + PSK_LEAD_SECS);
+        for (mut plan, peer, at) in [
+            (hub, "worker-1", SWITCH),
+            (spoke, "cp", SWITCH + PSK_LEAD_SECS),
+        ] {
+            let mut before = plan.clone();
+            switch_psks(&mut before, at - 1, &[]);
+            assert_eq!(psk_of(&before, peer), (Some(PSK.into()), PskStage::Staged));
+            switch_psks(&mut plan, at, &[]);
+            assert_eq!(
+                psk_of(&plan, peer),
+                (Some(PSK_NEXT.into()), PskStage::Switched)
+            );
+            // The hub's change keeps the session; the spoke's is held to a handshake.
+            let kept = kept_sessions(&plan);
+            assert_eq!(kept.is_empty(), plan.host == "worker-1", "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn an_end_that_went_back_stays_on_the_current_key_and_keeps_its_session() {
+        let mut plan = psk_plans("cp");
+        let mut records = psk_records([&plan], &[], 0, &|_, _| false);
+        records[0].rolled_back = Some("no handshake".into());
+        switch_psks(&mut plan, SWITCH + 100, &records);
+        assert_eq!(
+            psk_of(&plan, "worker-1"),
+            (
+                Some(PSK.into()),
+                PskStage::RolledBack {
+                    reason: "no handshake".into()
+                }
+            )
+        );
+        assert_eq!(kept_sessions(&plan), [W1]);
+        let view = psk_view(&plan, &records, SWITCH + 100);
+        assert_eq!((view.kind, view.state), ("presharedKey", "stuck"));
+        assert_eq!(view.subject(), "preshared key with worker-1");
+        assert!(
+            view.message
+                .starts_with("back on cp-w1.psk.age, because no handshake"),
+            "{}",
+            view.message
+        );
+    }
+
+    #[test]
+    fn the_watcher_switches_then_confirms_or_goes_back() {
+        let mut plan = psk_plans("cp");
+        let staged = psk_records([&plan], &[], SWITCH - 10, &|_, _| false).remove(0);
+        assert_eq!(staged.switched_at, None);
+        assert_eq!(staged.wait_secs, PSK_FOLLOW_SECS);
+        assert_eq!(psk_next(&staged, SWITCH - 1, 0), PskNext::Nothing);
+        assert_eq!(psk_next(&staged, SWITCH, 0), PskNext::Switch);
+        let state =
+            |plan: &InterfacePlan, records: &[PskRecord], now| psk_view(plan, records, now).state;
+        assert_eq!(
+            state(&plan, std::slice::from_ref(&staged), SWITCH - 1),
+            "staged"
+        );
+        // The run at SWITCH makes the change; a handshake from then on confirms it.
+        switch_psks(&mut plan, SWITCH, &[]);
+        let switched = psk_records([&plan], &[staged], SWITCH, &|_, _| false).remove(0);
+        assert_eq!(switched.switched_at, Some(SWITCH));
+        assert_eq!(
+            state(&plan, std::slice::from_ref(&switched), SWITCH + 1),
+            "switched"
+        );
+        assert_eq!(
+            psk_next(&switched, SWITCH + 5, (SWITCH - 1) as u64),
+            PskNext::Nothing
+        );
+        assert_eq!(
+            psk_next(&switched, SWITCH + 5, (SWITCH + 2) as u64),
+            PskNext::Confirm((SWITCH + 2) as u64)
+        );
+        let PskNext::RollBack(why) = psk_next(&switched, SWITCH + PSK_FOLLOW_SECS, 0) else {
+            panic!("no going back");
+        };
+        assert!(
+            why.starts_with("no handshake with worker-1 came within 60 s"),
+            "{why}"
+        );
+        let confirmed = PskRecord {
+            confirmed: Some(SWITCH as u64 + 2),
+            ..switched
+        };
+        assert_eq!(psk_next(&confirmed, SWITCH + 999, 0), PskNext::Nothing);
+        assert!(!psk_pending(&confirmed));
+        assert_eq!(state(&plan, &[confirmed], SWITCH + 3), "confirmed");
+        // A held change the run confirmed is recorded confirmed at once.
+        let mut spoke = psk_plans("worker-1");
+        switch_psks(&mut spoke, SWITCH + PSK_LEAD_SECS, &[]);
+        let led = psk_records([&spoke], &[], SWITCH + 3, &|_, peer| peer == "cp").remove(0);
+        assert_eq!(led.confirmed, Some(SWITCH as u64 + 3));
+    }
+
+    #[test]
+    fn a_staged_preshared_key_is_declared_whole_in_a_file_of_its_own() {
+        use crate::fleet::validate::{Options, validate};
+        let fleet: crate::fleet::Fleet = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "hosts": {
+                "cp": {"publicKey": CP, "privateKeyFile": "cp.age", "endpoint": "192.0.2.1"},
+                "worker-1": {"publicKey": W1, "privateKeyFile": "w1.age"},
+                "worker-2": {"publicKey": W1_NEXT, "privateKeyFile": "w2.age"}},
+            "networks": {"wg0": {
+                "subnet": "10.50.0.0/24",
+                "topology": {"hubAndSpoke": {"hubs": ["cp"]}},
+                "members": {"cp": {"id": 0}, "worker-1": {"id": 1}, "worker-2": {"id": 2}},
+                "presharedKeys": [
+                    {"peers": ["cp", "worker-1"], "file": "a.psk.age", "nextFile": "./a.psk.age",
+                     "switchAt": "1970-01-01T00:16:40Z"},
+                    {"peers": ["cp", "worker-2"], "file": "b.psk.age", "nextFile": "w1.age",
+                     "switchAt": "later"}]}}
+        }))
+        .unwrap();
+        let (_, d) = validate(
+            &fleet,
+            Options {
+                now: 0,
+                expiry_warning: 0,
+            },
+        );
+        let found: Vec<String> =
+            d.0.iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect();
+        for want in [
+            "networks.wg0.presharedKeys[0].nextFile: is the current file",
+            "networks.wg0.presharedKeys[1].nextFile: \"w1.age\" is host \"worker-1\"'s private key file",
+            "networks.wg0.presharedKeys[1].switchAt: \"later\" is not an RFC 3339 time",
+        ] {
+            assert!(
+                found.iter().any(|f| f.starts_with(want)),
+                "{want} not in {found:#?}"
+            );
+        }
+        let mut half = fleet.clone();
+        half.networks.get_mut("wg0").unwrap().preshared_keys[1].switch_at = None;
+        let (_, d) = validate(
+            &half,
+            Options {
+                now: 0,
+                expiry_warning: 0,
+            },
+        );
+        assert!(
+            d.0.iter().any(
+                |d| d.path.to_string() == "networks.wg0.presharedKeys[1].switchAt"
+                    && d.message.starts_with("is missing")
+            ),
+            "{:#?}",
+            d.0
+        );
+    }
+
     #[test]
     fn a_watch_reads_staged_due_then_stuck() {
         let plan = hub_plan(&[]);
         let state = |handshake: u64, now: i64| {
-            let v = views(&plan, &|k| if k == W1_NEXT { handshake } else { 0 }, now).remove(0);
+            let v = views(
+                &plan,
+                &|k| if k == W1_NEXT { handshake } else { 0 },
+                now,
+                &[],
+            )
+            .remove(0);
             (v.state, v.message)
         };
         assert_eq!(state(0, SWITCH - 5).0, "staged");

@@ -294,6 +294,25 @@ fn relative_key_paths_that_cannot_be_found_are_named() {
         nix_path(&dir.0.join("fleet.json"))
     ));
     assert_eq!(v, serde_json::json!(["hosts.a.privateKeyFile = \"a.age\""]));
+    // A staged rotation's files are key files too.
+    std::fs::write(
+        dir.0.join("fleet.json"),
+        r#"{"version":1,"hosts":{"a":{"publicKey":"j65iAJ6NC3HojTdVgriVYdBrd3UzFNydYKCvugCZnBM=","nextPrivateKeyFile":"a.next.age"}},
+            "networks":{"wg0":{"presharedKeys":[{"peers":["a","b"],"file":"p.age","nextFile":"p.next.age"}]}}}"#,
+    )
+    .unwrap();
+    let v = core(&format!(
+        "core.unresolvedKeyFiles (core.fleetSource {{ fleetFile = {}; }})",
+        nix_path(&dir.0.join("fleet.json"))
+    ));
+    assert_eq!(
+        v,
+        serde_json::json!([
+            "hosts.a.nextPrivateKeyFile = \"a.next.age\"",
+            "networks.wg0.presharedKeys.0.file = \"p.age\"",
+            "networks.wg0.presharedKeys.0.nextFile = \"p.next.age\""
+        ])
+    );
     let v = core(&format!(
         "core.unresolvedKeyFiles (core.fleetSource {{ fleetFile = {}; }})",
         nix_path(&root().join("examples/seed-004/fleet-lib.nix"))

@@ -3,7 +3,9 @@
 //! the hub's own, each rotated through every stage with the applies in the worst order (the
 //! rotating host first, the hub last), on the same wireguard-go processes; lost replies are
 //! counted. Someone holding a staged key early can handshake and carries nothing; a rotation
-//! whose next key file is wrong promotes nothing, keeps the old key working, and says why.
+//! whose next key file is wrong promotes nothing, keeps the old key working, and says why. The
+//! preshared key between cp and worker-2 changes at its switch time on both ends, confirmed by
+//! a handshake; one worker-2 cannot agree on leaves neither end on it.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use testbed::Host;
 use wgfleet_on::{apply, assert_in_sync, provision, root, seed000_fleet, seed000_hosts, wg_go_pid};
 
@@ -79,6 +81,42 @@ impl Operator {
         }
     }
 
+    fn edit(&self, change: impl FnOnce(&mut Value)) {
+        let mut fleet = self.fleet();
+        change(&mut fleet);
+        std::fs::write(
+            self.dir.join("fleet.json"),
+            serde_json::to_string_pretty(&fleet).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// A new preshared key in `file` (relative to the checkout), as an operator makes one.
+    fn keygen_psk(&self, file: &str) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+            .current_dir(&self.dir)
+            .args(["keygen", "--psk", "--force", "-o", file, "-R"])
+            .arg(root().join("secrets/recipients.txt"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", wgfleet_on::printed(&out));
+    }
+
+    /// The pair's staged preshared key switch time (`switchAt`), waited for, plus `extra`.
+    fn wait_for_psk_switch(&self, extra: u64) {
+        let at = self.fleet()["networks"]["wg0"]["presharedKeys"][0]["switchAt"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let at = wgfleet::fleet::time::parse_rfc3339(&at).unwrap();
+        let now = unix_now();
+        assert!(
+            now < at,
+            "the switch time {at} passed before both ends applied"
+        );
+        std::thread::sleep(Duration::from_secs((at - now) as u64 + extra));
+    }
+
     fn next_public(&self, host: &str) -> String {
         self.fleet()["hosts"][host]["nextPublicKey"]
             .as_str()
@@ -93,10 +131,7 @@ impl Operator {
             .unwrap()
             .to_owned();
         let at = wgfleet::fleet::time::parse_rfc3339(&at).unwrap();
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let now = unix_now();
         assert!(
             now < at,
             "the switch time {at} passed before every host applied"
@@ -108,6 +143,68 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An age file decrypted with the test identity.
+fn decrypt(file: &Path) -> String {
+    let out = std::process::Command::new("age")
+        .args(["-d", "-i"])
+        .arg(root().join("secrets/test-identity.txt"))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The preshared key `host` has live for the peer with public key `key`.
+fn live_psk(host: &Host, key: &str) -> String {
+    host.sh_ok("wg show wg0 preshared-keys")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t').map(str::to_owned))
+        .unwrap_or_else(|| panic!("{key} has no entry on {}", host.name()))
+}
+
+/// Waits up to `secs` for `host`'s change of preshared key with `peer` to reach `state`;
+/// returns its message.
+fn wait_for_psk_state(host: &Host, peer: &str, state: &str, secs: u64) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let s = status(host, "");
+        let r = s["rotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "presharedKey" && r["host"] == peer)
+            .unwrap_or_else(|| panic!("no preshared key rotation on {}: {s:#}", host.name()))
+            .clone();
+        if r["state"] == state {
+            return r["message"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{}: the preshared key with {peer} is {} after {secs} s, not {state}: {}\n{}",
+            host.name(),
+            r["state"],
+            r["message"],
+            host.sh("journalctl -u wgfleet-promote.service --no-pager | tail -30; cat /var/lib/wgfleet/rotation.json")
+                .map(|o| wgfleet_on::printed(&o))
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -273,8 +370,8 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     }
     w1.sh_ok("ping -c 1 -w 30 10.50.0.1").unwrap();
     w2.sh_ok("ping -c 1 -w 30 10.50.0.1").unwrap();
-    let pids: Vec<String> = hosts.iter().map(wg_go_pid).collect();
-    let same_processes = || {
+    let mut pids: Vec<String> = hosts.iter().map(wg_go_pid).collect();
+    let same_processes = |pids: &[String]| {
         let now: Vec<String> = hosts.iter().map(wg_go_pid).collect();
         assert_eq!(now, pids, "a wireguard-go process was restarted");
     };
@@ -339,7 +436,7 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     for h in &hosts {
         assert_in_sync(h);
     }
-    same_processes();
+    same_processes(&pids);
     let promote = &audit_actions(cp, "promote")[0];
     assert_eq!(promote["peer"], "worker-1");
     assert_eq!(promote["publicKey"], w1_next.as_str());
@@ -381,10 +478,145 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     for h in &hosts {
         assert_in_sync(h);
     }
-    same_processes();
+    same_processes(&pids);
     let (lost_w1, lost_w2) = (lost(w1, p1), lost(w2, p2));
     eprintln!("cp's key rotated: {lost_w1:.1} s lost on worker-1, {lost_w2:.1} s on worker-2");
     assert!(lost_w1 <= 2.0 && lost_w2 <= 2.0, "{lost_w1} s, {lost_w2} s");
+
+    // 3. The preshared key between cp and worker-2: both ends change it at switchAt keeping
+    // their session, worker-2 (which dials cp) 2 s later with the handshake that confirms both;
+    // the applies before it in the worst order (worker-2 first).
+    let psk = "secrets/cp-worker-2.psk.age";
+    op.keygen_psk(psk);
+    op.edit(|f| {
+        f["networks"]["wg0"]["presharedKeys"] = json!([{"peers": ["cp", "worker-2"], "file": psk}])
+    });
+    for h in [cp, w2] {
+        op.deploy(h);
+        apply(h);
+    }
+    w2.sh_ok("ping -c 1 -w 30 10.50.0.1").unwrap();
+    let (cp_key, w2_key) = (public("cp"), public("worker-2"));
+    let p2 = start_pinging(w2);
+    op.rekey("--rotate-psk cp:worker-2 --switch-after 20s");
+    for h in [w2, cp] {
+        op.deploy(h);
+        apply(h);
+    }
+    let next_file = "secrets/cp-worker-2.psk.next.age";
+    let plan = wgfleet_on::printed(&fleet_on(w2, "plan"));
+    assert!(
+        plan.contains(&format!(
+            "~ preshared key with cp (staged): this host changes to {next_file} at"
+        )),
+        "{plan}"
+    );
+    let plan = wgfleet_on::printed(&fleet_on(cp, "plan"));
+    assert!(
+        plan.contains("~ preshared key with worker-2 (staged)")
+            && plan.contains("(keeping its session)"),
+        "{plan}"
+    );
+    for h in [cp, w2] {
+        h.sh_ok("systemctl is-active wgfleet-promote.service")
+            .unwrap();
+    }
+    let (old_psk, next_psk) = (decrypt(&op.dir.join(psk)), decrypt(&op.dir.join(next_file)));
+    op.wait_for_psk_switch(0);
+    let on_cp = wait_for_psk_state(cp, "worker-2", "confirmed", 40);
+    let on_w2 = wait_for_psk_state(w2, "cp", "confirmed", 40);
+    eprintln!(
+        "cp: {on_cp}
+worker-2: {on_w2}"
+    );
+    assert_eq!(live_psk(cp, &w2_key), next_psk);
+    assert_eq!(live_psk(w2, &cp_key), next_psk);
+    assert_ne!(old_psk, next_psk);
+    let confirm = &audit_actions(cp, "psk-confirm")[0];
+    assert_eq!(confirm["peer"], "worker-2");
+    // worker-2's change, held to a handshake with cp, and confirmed.
+    let audit = w2.sh_ok("cat /var/lib/wgfleet/audit.jsonl").unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("PresharedKey changed")
+            && l.contains(r#""confirmation":{"status":"confirmed","peer":"cp""#)),
+        "{audit}"
+    );
+    for h in [cp, w2] {
+        assert_in_sync(h);
+    }
+    op.rekey("--finish cp:worker-2");
+    for h in [cp, w2] {
+        op.deploy(h);
+        apply(h);
+    }
+    for h in &hosts {
+        assert_in_sync(h);
+    }
+    assert_eq!(live_psk(cp, &w2_key), next_psk);
+    same_processes(&pids);
+    let lost_w2 = lost(w2, p2);
+    eprintln!("the preshared key of cp and worker-2 rotated: {lost_w2:.1} s lost on worker-2");
+    assert!(lost_w2 <= 2.0, "{lost_w2} s");
+
+    // 3b. A preshared key the ends cannot agree on (worker-2's copy of the next file holds
+    // another key): worker-2's held change is not confirmed and goes back, cp sees no
+    // handshake and goes back too; neither is left on it, and both say why.
+    let p2 = start_pinging(w2);
+    op.rekey("--rotate-psk cp:worker-2 --switch-after 15s");
+    let other = "secrets/other.psk.age";
+    op.keygen_psk(other);
+    for h in [w2, cp] {
+        op.deploy(h);
+    }
+    std::fs::copy(op.dir.join(other), w2.dir().join(next_file)).unwrap();
+    apply(w2);
+    apply(cp);
+    op.wait_for_psk_switch(0);
+    let on_w2 = wait_for_psk_state(w2, "cp", "stuck", 60);
+    let on_cp = wait_for_psk_state(cp, "worker-2", "stuck", 90);
+    eprintln!(
+        "cp: {on_cp}
+worker-2: {on_w2}"
+    );
+    // As docs/rotation.md shows them.
+    let again = "; `wgfleet rekey --rotate-psk cp:worker-2` stages it anew";
+    assert_eq!(
+        on_w2,
+        format!(
+            "back on {psk}, because no handshake confirmed it: network wg0: no handshake with cp \
+             within 30 s of the change (cp's preshared key changed); it would cut this host off{again}"
+        )
+    );
+    assert!(
+        on_cp.starts_with(&format!(
+            "back on {psk}, because no handshake with worker-2 came within 60 s of the change at "
+        )) && on_cp.ends_with(again),
+        "{on_cp}"
+    );
+    assert_eq!(live_psk(cp, &w2_key), next_psk);
+    assert_eq!(live_psk(w2, &cp_key), next_psk);
+    w2.sh_ok("ping -c 1 -w 20 10.50.0.1").unwrap();
+    assert_eq!(audit_actions(cp, "psk-roll-back").len(), 1);
+    // The operator drops the rotation: both ends stay as they are.
+    op.edit(|f| {
+        let entry = f["networks"]["wg0"]["presharedKeys"][0]
+            .as_object_mut()
+            .unwrap();
+        entry.remove("nextFile");
+        entry.remove("switchAt");
+    });
+    for h in [cp, w2] {
+        op.deploy(h);
+        apply(h);
+        assert_in_sync(h);
+    }
+    // worker-2's unconfirmed change was rolled back as any is: its file restored and its
+    // interface restarted. cp, which only went back, kept its process.
+    assert_eq!(wg_go_pid(cp), pids[0], "cp's wireguard-go was restarted");
+    pids = hosts.iter().map(wg_go_pid).collect();
+    let lost_w2 = lost(w2, p2);
+    eprintln!("a preshared key the ends could not agree on: {lost_w2:.1} s lost on worker-2");
+    assert!(lost_w2 <= 75.0, "{lost_w2} s");
 
     // 4. worker-2's next key file holds another key: it never switches, nothing is promoted,
     // the old key goes on working, and both ends say so.
@@ -440,5 +672,5 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     let lost_w2 = lost(w2, p2);
     eprintln!("worker-2's stuck rotation: {lost_w2:.1} s lost");
     assert!(lost_w2 <= 0.2, "{lost_w2} s");
-    same_processes();
+    same_processes(&pids);
 }

@@ -16,6 +16,7 @@ mod import;
 mod join;
 mod probe;
 mod rotate;
+mod rotate_psk;
 mod secrets;
 mod source;
 mod status;

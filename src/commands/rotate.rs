@@ -215,7 +215,7 @@ pub fn cmd_finish(
     Ok(0)
 }
 
-fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
+pub(super) fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
     loaded.fleet.hosts.get(host).ok_or_else(|| {
         let known: Vec<&str> = loaded.fleet.hosts.keys().map(String::as_str).collect();
         Error::UnknownHost {
@@ -227,7 +227,7 @@ fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
 }
 
 /// `secrets/worker-1.age` → `secrets/worker-1.next.age`.
-fn next_file_name(current: &str) -> String {
+pub(super) fn next_file_name(current: &str) -> String {
     match current.strip_suffix(".age") {
         Some(stem) => format!("{stem}.next.age"),
         None => format!("{current}.next"),
@@ -245,7 +245,7 @@ fn edit(
     Some(fleet)
 }
 
-fn same(text: &str, want: &Value) -> bool {
+pub(super) fn same(text: &str, want: &Value) -> bool {
     serde_json::from_str::<Value>(text).is_ok_and(|got| got == *want)
 }
 

@@ -123,6 +123,10 @@ fn secret_needs(valid: &ValidFleet) -> BTreeMap<String, BTreeSet<String>> {
             need(f, a);
             need(f, b);
         }
+        for ((a, b), next) in &net.pair_next_psks {
+            need(&next.file, a);
+            need(&next.file, b);
+        }
     }
     needs
 }
@@ -131,8 +135,14 @@ pub fn cmd_rekey(args: &RekeyArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     if let Some(host) = &args.rotate {
         return super::rotate::cmd_rotate(args, host, out, err);
     }
-    if let Some(host) = &args.finish {
-        return super::rotate::cmd_finish(args, host, out, err);
+    if let Some(pair) = &args.rotate_psk {
+        return super::rotate_psk::cmd_rotate_psk(args, pair, out, err);
+    }
+    if let Some(target) = &args.finish {
+        if target.contains(':') {
+            return super::rotate_psk::cmd_finish_psk(args, target, out, err);
+        }
+        return super::rotate::cmd_finish(args, target, out, err);
     }
     let recipients_file = args
         .recipients_file

@@ -56,6 +56,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
     // host's own rotation as its last apply found it.
     let rotation = crate::shell::rotation::load(&state);
     for plan in &mut plans {
+        crate::rotation::switch_psks(plan, now, &rotation.psk);
         crate::rotation::stage(plan, &rotation.promoted);
         if let (Some(r), Some(own)) = (
             &mut plan.rotation,
@@ -91,7 +92,7 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
             Default::default()
         };
         let handshake = |key: &str| live.peers.get(key).map_or(0, |l| l.latest_handshake);
-        rotations.extend(crate::rotation::views(plan, &handshake, now));
+        rotations.extend(crate::rotation::views(plan, &handshake, now, &rotation.psk));
         let mut peers = Vec::new();
         for p in &plan.peers {
             let l = live.peers.get(&p.public_key);
@@ -209,8 +210,11 @@ pub fn cmd_status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         for r in &rotations {
             text.push_str(&format!(
-                "rotation of {} on {} ({}): {}\n",
-                r.host, r.network, r.state, r.message
+                "{} on {} ({}): {}\n",
+                r.subject(),
+                r.network,
+                r.state,
+                r.message
             ));
         }
         if source.is_some() || source_error.is_some() {

@@ -26,6 +26,9 @@ pub struct Input<'a> {
     pub now: u64,
     /// Public key → peer name, for readable output.
     pub names: &'a BTreeMap<String, String>,
+    /// Peers whose change of preshared key keeps its session (`rotation::kept_sessions`): not
+    /// a link change here.
+    pub kept: &'a [String],
 }
 
 /// Where the decision learns which links worked before the change.
@@ -102,7 +105,7 @@ pub fn decide(input: &Input<'_>) -> Confirmation {
                         now.endpoint.as_deref().unwrap_or("(none)")
                     ));
                 }
-                if now.preshared_key != was.preshared_key {
+                if now.preshared_key != was.preshared_key && !input.kept.contains(&key) {
                     why.push(format!("{}'s preshared key changed", name(&key)));
                 }
                 why
@@ -227,6 +230,7 @@ mod tests {
             worked_before: WorkedBefore::Live,
             now: NOW,
             names: &names(),
+            kept: &[],
         })
     }
 
@@ -304,6 +308,33 @@ mod tests {
             };
             assert_eq!(h.renew, renew, "{why}");
         }
+    }
+
+    #[test]
+    fn a_preshared_key_change_that_keeps_its_session_is_no_link_change() {
+        let new = SPOKE.replace(
+            "PersistentKeepalive",
+            "PresharedKey = S\nPersistentKeepalive",
+        );
+        let kept = ["HUB".to_owned()];
+        let decided = decide(&Input {
+            parsed: None,
+            action: Action::Reload,
+            old: Some(SPOKE),
+            new: &new,
+            hub: false,
+            live: Some(&fresh()),
+            worked_before: WorkedBefore::Live,
+            now: NOW,
+            names: &names(),
+            kept: &kept,
+        });
+        assert_eq!(
+            decided,
+            Confirmation::NotHeld {
+                reason: NotHeld::NoLinkChange
+            }
+        );
     }
 
     #[test]
@@ -392,6 +423,7 @@ mod tests {
             worked_before: WorkedBefore::Live,
             now: NOW,
             names: &names(),
+            kept: &[],
         });
         assert_eq!(no_live, not(NotHeld::NoWorkingLink));
         // A run killed while it waited: the next one holds the change again, though the wrong
@@ -406,6 +438,7 @@ mod tests {
             worked_before: WorkedBefore::HeldUnnamed,
             now: NOW,
             names: &names(),
+            kept: &[],
         });
         assert_eq!(held(resumed).worked, ["cp"]);
     }
@@ -438,6 +471,7 @@ mod tests {
                 worked_before,
                 now: NOW,
                 names: &names(),
+                kept: &[],
             })
         };
         let again = held(resume(WorkedBefore::Held(&first.worked_keys)));
@@ -459,6 +493,7 @@ mod tests {
                 worked_before: WorkedBefore::Held(&["NL".to_owned()]),
                 now: NOW,
                 names: &names(),
+                kept: &[],
             }),
             Confirmation::NotHeld {
                 reason: NotHeld::LinkUntouched { peer: "nl".into() }

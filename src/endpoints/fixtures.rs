@@ -18,6 +18,7 @@ pub fn hub_peer(endpoints: Vec<String>) -> PeerPlan {
         expires: None,
         rotation: None,
         staged: false,
+        psk_rotation: None,
     }
 }
 

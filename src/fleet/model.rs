@@ -26,6 +26,14 @@ pub struct HostModel {
     pub next_key: Option<NextKey>,
 }
 
+/// A preshared key a pair moves to, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextPsk {
+    pub file: String,
+    /// Unix seconds (`switchAt`).
+    pub switch_at: i64,
+}
+
 /// A key a host rotates to, and when it moves to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextKey {
@@ -51,6 +59,8 @@ pub struct NetworkModel {
     pub peers: BTreeMap<String, Peer>,
     /// Preshared keys between two members, keyed by the pair in name order.
     pub pair_psks: BTreeMap<(String, String), String>,
+    /// The preshared keys pairs move to, keyed as `pair_psks`.
+    pub pair_next_psks: BTreeMap<(String, String), NextPsk>,
     /// Declared flows with their parties resolved; empty means "no policy": all may talk.
     pub flows: Vec<FlowModel>,
     pub tests: Vec<TestModel>,
@@ -103,12 +113,21 @@ impl NetworkModel {
 
     /// The age file of the preshared key between two members, if the fleet declares one.
     pub fn pair_psk(&self, a: &str, b: &str) -> Option<&String> {
-        let key = if a <= b {
-            (a.to_owned(), b.to_owned())
-        } else {
-            (b.to_owned(), a.to_owned())
-        };
-        self.pair_psks.get(&key)
+        self.pair_psks.get(&pair_key(a, b))
+    }
+
+    /// The preshared key two members move to, if a rotation of theirs is staged.
+    pub fn pair_next_psk(&self, a: &str, b: &str) -> Option<&NextPsk> {
+        self.pair_next_psks.get(&pair_key(a, b))
+    }
+}
+
+/// A pair of names in name order.
+pub fn pair_key(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
     }
 }
 

@@ -295,6 +295,14 @@ pub struct PresharedKeyPair {
     pub peers: Vec<String>,
     /// age-encrypted preshared key (`wgfleet keygen --psk`), relative to the fleet file.
     pub file: String,
+    /// The preshared key this pair moves to (written by `wgfleet rekey --rotate-psk`): both
+    /// ends change to it at `switchAt`, keeping their session, and go back to `file` when no
+    /// handshake follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_file: Option<String>,
+    /// RFC 3339 time at which both members use `nextFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_at: Option<String>,
 }
 
 /// Who may open connections to whom: names, `group:NAME`, `owner:EMAIL` or CIDRs.

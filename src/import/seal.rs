@@ -54,6 +54,7 @@ pub(super) fn seal(
                     net.preshared_keys.push(schema::PresharedKeyPair {
                         peers: vec![a.clone(), b.clone()],
                         file: reference.clone(),
+                        ..Default::default()
                     });
                 }
             }

@@ -576,6 +576,7 @@ mod tests {
             expires: None,
             rotation: None,
             staged: false,
+            psk_rotation: None,
         });
         assert_eq!(
             route_checks(std::slice::from_ref(&p)),

@@ -254,6 +254,7 @@ mod tests {
             expires: None,
             rotation: None,
             staged: false,
+            psk_rotation: None,
         };
         let mut plan = InterfacePlan {
             network: "wg0".into(),

@@ -143,6 +143,7 @@ fn step<'d>(
             worked_before,
             now: now().max(0) as u64,
             names: &d.names,
+            kept: &crate::rotation::kept_sessions(&d.plan),
         }),
         None => crate::confirm::Confirmation::NotHeld {
             reason: crate::confirm::NotHeld::NoLinkChange,
@@ -309,8 +310,10 @@ pub fn describe(steps: &[Step<'_>]) -> String {
         }
         for view in rotations(step) {
             out.push_str(&format!(
-                "  ~ rotation of {} ({}): {}\n",
-                view.host, view.state, view.message
+                "  ~ {} ({}): {}\n",
+                view.subject(),
+                view.state,
+                view.message
             ));
         }
     }
@@ -328,7 +331,11 @@ pub fn rotations(step: &Step<'_>) -> Vec<crate::rotation::View> {
             .and_then(|l| l.peers.get(key))
             .map_or(0, |p| p.latest_handshake)
     };
-    crate::rotation::views(&desired.plan, &handshake, super::now())
+    let psk = match desired.plan.peers.iter().any(|p| p.psk_rotation.is_some()) {
+        true => super::rotation::load(&super::paths::detect(None).state).psk,
+        false => Vec::new(),
+    };
+    crate::rotation::views(&desired.plan, &handshake, super::now(), &psk)
 }
 
 fn set_peers(op: &operations::Op) -> Option<(usize, usize)> {

@@ -119,9 +119,10 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
     let mut plans = plans_for(&loaded.path, &valid, &host, None, now)?;
     let rotating = plans.iter().any(crate::rotation::touches);
     if rotating {
-        let promoted = super::rotation::load(&inputs.paths.state).promoted;
+        let state = super::rotation::load(&inputs.paths.state);
         for plan in &mut plans {
-            crate::rotation::stage(plan, &promoted);
+            crate::rotation::switch_psks(plan, now, &state.psk);
+            crate::rotation::stage(plan, &state.promoted);
         }
     }
     timings.lap("plan");
@@ -474,10 +475,27 @@ pub fn act(
         &run,
         &mut session.pending,
     );
-    if outcomes.is_ok() {
-        record(prepared, observed, session, paths);
-        let switched = switched(observed);
-        super::rotation::after_run(paths, &prepared.host, &prepared.desired, &switched, systemd);
+    match &outcomes {
+        Ok(done) => {
+            record(prepared, observed, session, paths);
+            let switched = switched(observed);
+            let confirmed = |network: &str, peer: &str| {
+                done.iter().any(|o| {
+                    o.network == network
+                        && matches!(&o.confirmation,
+                            Some(crate::confirm::Verdict::Confirmed { peer: p, .. }) if p == peer)
+                })
+            };
+            super::rotation::after_run(
+                paths,
+                &prepared.host,
+                &prepared.desired,
+                &switched,
+                &confirmed,
+                systemd,
+            );
+        }
+        Err(e) => super::rotation::after_unconfirmed(paths, &prepared.desired, e),
     }
     let endpoints = match &outcomes {
         Ok(_) => observed.endpoint_check(paths),

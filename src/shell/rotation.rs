@@ -1,7 +1,8 @@
 //! Key rotation, the shell: what this host remembers of its rotations (`rotation.json` in the
-//! state directory: its own, the staged keys it watches, the ones it promoted), the short-lived
-//! unit that watches handshakes while a key is staged, and the promotion itself (one `wg set`,
-//! audited). The decisions are `crate::rotation`'s.
+//! state directory: its own, the staged keys it watches, the ones it promoted, its pairs'
+//! changes of preshared key), the short-lived unit that watches handshakes while anything is
+//! staged, the promotion itself (one `wg set`, audited), and the apply a preshared key's
+//! switch time (or its going back) runs. The decisions are `crate::rotation`'s.
 //!
 //! A promotion is made under the run lock and recorded before the lock is let go, so an apply
 //! either renders the promoted key or runs before the promotion: never a file that puts the
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{ensure_private_dir, write_atomic};
 use crate::paths::Paths;
 use crate::plan::{InterfacePlan, OwnStage};
-use crate::rotation::{Promoted, Watch};
+use crate::rotation::{Promoted, PskNext, PskRecord, Watch};
 
 pub const FILE_NAME: &str = "rotation.json";
 /// The unit that watches for handshakes from staged keys (`wgfleet promote --watch`).
@@ -46,6 +47,16 @@ pub struct State {
     pub watching: Vec<Watch>,
     #[serde(default)]
     pub promoted: Vec<Promoted>,
+    /// The pairs' changes of preshared key this host is an end of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub psk: Vec<PskRecord>,
+    /// The arguments of the apply that wrote this (paths only): the watcher runs the same apply
+    /// at a preshared key's switch time, and when it goes back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apply: Vec<String>,
+    /// Where that apply ran (its paths may be relative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +71,15 @@ pub struct Own {
 
 impl State {
     pub fn is_empty(&self) -> bool {
-        self.own.is_empty() && self.watching.is_empty() && self.promoted.is_empty()
+        self.own.is_empty()
+            && self.watching.is_empty()
+            && self.promoted.is_empty()
+            && self.psk.is_empty()
+    }
+
+    /// The watcher has something to wait for.
+    pub fn pending(&self) -> bool {
+        !self.watching.is_empty() || self.psk.iter().any(crate::rotation::psk_pending)
     }
 }
 
@@ -101,6 +120,7 @@ pub fn after_run(
     host: &str,
     desired: &[Desired],
     switched: &[&str],
+    confirmed: &dyn Fn(&str, &str) -> bool,
     systemd: &Systemd,
 ) {
     let plans = || desired.iter().map(|d| &d.plan);
@@ -122,12 +142,86 @@ pub fn after_run(
             .collect(),
         watching: crate::rotation::watches(plans()),
         promoted: crate::rotation::still_staged(before.promoted.clone(), plans()),
+        psk: crate::rotation::psk_records(plans(), &before.psk, now(), confirmed),
+        apply: Vec::new(),
+        apply_dir: None,
+    };
+    let state = match state.psk.is_empty() {
+        true => state,
+        false => State {
+            apply: std::env::args().skip(1).collect(),
+            apply_dir: std::env::current_dir().ok(),
+            ..state
+        },
     };
     if state != before {
         let _ = store(&paths.state, &state);
     }
-    if !state.watching.is_empty() {
+    if state.pending() {
         let _ = start_watcher(systemd, host);
+    }
+}
+
+/// After a run whose held change no handshake confirmed (and was rolled back): a preshared key
+/// this run tried to change on that interface as the lead end goes back for good, so that the
+/// next run does not cut the link again; the other end goes back when it sees no handshake
+/// either.
+pub fn after_unconfirmed(paths: &Paths, desired: &[Desired], error: &Error) {
+    let (Error::RolledBack { error: cause, .. } | Error::RollbackFailed { error: cause, .. }) =
+        error
+    else {
+        return;
+    };
+    let Error::NotConfirmed { network, .. } = cause.as_ref() else {
+        return;
+    };
+    let reason = cause.to_string();
+    let mut state = load(&paths.state);
+    let mut changed = false;
+    for plan in desired
+        .iter()
+        .map(|d| &d.plan)
+        .filter(|p| &p.network == network)
+    {
+        // The changes this run made: a change an earlier run made is not this failure's.
+        let made_earlier = |peer: &str, next_file: &str| {
+            state.psk.iter().any(|x| {
+                x.interface == plan.network
+                    && x.peer == peer
+                    && x.next_file == next_file
+                    && x.switched_at.is_some()
+            })
+        };
+        let led: Vec<&str> = plan
+            .peers
+            .iter()
+            .filter(|p| {
+                p.psk_rotation.as_ref().is_some_and(|r| {
+                    r.lead
+                        && r.stage == crate::plan::PskStage::Switched
+                        && !made_earlier(&p.name, &r.next_file)
+                })
+            })
+            .map(|p| p.name.as_str())
+            .collect();
+        if led.is_empty() {
+            continue;
+        }
+        let records = crate::rotation::psk_records([plan], &state.psk, now(), &|_, _| false);
+        for mut record in records
+            .into_iter()
+            .filter(|x| led.contains(&x.peer.as_str()))
+        {
+            record.rolled_back = Some(format!("no handshake confirmed it: {reason}"));
+            state
+                .psk
+                .retain(|x| !(x.interface == record.interface && x.peer == record.peer));
+            state.psk.push(record);
+            changed = true;
+        }
+    }
+    if changed {
+        let _ = store(&paths.state, &state);
     }
 }
 
@@ -192,26 +286,126 @@ pub struct Pass {
 pub fn promote(paths: &Paths, host: &str, watch: Option<Duration>) -> Result<Pass> {
     let start = Instant::now();
     let mut done = Vec::new();
+    let mut applied: Option<Instant> = None;
     loop {
         let state = load(&paths.state);
-        let waiting = state.watching.len();
-        if waiting > 0
+        if !state.watching.is_empty()
             && let Some(pass) = promote_due(paths, host, &state)?
         {
             done.extend(pass);
         }
+        if state.psk.iter().any(crate::rotation::psk_pending) {
+            psk_due(paths, host, &state, &mut applied)?;
+        }
         // Read again, not counted down: an apply meanwhile may have staged or ended a rotation.
-        let left = load(&paths.state).watching.len();
+        let left = load(&paths.state);
         match watch {
-            Some(limit) if left > 0 && start.elapsed() < limit => std::thread::sleep(POLL_EVERY),
+            Some(limit) if left.pending() && start.elapsed() < limit => {
+                std::thread::sleep(POLL_EVERY)
+            }
             _ => {
                 return Ok(Pass {
                     promoted: done,
-                    waiting: left,
+                    waiting: left.watching.len()
+                        + left
+                            .psk
+                            .iter()
+                            .filter(|r| crate::rotation::psk_pending(r))
+                            .count(),
                 });
             }
         }
     }
+}
+
+/// How often the watcher may run an apply for a preshared key (one that failed is retried).
+const APPLY_EVERY: Duration = Duration::from_secs(30);
+
+/// One look at the pairs' changes of preshared key: a switch time come runs an apply (which
+/// changes the key, as the fleet says from then on); a handshake after the change confirms it;
+/// none in time sends this end back to the current key, recorded first so that the apply it
+/// runs renders that key.
+fn psk_due(paths: &Paths, host: &str, state: &State, applied: &mut Option<Instant>) -> Result<()> {
+    let mut ifaces: Vec<&str> = state.psk.iter().map(|r| r.interface.as_str()).collect();
+    ifaces.sort_unstable();
+    ifaces.dedup();
+    let handshakes = latest_handshakes(ifaces);
+    let now = now();
+    let mut apply = false;
+    for record in state.psk.iter().filter(|r| crate::rotation::psk_pending(r)) {
+        let seen = handshakes
+            .iter()
+            .find(|(iface, _)| *iface == record.interface)
+            .and_then(|(_, h)| h.get(&record.peer_public_key).copied())
+            .unwrap_or(0);
+        let next = crate::rotation::psk_next(record, now, seen);
+        match &next {
+            PskNext::Nothing => continue,
+            PskNext::Switch => {
+                apply = true;
+                continue;
+            }
+            PskNext::Confirm(_) => {}
+            PskNext::RollBack(_) => apply = true,
+        }
+        let Some(_lock) = RunLock::try_acquire(&paths.lock).map_err(|source| Error::Write {
+            path: paths.lock.clone(),
+            source,
+        })?
+        else {
+            return Ok(());
+        };
+        let mut state = load(&paths.state);
+        let Some(r) = state.psk.iter_mut().find(|r| *r == record) else {
+            continue;
+        };
+        let (action, handshake, reason) = match next {
+            PskNext::Confirm(h) => {
+                r.confirmed = Some(h);
+                (
+                    "psk-confirm",
+                    Some(crate::fleet::time::format_rfc3339(h as i64)),
+                    None,
+                )
+            }
+            PskNext::RollBack(reason) => {
+                r.rolled_back = Some(reason.clone());
+                ("psk-roll-back", None, Some(reason))
+            }
+            PskNext::Nothing | PskNext::Switch => continue,
+        };
+        let entry = PskEntry {
+            time: crate::fleet::time::format_rfc3339(now),
+            host,
+            network: &record.interface,
+            action,
+            peer: &record.peer,
+            next_file: &record.next_file,
+            handshake,
+            reason,
+        };
+        let _ = audit::append_line(&paths.state, &entry);
+        store(&paths.state, &state)?;
+    }
+    if apply && applied.is_none_or(|t| t.elapsed() >= APPLY_EVERY) {
+        *applied = Some(Instant::now());
+        let state = load(&paths.state);
+        run_apply(&state);
+    }
+    Ok(())
+}
+
+/// The apply that recorded the rotation, run again (its output goes to the unit's journal).
+fn run_apply(state: &State) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut apply = std::process::Command::new(exe);
+    apply.args(&state.apply).stdin(std::process::Stdio::null());
+    if let Some(dir) = &state.apply_dir {
+        apply.current_dir(dir);
+    }
+    let _ = apply.status();
 }
 
 /// The promotions of one look; `None` when an apply holds the lock (the next look tries again).
@@ -293,6 +487,12 @@ fn handshakes(state: &State) -> Vec<(String, std::collections::BTreeMap<String, 
         .collect();
     ifaces.sort_unstable();
     ifaces.dedup();
+    latest_handshakes(ifaces)
+}
+
+fn latest_handshakes<'i>(
+    ifaces: impl IntoIterator<Item = &'i str>,
+) -> Vec<(String, std::collections::BTreeMap<String, u64>)> {
     ifaces
         .into_iter()
         .map(|iface| {
@@ -304,6 +504,22 @@ fn handshakes(state: &State) -> Vec<(String, std::collections::BTreeMap<String, 
             )
         })
         .collect()
+}
+
+/// The audit line of a preshared key's change confirmed, or gone back from.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PskEntry<'a> {
+    time: String,
+    host: &'a str,
+    network: &'a str,
+    action: &'static str,
+    peer: &'a str,
+    next_file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// The audit line of a promotion.

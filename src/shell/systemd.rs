@@ -171,12 +171,18 @@ impl Systemd {
                 ),
                 ("Environment", Value::from(environment)),
                 ("RuntimeMaxUSec", Value::from(runtime_max)),
-                // As wgfleet.service: it writes only its state and the lock, talks to WireGuard
+                // As wgfleet.service: it writes its state, the lock and (through the apply a
+                // preshared key's switch runs) the interfaces' files, talks to WireGuard
                 // (netlink, or wireguard-go's socket under /run), and needs nothing else.
                 ("ProtectSystem", Value::from("strict")),
                 (
                     "ReadWritePaths",
-                    Value::from(vec!["/var/lib/wgfleet", "/run"]),
+                    Value::from(vec![
+                        "-/etc/wireguard",
+                        "/var/lib/wgfleet",
+                        "/run",
+                        "-/etc/sysctl.d",
+                    ]),
                 ),
                 ("ProtectHome", Value::from("yes")),
                 ("PrivateTmp", Value::from(true)),

@@ -2,6 +2,10 @@
 //! pairs of members.
 
 use super::*;
+use crate::fleet::model::NextPsk;
+
+/// By the pair of member names, in name order.
+type PairMap<T> = BTreeMap<(String, String), T>;
 
 /// What a key file holds, by the field that names it.
 enum KeyRole<'f> {
@@ -18,6 +22,7 @@ enum KeyField<'f> {
     Member(&'f str, &'f str),
     Client(&'f str, &'f str),
     Pair(&'f str, usize),
+    PairNext(&'f str, usize),
 }
 
 impl KeyField<'_> {
@@ -34,6 +39,9 @@ impl KeyField<'_> {
             KeyField::Pair(net, i) => JsonPath::keys(&["networks", net, "presharedKeys"])
                 .index(i)
                 .key("file"),
+            KeyField::PairNext(net, i) => JsonPath::keys(&["networks", net, "presharedKeys"])
+                .index(i)
+                .key("nextFile"),
         }
     }
 }
@@ -71,6 +79,9 @@ pub(super) fn check_key_files<'f>(fleet: &'f Fleet, d: &mut Diagnostics) {
         }
         for (i, pair) in net.preshared_keys.iter().enumerate() {
             add(&pair.file, KeyRole::Preshared, KeyField::Pair(net_name, i));
+            if let Some(file) = &pair.next_file {
+                add(file, KeyRole::Preshared, KeyField::PairNext(net_name, i));
+            }
         }
     }
     // Hashed: only looked up (the findings follow `uses`), and a large fleet has a file per host.
@@ -157,18 +168,28 @@ impl NetworkCheck<'_> {
         }
     }
 
+    /// The pairs' preshared keys, and the ones a staged rotation moves them to.
     pub(super) fn pair_psks(
         &mut self,
         net: &schema::Network,
-    ) -> BTreeMap<(String, String), String> {
+    ) -> (PairMap<String>, PairMap<NextPsk>) {
         let mut pairs = BTreeMap::new();
+        let mut next = BTreeMap::new();
         for (i, pair) in net.preshared_keys.iter().enumerate() {
             let path = self.path.key("presharedKeys").index(i);
             check_opt(
                 self.d,
                 &path,
-                &[("file", Some(&pair.file), syntax::check_file_ref)],
+                &[
+                    ("file", Some(pair.file.as_str()), syntax::check_file_ref),
+                    (
+                        "nextFile",
+                        pair.next_file.as_deref(),
+                        syntax::check_file_ref,
+                    ),
+                ],
             );
+            let staged = self.next_psk(&path, pair);
             let [a, b] = pair.peers.as_slice() else {
                 self.d.error(
                     &path.key("peers"),
@@ -188,11 +209,10 @@ impl NetworkCheck<'_> {
                 self.d
                     .error(&path.key("peers"), "names the same member twice");
             }
-            let key = if a <= b {
-                (a.clone(), b.clone())
-            } else {
-                (b.clone(), a.clone())
-            };
+            let key = crate::fleet::model::pair_key(a, b);
+            if let Some(staged) = staged {
+                next.insert(key.clone(), staged);
+            }
             if pairs.insert(key, pair.file.clone()).is_some() {
                 self.d.error(
                     &path.key("peers"),
@@ -200,7 +220,46 @@ impl NetworkCheck<'_> {
                 );
             }
         }
-        pairs
+        (pairs, next)
+    }
+
+    /// A pair's staged preshared key, when `nextFile` and `switchAt` are given together.
+    fn next_psk(&mut self, path: &JsonPath, pair: &schema::PresharedKeyPair) -> Option<NextPsk> {
+        let (file, at) = match (&pair.next_file, &pair.switch_at) {
+            (None, None) => return None,
+            (Some(file), Some(at)) => (file, at),
+            (given, _) => {
+                let missing = if given.is_some() {
+                    "switchAt"
+                } else {
+                    "nextFile"
+                };
+                self.d.error(
+                    &path.key(missing),
+                    "is missing: a staged preshared key needs nextFile and switchAt together \
+                     (`wgfleet rekey --rotate-psk` writes both)",
+                );
+                return None;
+            }
+        };
+        if normalise_ref(file) == normalise_ref(&pair.file) {
+            self.d.error(
+                &path.key("nextFile"),
+                "is the current file: a rotation moves to a new preshared key",
+            );
+            return None;
+        }
+        let Some(switch_at) = crate::fleet::time::parse_rfc3339(at) else {
+            self.d.error(
+                &path.key("switchAt"),
+                format!("{at:?} is not an RFC 3339 time (2026-12-07T15:00:00Z)"),
+            );
+            return None;
+        };
+        Some(NextPsk {
+            file: file.clone(),
+            switch_at,
+        })
     }
 }
 

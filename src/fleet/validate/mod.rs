@@ -158,6 +158,7 @@ impl NetworkCheck<'_> {
                 "this network has no members, so no host runs it",
             );
         }
+        let (pair_psks, pair_next_psks) = self.pair_psks(net);
         let model = NetworkModel {
             name: name.to_owned(),
             subnet: subnets.v4,
@@ -168,7 +169,8 @@ impl NetworkCheck<'_> {
             client_dns,
             hubs,
             peers,
-            pair_psks: self.pair_psks(net),
+            pair_psks,
+            pair_next_psks,
             flows,
             tests,
         };
