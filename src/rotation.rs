@@ -10,7 +10,7 @@
 //! A pair's preshared key rotates in time instead: both ends change it at `switchAt` and keep
 //! their session (a session outlives the key it was made with), the lead end a moment later
 //! with a fresh handshake that confirms both; an end that sees no handshake after its change
-//! goes back to the current key, and with it the other, so a link is never left with two keys.
+//! goes back to the current key, and with it the other, so that both end on one key.
 //!
 //! Here: the entries a plan renders, what a host watches for, and which handshakes promote.
 
@@ -496,7 +496,7 @@ fn psk_state(
         PskStage::RolledBack { reason } => (
             "stuck",
             format!(
-                "back on {}, because {reason}; `wgfleet rekey --rotate-psk {a}:{b}` stages it anew",
+                "back on {}, because {reason}; remove nextFile and switchAt, then `wgfleet rekey --rotate-psk {a}:{b}` stages it anew",
                 r.current_file
             ),
         ),

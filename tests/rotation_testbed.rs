@@ -579,7 +579,7 @@ worker-2: {on_w2}"
 worker-2: {on_w2}"
     );
     // As docs/rotation.md shows them.
-    let again = "; `wgfleet rekey --rotate-psk cp:worker-2` stages it anew";
+    let again = "; remove nextFile and switchAt, then `wgfleet rekey --rotate-psk cp:worker-2` stages it anew";
     assert_eq!(
         on_w2,
         format!(
