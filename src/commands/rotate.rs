@@ -3,7 +3,7 @@
 //! reading it back; for a Nix fleet, or a text the edit cannot be sure of, they say what to set.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -47,29 +47,9 @@ pub fn cmd_rotate(
     if next_path.exists() {
         return Err(Error::Exists { path: next_path });
     }
-    let recipients_file = args
-        .recipients_file
-        .as_ref()
-        .ok_or_else(|| Error::Usage("--rotate needs -R FILE, the recipients file".into()))?;
-    let rf = RecipientsFile::read(recipients_file).map_err(secret_err("rekey --rotate"))?;
-    if !rf.hosts.contains_key(host) {
-        return Err(Error::Usage(format!(
-            "{}: no recipient line for {host}; add `{host} RECIPIENT` (its SSH host key) so that \
-             it can decrypt its next key",
-            recipients_file.display()
-        )));
-    }
-    let recipients = rf
-        .for_hosts([host])
-        .iter()
-        .map(|t| parse_recipient(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(secret_err("rekey --rotate"))?;
     let key = SecretKey::generate_private();
     let public = key.public_key();
-    let mut plain = zeroize::Zeroizing::new(key.to_base64());
-    plain.push('\n');
-    let sealed = encrypt(plain.as_bytes(), &recipients).map_err(secret_err("rekey --rotate"))?;
+    let (sealed, recipients) = seal_next(args, "--rotate", &[host], "its next key", &key)?;
     let switch_at = format_rfc3339(now.saturating_add(args.switch_after as i64));
     let fields = [
         ("nextPublicKey", public.as_str()),
@@ -85,21 +65,11 @@ pub fn cmd_rotate(
         let text = insert_after_string(loaded.json_source.as_deref()?, &h.public_key, &fields)?;
         same(&text, &want).then_some(text)
     });
-    write_atomic(&next_path, &sealed, 0o600).map_err(|source| Error::Write {
-        path: next_path.clone(),
-        source,
-    })?;
-    let updated = match &edited {
-        Some(text) => {
-            write_fleet(&loaded.path, text)?;
-            true
-        }
-        None => false,
-    };
+    let updated = write_staged(&loaded, &next_path, &sealed, edited.as_deref())?;
     if args.json {
         let doc = json!({
             "host": host, "nextPublicKey": public, "nextPrivateKeyFile": next_file,
-            "nextSwitchAt": switch_at, "recipients": recipients.len(), "fleetUpdated": updated,
+            "nextSwitchAt": switch_at, "recipients": recipients, "fleetUpdated": updated,
         });
         write_out(out, &format!("{doc:#}\n"))?;
         return Ok(0);
@@ -107,7 +77,7 @@ pub fn cmd_rotate(
     let mut text = format!(
         "wrote {host}'s next private key to {}, encrypted to {} recipient(s)\n",
         next_path.display(),
-        recipients.len()
+        recipients
     );
     if updated {
         text.push_str(&format!(
@@ -176,28 +146,7 @@ pub fn cmd_finish(
         )?;
         return Ok(0);
     };
-    // The next key takes the current key's file, so the fleet names the same file as before;
-    // if the fleet cannot be written, the current key goes back.
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            what: "key file",
-            source,
-        })
-    };
-    let (old_key, new_key) = (read(&current_path)?, read(&next_path)?);
-    let write = |path: &PathBuf, bytes: &[u8]| {
-        write_atomic(path, bytes, 0o600).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })
-    };
-    write(&current_path, &new_key)?;
-    if let Err(e) = write_fleet(&loaded.path, &text) {
-        write(&current_path, &old_key)?;
-        return Err(e);
-    }
-    let _ = std::fs::remove_file(&next_path);
+    finish_files(&loaded, &current_path, &next_path, &text)?;
     if args.json {
         let doc = json!({"host": host, "publicKey": next, "privateKeyFile": current_file});
         write_out(out, &format!("{doc:#}\n"))?;
@@ -223,6 +172,88 @@ pub(super) fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
             host: host.to_owned(),
             known: known.join(", "),
         }
+    })
+}
+
+/// `key` sealed to the operators and `hosts` of the recipients file (`-R`), and to how many
+/// recipients. `flag` is the option it is for; `decrypts`, what the hosts' lines let them read.
+pub(super) fn seal_next(
+    args: &RekeyArgs,
+    flag: &str,
+    hosts: &[&str],
+    decrypts: &str,
+    key: &SecretKey,
+) -> Result<(Vec<u8>, usize)> {
+    let context = format!("rekey {flag}");
+    let recipients_file = args
+        .recipients_file
+        .as_ref()
+        .ok_or_else(|| Error::Usage(format!("{flag} needs -R FILE, the recipients file")))?;
+    let rf = RecipientsFile::read(recipients_file).map_err(secret_err(context.clone()))?;
+    if let Some(missing) = hosts.iter().find(|h| !rf.hosts.contains_key(**h)) {
+        return Err(Error::Usage(format!(
+            "{}: no recipient line for {missing}; add `{missing} RECIPIENT` (its SSH host key) \
+             so that it can decrypt {decrypts}",
+            recipients_file.display()
+        )));
+    }
+    let recipients = rf
+        .for_hosts(hosts.iter().copied())
+        .iter()
+        .map(|t| parse_recipient(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(secret_err(context.clone()))?;
+    let mut plain = zeroize::Zeroizing::new(key.to_base64());
+    plain.push('\n');
+    let sealed = encrypt(plain.as_bytes(), &recipients).map_err(secret_err(context))?;
+    Ok((sealed, recipients.len()))
+}
+
+/// Writes the sealed next key (0600), then the fleet when its edit could be made in place;
+/// says whether it was.
+pub(super) fn write_staged(
+    loaded: &Loaded,
+    next_path: &Path,
+    sealed: &[u8],
+    edited: Option<&str>,
+) -> Result<bool> {
+    write_key(next_path, sealed)?;
+    match edited {
+        Some(text) => write_fleet(&loaded.path, text).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Ends a rotation on disk: the next key takes the current key's file, so the fleet names the
+/// same file as before, then the fleet is written; if it cannot be, the current key goes back.
+/// The next file goes last.
+pub(super) fn finish_files(
+    loaded: &Loaded,
+    current_path: &Path,
+    next_path: &Path,
+    fleet_text: &str,
+) -> Result<()> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            what: "key file",
+            source,
+        })
+    };
+    let (old_key, new_key) = (read(current_path)?, read(next_path)?);
+    write_key(current_path, &new_key)?;
+    if let Err(e) = write_fleet(&loaded.path, fleet_text) {
+        write_key(current_path, &old_key)?;
+        return Err(e);
+    }
+    let _ = std::fs::remove_file(next_path);
+    Ok(())
+}
+
+fn write_key(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, 0o600).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
     })
 }
 

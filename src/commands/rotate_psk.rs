@@ -7,19 +7,15 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::rotate::{next_file_name, same};
-use super::secrets::secret_err;
-use super::{check_valid, write_fleet, write_out};
+use super::rotate::{finish_files, next_file_name, same, seal_next, write_staged};
+use super::{check_valid, write_out};
 use crate::cli::RekeyArgs;
 use crate::error::{Error, Result};
 use crate::fleet::Loaded;
 use crate::fleet::edit::{insert_after_string, remove_member};
 use crate::fleet::schema::PresharedKeyPair;
 use crate::fleet::time::format_rfc3339;
-use crate::fsutil::write_atomic;
-use crate::secrets::age::{encrypt, parse_recipient};
 use crate::secrets::keys::SecretKey;
-use crate::secrets::recipients::RecipientsFile;
 
 /// The pair's entry: its network, its index in `presharedKeys`, and the entry.
 struct Entry<'l> {
@@ -49,28 +45,13 @@ pub fn cmd_rotate_psk(
     if next_path.exists() {
         return Err(Error::Exists { path: next_path });
     }
-    let recipients_file = args
-        .recipients_file
-        .as_ref()
-        .ok_or_else(|| Error::Usage("--rotate-psk needs -R FILE, the recipients file".into()))?;
-    let rf = RecipientsFile::read(recipients_file).map_err(secret_err("rekey --rotate-psk"))?;
-    if let Some(missing) = [a, b].into_iter().find(|h| !rf.hosts.contains_key(*h)) {
-        return Err(Error::Usage(format!(
-            "{}: no recipient line for {missing}; add `{missing} RECIPIENT` (its SSH host key) \
-             so that it can decrypt the next preshared key",
-            recipients_file.display()
-        )));
-    }
-    let recipients = rf
-        .for_hosts([a, b])
-        .iter()
-        .map(|t| parse_recipient(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(secret_err("rekey --rotate-psk"))?;
-    let mut plain = zeroize::Zeroizing::new(SecretKey::generate_preshared().to_base64());
-    plain.push('\n');
-    let sealed =
-        encrypt(plain.as_bytes(), &recipients).map_err(secret_err("rekey --rotate-psk"))?;
+    let (sealed, recipients) = seal_next(
+        args,
+        "--rotate-psk",
+        &[a, b],
+        "the next preshared key",
+        &SecretKey::generate_preshared(),
+    )?;
     let switch_at = format_rfc3339(now.saturating_add(args.switch_after as i64));
     let fields = [
         ("nextFile", next_file.as_str()),
@@ -85,21 +66,11 @@ pub fn cmd_rotate_psk(
         let text = insert_after_string(loaded.json_source.as_deref()?, &entry.pair.file, &fields)?;
         same(&text, &want).then_some(text)
     });
-    write_atomic(&next_path, &sealed, 0o600).map_err(|source| Error::Write {
-        path: next_path.clone(),
-        source,
-    })?;
-    let updated = match &edited {
-        Some(text) => {
-            write_fleet(&loaded.path, text)?;
-            true
-        }
-        None => false,
-    };
+    let updated = write_staged(&loaded, &next_path, &sealed, edited.as_deref())?;
     if args.json {
         let doc = json!({
             "network": entry.network, "peers": [a, b], "nextFile": next_file,
-            "switchAt": switch_at, "recipients": recipients.len(), "fleetUpdated": updated,
+            "switchAt": switch_at, "recipients": recipients, "fleetUpdated": updated,
         });
         write_out(out, &format!("{doc:#}\n"))?;
         return Ok(0);
@@ -107,7 +78,7 @@ pub fn cmd_rotate_psk(
     let mut text = format!(
         "wrote the next preshared key of {a} and {b} to {}, encrypted to {} recipient(s)\n",
         next_path.display(),
-        recipients.len()
+        recipients
     );
     let at = format!("networks.{}.presharedKeys[{}]", entry.network, entry.index);
     if updated {
@@ -172,28 +143,7 @@ pub fn cmd_finish_psk(
         )?;
         return Ok(0);
     };
-    // The next key takes the current key's file, so the fleet names the same file as before;
-    // if the fleet cannot be written, the current key goes back.
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            what: "key file",
-            source,
-        })
-    };
-    let (old_key, new_key) = (read(&current_path)?, read(&next_path)?);
-    let write = |path: &std::path::PathBuf, bytes: &[u8]| {
-        write_atomic(path, bytes, 0o600).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })
-    };
-    write(&current_path, &new_key)?;
-    if let Err(e) = write_fleet(&loaded.path, &text) {
-        write(&current_path, &old_key)?;
-        return Err(e);
-    }
-    let _ = std::fs::remove_file(&next_path);
+    finish_files(&loaded, &current_path, &next_path, &text)?;
     if args.json {
         let doc = json!({"network": entry.network, "peers": [a, b], "file": entry.pair.file});
         write_out(out, &format!("{doc:#}\n"))?;
