@@ -685,9 +685,21 @@ mod tests {
         assert!(plan.peers.iter().all(|p| p.rotation.is_none()));
     }
 
+    /// Each finding of `validate` as `path: message`.
+    fn findings(fleet: &crate::fleet::Fleet) -> Vec<String> {
+        use crate::fleet::validate::{Options, validate};
+        let options = Options {
+            now: 0,
+            expiry_warning: 0,
+        };
+        let (_, d) = validate(fleet, options);
+        d.0.iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect()
+    }
+
     #[test]
     fn a_staged_rotation_is_declared_whole_with_a_key_of_its_own() {
-        use crate::fleet::validate::{Options, validate};
         let fleet: crate::fleet::Fleet = serde_json::from_value(serde_json::json!({
             "version": 1,
             "hosts": {
@@ -699,17 +711,7 @@ mod tests {
             "networks": {}
         }))
         .unwrap();
-        let (_, d) = validate(
-            &fleet,
-            Options {
-                now: 0,
-                expiry_warning: 0,
-            },
-        );
-        let found: Vec<String> =
-            d.0.iter()
-                .map(|d| format!("{}: {}", d.path, d.message))
-                .collect();
+        let found = findings(&fleet);
         for want in [
             "hosts.cp.nextPublicKey: is the current publicKey",
             "hosts.cp.nextSwitchAt: \"soon\" is not an RFC 3339 time",
@@ -863,7 +865,6 @@ mod tests {
 
     #[test]
     fn a_staged_preshared_key_is_declared_whole_in_a_file_of_its_own() {
-        use crate::fleet::validate::{Options, validate};
         let fleet: crate::fleet::Fleet = serde_json::from_value(serde_json::json!({
             "version": 1,
             "hosts": {
@@ -881,17 +882,7 @@ mod tests {
                      "switchAt": "later"}]}}
         }))
         .unwrap();
-        let (_, d) = validate(
-            &fleet,
-            Options {
-                now: 0,
-                expiry_warning: 0,
-            },
-        );
-        let found: Vec<String> =
-            d.0.iter()
-                .map(|d| format!("{}: {}", d.path, d.message))
-                .collect();
+        let found = findings(&fleet);
         for want in [
             "networks.wg0.presharedKeys[0].nextFile: is the current file",
             "networks.wg0.presharedKeys[1].nextFile: \"w1.age\" is host \"worker-1\"'s private key file",
@@ -904,20 +895,12 @@ mod tests {
         }
         let mut half = fleet.clone();
         half.networks.get_mut("wg0").unwrap().preshared_keys[1].switch_at = None;
-        let (_, d) = validate(
-            &half,
-            Options {
-                now: 0,
-                expiry_warning: 0,
-            },
-        );
+        let found = findings(&half);
         assert!(
-            d.0.iter().any(
-                |d| d.path.to_string() == "networks.wg0.presharedKeys[1].switchAt"
-                    && d.message.starts_with("is missing")
-            ),
-            "{:#?}",
-            d.0
+            found
+                .iter()
+                .any(|f| f.starts_with("networks.wg0.presharedKeys[1].switchAt: is missing")),
+            "{found:#?}"
         );
     }
 

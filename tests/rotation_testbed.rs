@@ -310,18 +310,8 @@ fn rotation_state(host: &Host, rotating: &str, extra: &str) -> (String, String) 
 /// with it and worker-1's address: the handshake with cp's staged entry succeeds, and not one
 /// packet gets through, because the staged entry has no AllowedIPs.
 fn staged_key_carries_nothing(cp: &Host, w2: &Host, next_key_file: &Path, next_public: &str) {
-    let key = std::process::Command::new("age")
-        .args(["-d", "-i"])
-        .arg(root().join("secrets/test-identity.txt"))
-        .arg(next_key_file)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    std::fs::write(w2.dir().join("stolen.key"), &key.stdout).unwrap();
+    let key = decrypt(next_key_file);
+    std::fs::write(w2.dir().join("stolen.key"), format!("{key}\n")).unwrap();
     let cp_key = seed000_fleet(&HOSTS)["hosts"]["cp"]["publicKey"]
         .as_str()
         .unwrap()
