@@ -56,12 +56,15 @@ pub const STUCK_AFTER_SECS: i64 = 600;
 /// other has the next key when the lead's handshake comes (clocks within a second, as NTP keeps
 /// them).
 pub const PSK_LEAD_SECS: i64 = 2;
-/// How long an end whose peer leads waits for a handshake after its change before it goes
-/// back: the lead's change and its held confirmation (30 s) fit in it.
-pub const PSK_FOLLOW_SECS: i64 = 60;
-/// The same when neither end leads (two hubs): the next handshake is the session's own rekey,
-/// at most 2 minutes after the last one while packets flow, and a retry.
-pub const PSK_GENTLE_SECS: i64 = 180;
+/// The lead does not change later than this after its switch time: its other end has waited
+/// since the switch time, and must still be waiting when the lead's handshake comes.
+pub const PSK_LEAD_LATEST_SECS: i64 = 120;
+/// How long an end waits for a handshake after its change (or after its switch time, when no
+/// run has made the change) before it goes back. It holds whatever comes last: a lead changing
+/// `PSK_LEAD_LATEST_SECS` late, and the session's own rekey (at most 2 minutes after the last
+/// handshake while packets flow, plus a keepalive) when the lead's handshake came before this
+/// end's run ended, or was not held (a spoke of two hubs, `--no-confirm`, two hubs).
+pub const PSK_WAIT_SECS: i64 = 270;
 
 /// One end's record of a pair's change of preshared key (kept in `rotation.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +80,8 @@ pub struct PskRecord {
     pub switch_time: i64,
     /// Seconds after its change this end waits for a handshake.
     pub wait_secs: i64,
-    /// Unix seconds: the run that changed this end to the next key.
+    /// Unix seconds: when the run that changed this end to the next key began (a handshake
+    /// from then on is on the next key at both ends: neither had it before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switched_at: Option<i64>,
     /// The handshake on the next key that confirmed it (unix seconds).
@@ -86,10 +90,21 @@ pub struct PskRecord {
     /// Why this end went back to the current key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<String>,
+    /// Unix seconds: the run that rendered the current key again after `rolled_back`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_at: Option<i64>,
 }
 
 impl PskRecord {
-    fn of(&self, interface: &str, peer: &str, r: &PskRotation) -> bool {
+    /// Unix seconds: with no handshake on the next key by then, this end goes back.
+    pub fn deadline(&self) -> i64 {
+        self.switched_at
+            .unwrap_or(self.switch_time)
+            .max(self.switch_time)
+            .saturating_add(self.wait_secs)
+    }
+
+    pub fn of(&self, interface: &str, peer: &str, r: &PskRotation) -> bool {
         self.interface == interface
             && self.peer == peer
             && self.next_file == r.next_file
@@ -119,12 +134,19 @@ pub fn switch_psks(plan: &mut InterfacePlan, now: i64, records: &[PskRecord]) {
         let Some(r) = &mut peer.psk_rotation else {
             continue;
         };
-        let back = records
-            .iter()
-            .find(|x| x.of(&plan.network, &peer.name, r))
-            .and_then(|x| x.rolled_back.clone());
+        let record = records.iter().find(|x| x.of(&plan.network, &peer.name, r));
+        let back = record.and_then(|x| x.rolled_back.clone());
+        let switched = record.is_some_and(|x| x.switched_at.is_some());
+        let latest = psk_switch_time(r).saturating_add(PSK_LEAD_LATEST_SECS);
         r.stage = match back {
             Some(reason) => PskStage::RolledBack { reason },
+            None if r.lead && !switched && now > latest => PskStage::RolledBack {
+                reason: format!(
+                    "this end, which leads, could not change by {} (its switch time and {PSK_LEAD_LATEST_SECS} s), and {} goes back when no handshake comes",
+                    format_rfc3339(latest),
+                    peer.name
+                ),
+            },
             None if now >= psk_switch_time(r) => {
                 peer.preshared_key_file = Some(r.next_file.clone());
                 PskStage::Switched
@@ -151,14 +173,14 @@ pub fn kept_sessions(plan: &InterfacePlan) -> Vec<String> {
         .collect()
 }
 
-/// The records after a run that ended well at `now`: one for each staged preshared key in the
-/// plans, keeping what was known of it, with the change noted when this run made it.
-/// `confirmed(interface, peer)`: this run's change was held to a handshake with the peer, and
-/// had it.
+/// The records after a run that began at `began` and ended well: one for each staged
+/// preshared key in the plans, keeping what was known of it, with the change (or the going
+/// back) noted when this run made it. `confirmed(interface, peer)`: this run's change was held
+/// to a handshake with the peer, and had it.
 pub fn psk_records<'p>(
     plans: impl IntoIterator<Item = &'p InterfacePlan>,
     before: &[PskRecord],
-    now: i64,
+    began: i64,
     confirmed: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<PskRecord> {
     let mut records = Vec::new();
@@ -176,21 +198,26 @@ pub fn psk_records<'p>(
                     next_file: r.next_file.clone(),
                     switch_at: r.switch_at,
                     switch_time: psk_switch_time(r),
-                    wait_secs: if r.peer_leads {
-                        PSK_FOLLOW_SECS
-                    } else {
-                        PSK_GENTLE_SECS
-                    },
+                    wait_secs: PSK_WAIT_SECS,
                     switched_at: None,
                     confirmed: None,
                     rolled_back: None,
+                    returned_at: None,
                 },
             };
-            if r.stage == PskStage::Switched && record.switched_at.is_none() {
-                record.switched_at = Some(now);
-                if confirmed(&plan.network, &peer.name) {
-                    record.confirmed = Some(now.max(0) as u64);
+            match &r.stage {
+                PskStage::Switched if record.switched_at.is_none() => {
+                    record.switched_at = Some(began);
+                    if confirmed(&plan.network, &peer.name) {
+                        record.confirmed = Some(u64::try_from(began).unwrap_or(0));
+                    }
                 }
+                // This run rendered the current key: the going back is real.
+                PskStage::RolledBack { reason } if record.returned_at.is_none() => {
+                    record.rolled_back.get_or_insert_with(|| reason.clone());
+                    record.returned_at = Some(began);
+                }
+                _ => {}
             }
             records.push(record);
         }
@@ -202,8 +229,9 @@ pub fn psk_records<'p>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PskNext {
     Nothing,
-    /// Its switch time has come: an apply changes it.
-    Switch,
+    /// An apply is due: the switch time has come and no run has made the change, or this end
+    /// went back and no run has rendered the current key yet.
+    Apply,
     /// A handshake came after the change (unix seconds).
     Confirm(u64),
     /// None came in time: go back to the current key.
@@ -212,26 +240,42 @@ pub enum PskNext {
 
 /// The watcher's decision for a record at `now`, given the latest handshake with the peer.
 pub fn psk_next(record: &PskRecord, now: i64, handshake: u64) -> PskNext {
-    if record.confirmed.is_some() || record.rolled_back.is_some() {
+    if record.confirmed.is_some() {
         return PskNext::Nothing;
     }
+    if record.rolled_back.is_some() {
+        return match record.returned_at {
+            None => PskNext::Apply,
+            Some(_) => PskNext::Nothing,
+        };
+    }
+    let deadline = record.deadline();
     let Some(switched) = record.switched_at else {
-        return match now >= record.switch_time {
-            true => PskNext::Switch,
-            false => PskNext::Nothing,
+        return match now {
+            // Every run failed (or none came): nothing says the other end has the next key.
+            _ if now >= deadline => PskNext::RollBack(format!(
+                "no run of this end made the change within {} s of its switch time {}",
+                record.wait_secs,
+                format_rfc3339(record.switch_time)
+            )),
+            _ if now >= record.switch_time => PskNext::Apply,
+            _ => PskNext::Nothing,
         };
     };
-    // `switched` is when the run that made the change ended: a handshake that succeeds after
+    // `switched` is when the run that made the change began: a handshake that succeeds after
     // the change is on the next key at both ends (the other end had it, or no handshake
-    // succeeds), and `wg` gives seconds, so the second of the change counts.
-    if i64::try_from(handshake).is_ok_and(|h| h >= switched) {
+    // succeeds), and `wg` gives seconds, so the second of the change counts. None on the next
+    // key comes before the lead's switch time, so nothing earlier (a rekey of the old session
+    // while this run made the change) is taken for one.
+    let after = switched.max(record.switch_at.saturating_add(PSK_LEAD_SECS));
+    if i64::try_from(handshake).is_ok_and(|h| h >= after) {
         return PskNext::Confirm(handshake);
     }
-    if now >= switched + record.wait_secs {
+    if now >= deadline {
         return PskNext::RollBack(format!(
             "no handshake with {} came within {} s of the change at {}",
             record.peer,
-            record.wait_secs,
+            deadline - switched,
             format_rfc3339(switched)
         ));
     }
@@ -240,7 +284,7 @@ pub fn psk_next(record: &PskRecord, now: i64, handshake: u64) -> PskNext {
 
 /// The watcher has work left on this record.
 pub fn psk_pending(record: &PskRecord) -> bool {
-    record.confirmed.is_none() && record.rolled_back.is_none()
+    record.confirmed.is_none() && (record.rolled_back.is_none() || record.returned_at.is_none())
 }
 
 /// The peers' entries as this host renders them: a promoted rotation's entry carries the next
@@ -496,7 +540,7 @@ fn psk_state(
         PskStage::RolledBack { reason } => (
             "stuck",
             format!(
-                "back on {}, because {reason}; remove nextFile and switchAt, then `wgfleet rekey --rotate-psk {a}:{b}` stages it anew",
+                "back on {}, because {reason}; `wgfleet rekey --abandon {a}:{b}` drops it, then `--rotate-psk {a}:{b}` stages it anew",
                 r.current_file
             ),
         ),
@@ -521,15 +565,20 @@ fn psk_state(
                 ),
             ),
             None => {
-                let since = record.and_then(|x| x.switched_at).unwrap_or(now);
-                let wait = record.map_or(PSK_GENTLE_SECS, |x| x.wait_secs);
+                let since = match record.and_then(|x| x.switched_at) {
+                    Some(at) => format!("since {}", format_rfc3339(at)),
+                    None => "from its next run on".to_owned(),
+                };
+                let deadline = record.map_or_else(
+                    || psk_switch_time(r).max(now) + PSK_WAIT_SECS,
+                    PskRecord::deadline,
+                );
                 (
                     "switched",
                     format!(
-                        "this host uses {} since {}; a handshake with {peer} confirms it, and with none by {} this host goes back to {}",
+                        "this host uses {} {since}; a handshake with {peer} confirms it, and with none by {} this host goes back to {}",
                         r.next_file,
-                        format_rfc3339(since),
-                        format_rfc3339(since + wait),
+                        format_rfc3339(deadline),
                         r.current_file
                     ),
                 )
@@ -817,16 +866,17 @@ mod tests {
         let mut plan = psk_plans("cp");
         let staged = psk_records([&plan], &[], SWITCH - 10, &|_, _| false).remove(0);
         assert_eq!(staged.switched_at, None);
-        assert_eq!(staged.wait_secs, PSK_FOLLOW_SECS);
+        assert_eq!(staged.wait_secs, PSK_WAIT_SECS);
         assert_eq!(psk_next(&staged, SWITCH - 1, 0), PskNext::Nothing);
-        assert_eq!(psk_next(&staged, SWITCH, 0), PskNext::Switch);
+        assert_eq!(psk_next(&staged, SWITCH, 0), PskNext::Apply);
         let state =
             |plan: &InterfacePlan, records: &[PskRecord], now| psk_view(plan, records, now).state;
         assert_eq!(
             state(&plan, std::slice::from_ref(&staged), SWITCH - 1),
             "staged"
         );
-        // The run at SWITCH makes the change; a handshake from then on confirms it.
+        // The run that began at SWITCH makes the change; a handshake from the lead's switch
+        // time on confirms it (one before is the old session's rekey).
         switch_psks(&mut plan, SWITCH, &[]);
         let switched = psk_records([&plan], &[staged], SWITCH, &|_, _| false).remove(0);
         assert_eq!(switched.switched_at, Some(SWITCH));
@@ -834,33 +884,92 @@ mod tests {
             state(&plan, std::slice::from_ref(&switched), SWITCH + 1),
             "switched"
         );
+        for old in [SWITCH - 1, SWITCH + PSK_LEAD_SECS - 1] {
+            assert_eq!(
+                psk_next(&switched, SWITCH + 5, old as u64),
+                PskNext::Nothing
+            );
+        }
+        let lead = (SWITCH + PSK_LEAD_SECS) as u64;
         assert_eq!(
-            psk_next(&switched, SWITCH + 5, (SWITCH - 1) as u64),
+            psk_next(&switched, SWITCH + 5, lead),
+            PskNext::Confirm(lead)
+        );
+        assert_eq!(
+            psk_next(&switched, SWITCH + PSK_WAIT_SECS - 1, 0),
             PskNext::Nothing
         );
-        assert_eq!(
-            psk_next(&switched, SWITCH + 5, (SWITCH + 2) as u64),
-            PskNext::Confirm((SWITCH + 2) as u64)
-        );
-        let PskNext::RollBack(why) = psk_next(&switched, SWITCH + PSK_FOLLOW_SECS, 0) else {
+        let PskNext::RollBack(why) = psk_next(&switched, SWITCH + PSK_WAIT_SECS, 0) else {
             panic!("no going back");
         };
         assert!(
-            why.starts_with("no handshake with worker-1 came within 60 s"),
+            why.starts_with("no handshake with worker-1 came within 270 s"),
             "{why}"
         );
         let confirmed = PskRecord {
-            confirmed: Some(SWITCH as u64 + 2),
-            ..switched
+            confirmed: Some(lead),
+            ..switched.clone()
         };
         assert_eq!(psk_next(&confirmed, SWITCH + 999, 0), PskNext::Nothing);
         assert!(!psk_pending(&confirmed));
         assert_eq!(state(&plan, &[confirmed], SWITCH + 3), "confirmed");
+        // Going back is pending until a run has rendered the current key.
+        let back = PskRecord {
+            rolled_back: Some(why),
+            ..switched
+        };
+        assert!(psk_pending(&back));
+        assert_eq!(psk_next(&back, SWITCH + 999, 0), PskNext::Apply);
+        switch_psks(&mut plan, SWITCH + 999, std::slice::from_ref(&back));
+        assert!(matches!(
+            psk_of(&plan, "worker-1").1,
+            PskStage::RolledBack { .. }
+        ));
+        let rendered = psk_records([&plan], &[back], SWITCH + 999, &|_, _| false).remove(0);
+        assert_eq!(rendered.returned_at, Some(SWITCH + 999));
+        assert!(!psk_pending(&rendered));
         // A held change the run confirmed is recorded confirmed at once.
         let mut spoke = psk_plans("worker-1");
         switch_psks(&mut spoke, SWITCH + PSK_LEAD_SECS, &[]);
         let led = psk_records([&spoke], &[], SWITCH + 3, &|_, peer| peer == "cp").remove(0);
         assert_eq!(led.confirmed, Some(SWITCH as u64 + 3));
+    }
+
+    #[test]
+    fn an_end_no_run_changed_goes_back_and_a_late_lead_does_not_change() {
+        // Every run of the hub failed: its deadline counts from its switch time.
+        let hub = psk_plans("cp");
+        let staged = psk_records([&hub], &[], SWITCH - 10, &|_, _| false).remove(0);
+        assert_eq!(staged.deadline(), SWITCH + PSK_WAIT_SECS);
+        assert_eq!(
+            psk_next(&staged, SWITCH + PSK_WAIT_SECS - 1, 0),
+            PskNext::Apply
+        );
+        let PskNext::RollBack(why) = psk_next(&staged, SWITCH + PSK_WAIT_SECS, 0) else {
+            panic!("no going back");
+        };
+        assert!(
+            why.starts_with("no run of this end made the change"),
+            "{why}"
+        );
+        // The lead changes up to PSK_LEAD_LATEST_SECS late, and not after: its other end is
+        // waiting since the switch time.
+        let at = SWITCH + PSK_LEAD_SECS + PSK_LEAD_LATEST_SECS;
+        let mut spoke = psk_plans("worker-1");
+        switch_psks(&mut spoke, at, &[]);
+        assert_eq!(psk_of(&spoke, "cp").1, PskStage::Switched);
+        let mut late = psk_plans("worker-1");
+        switch_psks(&mut late, at + 1, &[]);
+        let (file, PskStage::RolledBack { reason }) = psk_of(&late, "cp") else {
+            panic!("a late lead changed");
+        };
+        assert_eq!(file.as_deref(), Some(PSK));
+        assert!(reason.contains("could not change by"), "{reason}");
+        // Once it has changed, a later run keeps the next key.
+        let records = psk_records([&spoke], &[], at, &|_, _| false);
+        let mut again = psk_plans("worker-1");
+        switch_psks(&mut again, at + 500, &records);
+        assert_eq!(psk_of(&again, "cp").1, PskStage::Switched);
     }
 
     #[test]

@@ -212,6 +212,41 @@ fn fleet_on(host: &Host, args: &str) -> std::process::Output {
     wgfleet_on::wgfleet(host, args)
 }
 
+/// The packaged wgfleet.service on `host`, as systemd/install.sh sets it up (the program from
+/// /x): the fleet and the flags come from /etc/default/wgfleet, not from the command line.
+fn install_packaged_unit(host: &Host) {
+    std::fs::copy(
+        root().join("systemd/wgfleet.service"),
+        host.dir().join("wgfleet.service"),
+    )
+    .unwrap();
+    host.sh_ok(&format!(
+        "cp /x/wgfleet.service /etc/systemd/system/ && \
+         mkdir -p /etc/systemd/system/wgfleet.service.d && \
+         printf '[Service]\\nExecStart=\\nExecStart=/x/wgfleet apply $WGFLEET_ARGS\\n' \
+           > /etc/systemd/system/wgfleet.service.d/x.conf && \
+         printf 'WGFLEET_FLEET=/x/fleet.json\\nWGFLEET_ARGS=\"--host {} -i /x/identity.txt\"\\n' \
+           > /etc/default/wgfleet && systemctl daemon-reload",
+        host.name()
+    ))
+    .unwrap();
+}
+
+/// One run of the packaged unit, which must succeed; returns its journal.
+fn unit_apply(host: &Host) -> String {
+    let out = host.sh("systemctl start wgfleet.service").unwrap();
+    let journal = host
+        .sh_ok("journalctl -u wgfleet.service --no-pager -o cat | tail -40")
+        .unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "wgfleet.service on {} failed: {}\n{journal}",
+        host.name(),
+        wgfleet_on::printed(&out)
+    );
+    journal
+}
+
 /// Pings cp from `host` every 200 ms until `lost` stops it.
 fn start_pinging(host: &Host) -> Child {
     host.spawn("exec ping -n -i 0.2 -W 1 10.50.0.1").unwrap()
@@ -475,24 +510,35 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
 
     // 3. The preshared key between cp and worker-2: both ends change it at switchAt keeping
     // their session, worker-2 (which dials cp) 2 s later with the handshake that confirms both;
-    // the applies before it in the worst order (worker-2 first).
+    // the applies before it in the worst order (worker-2 first). worker-2 runs the packaged
+    // unit, its fleet and flags in /etc/default/wgfleet: its watcher starts that unit at the
+    // switch time. cp applies from a shell: its watcher runs the same command again.
+    install_packaged_unit(w2);
     let psk = "secrets/cp-worker-2.psk.age";
     op.keygen_psk(psk);
     op.edit(|f| {
         f["networks"]["wg0"]["presharedKeys"] = json!([{"peers": ["cp", "worker-2"], "file": psk}])
     });
-    for h in [cp, w2] {
-        op.deploy(h);
-        apply(h);
-    }
+    op.deploy(cp);
+    apply(cp);
+    op.deploy(w2);
+    unit_apply(w2);
     w2.sh_ok("ping -c 1 -w 30 10.50.0.1").unwrap();
     let (cp_key, w2_key) = (public("cp"), public("worker-2"));
     let p2 = start_pinging(w2);
     op.rekey("--rotate-psk cp:worker-2 --switch-after 20s");
-    for h in [w2, cp] {
-        op.deploy(h);
-        apply(h);
-    }
+    op.deploy(w2);
+    unit_apply(w2);
+    op.deploy(cp);
+    apply(cp);
+    let replay = |h: &Host| -> Value {
+        serde_json::from_str::<Value>(&h.sh_ok("cat /var/lib/wgfleet/rotation.json").unwrap())
+            .unwrap()["replay"]
+            .clone()
+    };
+    assert_eq!(replay(w2), json!({"unit": "wgfleet.service"}));
+    let on_cp = replay(cp);
+    assert_eq!(on_cp["args"][0], "apply", "{on_cp}");
     let next_file = "secrets/cp-worker-2.psk.next.age";
     let plan = wgfleet_on::printed(&fleet_on(w2, "plan"));
     assert!(
@@ -515,6 +561,11 @@ fn keys_rotate_with_at_most_two_seconds_of_loss_and_a_wrong_key_promotes_nothing
     op.wait_for_psk_switch(0);
     let on_cp = wait_for_psk_state(cp, "worker-2", "confirmed", 40);
     let on_w2 = wait_for_psk_state(w2, "cp", "confirmed", 40);
+    // worker-2's change was made by its unit, started by its watcher.
+    let journal = w2
+        .sh_ok("journalctl -u wgfleet.service --no-pager -o cat | tail -40")
+        .unwrap();
+    assert!(journal.contains("PresharedKey"), "{journal}");
     eprintln!(
         "cp: {on_cp}
 worker-2: {on_w2}"
@@ -535,10 +586,10 @@ worker-2: {on_w2}"
         assert_in_sync(h);
     }
     op.rekey("--finish cp:worker-2");
-    for h in [cp, w2] {
-        op.deploy(h);
-        apply(h);
-    }
+    op.deploy(cp);
+    apply(cp);
+    op.deploy(w2);
+    unit_apply(w2);
     for h in &hosts {
         assert_in_sync(h);
     }
@@ -550,7 +601,8 @@ worker-2: {on_w2}"
 
     // 3b. A preshared key the ends cannot agree on (worker-2's copy of the next file holds
     // another key): worker-2's held change is not confirmed and goes back, cp sees no
-    // handshake and goes back too; neither is left on it, and both say why.
+    // handshake and goes back too (after waiting as long as a late lead could take); neither
+    // is left on it, both say why, and `rekey --abandon` drops it.
     let p2 = start_pinging(w2);
     op.rekey("--rotate-psk cp:worker-2 --switch-after 15s");
     let other = "secrets/other.psk.age";
@@ -559,17 +611,17 @@ worker-2: {on_w2}"
         op.deploy(h);
     }
     std::fs::copy(op.dir.join(other), w2.dir().join(next_file)).unwrap();
-    apply(w2);
+    unit_apply(w2);
     apply(cp);
     op.wait_for_psk_switch(0);
     let on_w2 = wait_for_psk_state(w2, "cp", "stuck", 60);
-    let on_cp = wait_for_psk_state(cp, "worker-2", "stuck", 90);
+    let on_cp = wait_for_psk_state(cp, "worker-2", "stuck", 300);
     eprintln!(
         "cp: {on_cp}
 worker-2: {on_w2}"
     );
     // As docs/rotation.md shows them.
-    let again = "; remove nextFile and switchAt, then `wgfleet rekey --rotate-psk cp:worker-2` stages it anew";
+    let again = "; `wgfleet rekey --abandon cp:worker-2` drops it, then `--rotate-psk cp:worker-2` stages it anew";
     assert_eq!(
         on_w2,
         format!(
@@ -579,7 +631,7 @@ worker-2: {on_w2}"
     );
     assert!(
         on_cp.starts_with(&format!(
-            "back on {psk}, because no handshake with worker-2 came within 60 s of the change at "
+            "back on {psk}, because no handshake with worker-2 came within 270 s of the change at "
         )) && on_cp.ends_with(again),
         "{on_cp}"
     );
@@ -588,13 +640,12 @@ worker-2: {on_w2}"
     w2.sh_ok("ping -c 1 -w 20 10.50.0.1").unwrap();
     assert_eq!(audit_actions(cp, "psk-roll-back").len(), 1);
     // The operator drops the rotation: both ends stay as they are.
-    op.edit(|f| {
-        let entry = f["networks"]["wg0"]["presharedKeys"][0]
-            .as_object_mut()
-            .unwrap();
-        entry.remove("nextFile");
-        entry.remove("switchAt");
-    });
+    op.rekey("--abandon cp:worker-2");
+    assert!(!op.dir.join(next_file).exists());
+    assert_eq!(
+        op.fleet()["networks"]["wg0"]["presharedKeys"],
+        json!([{"peers": ["cp", "worker-2"], "file": psk}])
+    );
     for h in [cp, w2] {
         op.deploy(h);
         apply(h);
@@ -606,7 +657,7 @@ worker-2: {on_w2}"
     pids = hosts.iter().map(wg_go_pid).collect();
     let lost_w2 = lost(w2, p2);
     eprintln!("a preshared key the ends could not agree on: {lost_w2:.1} s lost on worker-2");
-    assert!(lost_w2 <= 75.0, "{lost_w2} s");
+    assert!(lost_w2 <= 300.0, "{lost_w2} s");
 
     // 4. worker-2's next key file holds another key: it never switches, nothing is promoted,
     // the old key goes on working, and both ends say so.

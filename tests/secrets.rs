@@ -415,6 +415,64 @@ fn rekey_moves_secrets_to_new_recipients_atomically() {
     );
 }
 
+/// `rekey --abandon HOST` drops a staged rotation: the fleet is as before it, byte for byte, and
+/// the next key's file is gone; a second one, with nothing staged, says so and changes nothing.
+#[test]
+fn rekey_abandon_leaves_the_fleet_as_before_the_rotation() {
+    let bed = Bed::new();
+    bed.sh("age-keygen -o operator.txt 2>/dev/null");
+    let operator = bed.sh("age-keygen -y operator.txt").trim().to_owned();
+    let (private, public) = bed.wg_keypair();
+    ok(
+        bed.path(),
+        "age",
+        &["-r", &operator, "-o", "cp.age"],
+        Some(format!("{private}\n").as_bytes()),
+    );
+    bed.fleet(&public, "cp.age");
+    std::fs::write(
+        bed.path().join("recipients.txt"),
+        format!("{operator}\ncp {operator}\n"),
+    )
+    .expect("write");
+    let before = std::fs::read_to_string(bed.path().join("fleet.json")).expect("read");
+    let rekey = |args: &[&str]| {
+        let mut all = vec!["rekey", "--fleet", "fleet.json"];
+        all.extend(args);
+        wgfleet(bed.path(), &all)
+    };
+    let out = rekey(&["-R", "recipients.txt", "--rotate", "cp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bed.path().join("cp.next.age").exists());
+    let out = rekey(&["--abandon", "cp", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        doc["removed"].as_str().unwrap().ends_with("cp.next.age"),
+        "{doc}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bed.path().join("fleet.json")).expect("read"),
+        before
+    );
+    assert!(!bed.path().join("cp.next.age").exists());
+    let out = rekey(&["--abandon", "cp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("host cp has no staged rotation to abandon"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Security review (issue 14, finding 1): a preshared key that is some host's private key (here
 /// through a link, which `validate` cannot see) is refused, and the key is never printed.
 #[test]

@@ -152,7 +152,7 @@ pub struct RekeyArgs {
         long,
         short = 'R',
         value_name = "FILE",
-        required_unless_present = "finish"
+        required_unless_present_any = ["finish", "abandon"]
     )]
     pub recipients_file: Option<PathBuf>,
 
@@ -178,6 +178,12 @@ pub struct RekeyArgs {
     /// the pair's (the next preshared key takes the place of `file`)
     #[arg(long, value_name = "HOST|A:B")]
     pub finish: Option<String>,
+
+    /// Drop HOST's staged rotation (or with A:B the pair's), keeping the current key: the
+    /// next fields leave the fleet and the next key file is deleted. For a rotation not
+    /// switched yet, or stuck; after a switch the hosts change back as for any new key
+    #[arg(long, value_name = "HOST|A:B", conflicts_with_all = ["rotate", "rotate_psk", "finish"])]
+    pub abandon: Option<String>,
 
     /// Decrypt and show who each file would be encrypted to; write nothing
     #[arg(long)]
@@ -588,5 +594,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("{text:?}: use a number with s, m, h or d (15m)"))
+        // A year at most: a switch time is something hosts wait for.
+        .filter(|&secs| secs <= 366 * 86_400)
+        .ok_or_else(|| format!("{text:?}: use a number with s, m, h or d (15m), at most 366d"))
 }

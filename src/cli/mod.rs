@@ -224,7 +224,8 @@ Examples:
   wgfleet rekey --fleet fleet.json -R secrets/recipients.txt --rotate worker-1 --switch-after 15m
   wgfleet rekey --fleet fleet.json --finish worker-1
   wgfleet rekey --fleet fleet.json -R secrets/recipients.txt --rotate-psk cp:worker-2
-  wgfleet rekey --fleet fleet.json --finish cp:worker-2"
+  wgfleet rekey --fleet fleet.json --finish cp:worker-2
+  wgfleet rekey --fleet fleet.json --abandon cp:worker-2"
     )]
     Rekey(RekeyArgs),
 

@@ -164,6 +164,73 @@ pub fn cmd_finish(
     Ok(0)
 }
 
+pub fn cmd_abandon(
+    args: &RekeyArgs,
+    host: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let (loaded, _, _) = check_valid(&args.fleet, err)?;
+    let h = host_of(&loaded, host)?;
+    let Some(next_file) = h.next_private_key_file.as_deref() else {
+        return Err(Error::Usage(format!(
+            "host {host} has no staged rotation to abandon (no nextPrivateKeyFile)"
+        )));
+    };
+    let next_path = loaded.resolve(next_file);
+    let edited = edit(&loaded, host, |h| {
+        for name in NEXT_FIELDS {
+            h.remove(name);
+        }
+    })
+    .and_then(|want| {
+        let mut text = loaded.json_source.clone()?;
+        for name in NEXT_FIELDS {
+            text = remove_member(&text, name)?;
+        }
+        same(&text, &want).then_some(text)
+    });
+    let what = format!("under hosts.{host}: remove {}", NEXT_FIELDS.join(", "));
+    abandon_files(args, &loaded, &what, &next_path, edited.as_deref(), out)
+}
+
+/// Ends an abandoned rotation on disk: the fleet without its next fields, then the next key
+/// file deleted (a fleet that cannot be edited in place is told, and nothing is deleted).
+pub(super) fn abandon_files(
+    args: &RekeyArgs,
+    loaded: &Loaded,
+    what: &str,
+    next_path: &Path,
+    fleet_text: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let Some(text) = fleet_text else {
+        let path = (loaded.path.display(), next_path.display());
+        write_out(
+            out,
+            &format!("in {}, {what}; then `rm {}`\n", path.0, path.1),
+        )?;
+        return Ok(0);
+    };
+    write_fleet(&loaded.path, text)?;
+    let _ = std::fs::remove_file(next_path);
+    if args.json {
+        let doc = json!({"fleet": loaded.path, "removed": next_path});
+        write_out(out, &format!("{doc:#}\n"))?;
+    } else {
+        write_out(
+            out,
+            &format!(
+                "{}: the rotation is dropped ({what}) and {} deleted; commit it: every host that \
+                 applies keeps, or goes back to, the current key\n",
+                loaded.path.display(),
+                next_path.display()
+            ),
+        )?;
+    }
+    Ok(0)
+}
+
 pub(super) fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {
     loaded.fleet.hosts.get(host).ok_or_else(|| {
         let known: Vec<&str> = loaded.fleet.hosts.keys().map(String::as_str).collect();
@@ -203,7 +270,8 @@ pub(super) fn seal_next(
         .map(|t| parse_recipient(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(secret_err(context.clone()))?;
-    let mut plain = zeroize::Zeroizing::new(key.to_base64());
+    let mut plain = zeroize::Zeroizing::new(String::with_capacity(45));
+    plain.push_str(&key.to_base64());
     plain.push('\n');
     let sealed = encrypt(plain.as_bytes(), &recipients).map_err(secret_err(context))?;
     Ok((sealed, recipients.len()))

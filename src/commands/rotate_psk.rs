@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::rotate::{finish_files, next_file_name, same, seal_next, write_staged};
+use super::rotate::{abandon_files, finish_files, next_file_name, same, seal_next, write_staged};
 use super::{check_valid, write_out};
 use crate::cli::RekeyArgs;
 use crate::error::{Error, Result};
@@ -35,8 +35,8 @@ pub fn cmd_rotate_psk(
     let entry = entry_of(&loaded, args.network.as_deref(), a, b)?;
     if let Some(next) = &entry.pair.next_file {
         return Err(Error::Usage(format!(
-            "{a} and {b} already stage a preshared key ({next}) on {}; end it with `wgfleet \
-             rekey --finish {a}:{b}` first",
+            "{a} and {b} already stage a preshared key ({next}) on {}; end it first: `wgfleet \
+             rekey --finish {a}:{b}` once both ends say confirmed, else `--abandon {a}:{b}`",
             entry.network
         )));
     }
@@ -119,15 +119,7 @@ pub fn cmd_finish_psk(
     };
     let current_path = loaded.resolve(&entry.pair.file);
     let next_path = loaded.resolve(next_file);
-    let edited = edit(&loaded, &entry, |e| {
-        e.remove("nextFile");
-        e.remove("switchAt");
-    })
-    .and_then(|want| {
-        let text = remove_member(loaded.json_source.as_deref()?, "nextFile")?;
-        let text = remove_member(&text, "switchAt")?;
-        same(&text, &want).then_some(text)
-    });
+    let edited = without_next(&loaded, &entry);
     let Some(text) = edited else {
         write_out(
             out,
@@ -160,6 +152,30 @@ pub fn cmd_finish_psk(
         )?;
     }
     Ok(0)
+}
+
+pub fn cmd_abandon_psk(
+    args: &RekeyArgs,
+    pair: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let (loaded, _, _) = check_valid(&args.fleet, err)?;
+    let (a, b) = split_pair(pair)?;
+    let entry = entry_of(&loaded, args.network.as_deref(), a, b)?;
+    let Some(next_file) = entry.pair.next_file.as_deref() else {
+        return Err(Error::Usage(format!(
+            "{a} and {b} stage no preshared key on {} to abandon (no nextFile)",
+            entry.network
+        )));
+    };
+    let next_path = loaded.resolve(next_file);
+    let edited = without_next(&loaded, &entry);
+    let what = format!(
+        "in networks.{}.presharedKeys[{}]: remove nextFile and switchAt",
+        entry.network, entry.index
+    );
+    abandon_files(args, &loaded, &what, &next_path, edited.as_deref(), out)
 }
 
 fn split_pair(pair: &str) -> Result<(&str, &str)> {
@@ -211,6 +227,17 @@ fn entry_of<'l>(loaded: &'l Loaded, network: Option<&str>, a: &str, b: &str) -> 
             networks.join(" and ")
         ))),
     }
+}
+
+/// The fleet's text without the entry's nextFile and switchAt, when the edit in place is sure.
+fn without_next(loaded: &Loaded, entry: &Entry<'_>) -> Option<String> {
+    let want = edit(loaded, entry, |e| {
+        e.remove("nextFile");
+        e.remove("switchAt");
+    })?;
+    let text = remove_member(loaded.json_source.as_deref()?, "nextFile")?;
+    let text = remove_member(&text, "switchAt")?;
+    same(&text, &want).then_some(text)
 }
 
 /// The fleet as JSON with `change` made to the pair's entry: what the text edit must mean.

@@ -144,6 +144,12 @@ pub fn cmd_rekey(args: &RekeyArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         }
         return super::rotate::cmd_finish(args, target, out, err);
     }
+    if let Some(target) = &args.abandon {
+        if target.contains(':') {
+            return super::rotate_psk::cmd_abandon_psk(args, target, out, err);
+        }
+        return super::rotate::cmd_abandon(args, target, out, err);
+    }
     let recipients_file = args
         .recipients_file
         .as_ref()

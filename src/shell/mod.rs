@@ -24,6 +24,7 @@ pub mod pending;
 pub mod pipeline;
 pub mod probe;
 pub mod reload;
+pub mod replay;
 pub mod rotation;
 pub mod routes;
 pub mod systemd;

@@ -34,6 +34,8 @@ pub struct Step<'d> {
     pub live: Option<Live>,
     /// Whether the change must be confirmed by a handshake with a hub (`confirm`).
     pub confirmation: crate::confirm::Confirmation,
+    /// This host's records of its staged preshared keys' changes on this interface.
+    pub psk_records: Vec<crate::rotation::PskRecord>,
 }
 
 /// The host-wide diff and its operations (empty when there is nothing to do).
@@ -149,6 +151,14 @@ fn step<'d>(
             reason: crate::confirm::NotHeld::NoLinkChange,
         },
     };
+    let psk_records = match desired {
+        Some(d) if d.plan.peers.iter().any(|p| p.psk_rotation.is_some()) => {
+            let mut records = super::rotation::load(&paths.state).psk;
+            records.retain(|r| r.interface == diff.network);
+            records
+        }
+        _ => Vec::new(),
+    };
     Ok(Step {
         ops: operations::for_network(&diff, facts, paths),
         diff,
@@ -157,6 +167,7 @@ fn step<'d>(
         was_running,
         live: None,
         confirmation,
+        psk_records,
     })
 }
 
@@ -331,11 +342,7 @@ pub fn rotations(step: &Step<'_>) -> Vec<crate::rotation::View> {
             .and_then(|l| l.peers.get(key))
             .map_or(0, |p| p.latest_handshake)
     };
-    let psk = match desired.plan.peers.iter().any(|p| p.psk_rotation.is_some()) {
-        true => super::rotation::load(&super::paths::detect(None).state).psk,
-        false => Vec::new(),
-    };
-    crate::rotation::views(&desired.plan, &handshake, super::now(), &psk)
+    crate::rotation::views(&desired.plan, &handshake, super::now(), &step.psk_records)
 }
 
 fn set_peers(op: &operations::Op) -> Option<(usize, usize)> {

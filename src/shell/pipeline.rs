@@ -489,13 +489,14 @@ pub fn act(
             super::rotation::after_run(
                 paths,
                 &prepared.host,
+                inputs.now,
                 &prepared.desired,
                 &switched,
                 &confirmed,
                 systemd,
             );
         }
-        Err(e) => super::rotation::after_unconfirmed(paths, &prepared.desired, e),
+        Err(e) => super::rotation::after_unconfirmed(paths, inputs.now, &prepared.desired, e),
     }
     let endpoints = match &outcomes {
         Ok(_) => observed.endpoint_check(paths),

@@ -8,7 +8,7 @@
 //! either renders the promoted key or runs before the promotion: never a file that puts the
 //! current key back over a promotion it did not see.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::desired::Desired;
 use super::lock::RunLock;
+use super::replay::Replay;
 use super::systemd::Systemd;
 use super::{audit, now};
 use crate::error::{Error, Result};
@@ -28,8 +29,10 @@ use crate::rotation::{Promoted, PskNext, PskRecord, Watch};
 pub const FILE_NAME: &str = "rotation.json";
 /// The unit that watches for handshakes from staged keys (`wgfleet promote --watch`).
 pub const WATCH_UNIT: &str = "wgfleet-promote.service";
-/// How long one watcher runs: apply starts another while anything is still staged, and the
-/// timer runs apply every 5 minutes, so the watches overlap.
+/// How long one watcher looks for staged host keys: apply starts another while any is still
+/// staged, and the timer runs apply every 5 minutes, so the watches overlap. A preshared key's
+/// change is watched until its end instead (its switch time can be far off), so that no gap
+/// between watchers falls on it.
 pub const WATCH_SECS: u64 = 900;
 /// How often the watcher reads the handshakes: a promotion follows the next key's first
 /// handshake within this (plus one `wg set`).
@@ -50,13 +53,10 @@ pub struct State {
     /// The pairs' changes of preshared key this host is an end of.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub psk: Vec<PskRecord>,
-    /// The arguments of the apply that wrote this (paths only): the watcher runs the same apply
-    /// at a preshared key's switch time, and when it goes back.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub apply: Vec<String>,
-    /// Where that apply ran (its paths may be relative).
+    /// How the apply that wrote this ran: the watcher runs it again at a preshared key's
+    /// switch time, and when it goes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_dir: Option<std::path::PathBuf>,
+    pub replay: Option<Replay>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,14 +110,15 @@ fn store(state_dir: &Path, state: &State) -> Result<()> {
     write_atomic(&path, text.as_bytes(), 0o600).map_err(werr)
 }
 
-/// After a run that ended well (under its lock): what this host now watches and has promoted,
-/// and a watcher started while anything is staged. `switched`: the interfaces that moved to
-/// this host's next key in this run; each peer gets one datagram, so that its staged entry
-/// handshakes at once (a hub's switch is held to nothing, and its spokes cannot reach the next
-/// key before they promote it).
+/// After a run that began at `began` and ended well (under its lock): what this host now
+/// watches and has promoted, and a watcher started while anything is staged. `switched`: the
+/// interfaces that moved to this host's next key in this run; each peer gets one datagram, so
+/// that its staged entry handshakes at once (a hub's switch is held to nothing, and its spokes
+/// cannot reach the next key before they promote it).
 pub fn after_run(
     paths: &Paths,
     host: &str,
+    began: i64,
     desired: &[Desired],
     switched: &[&str],
     confirmed: &dyn Fn(&str, &str) -> bool,
@@ -142,15 +143,13 @@ pub fn after_run(
             .collect(),
         watching: crate::rotation::watches(plans()),
         promoted: crate::rotation::still_staged(before.promoted.clone(), plans()),
-        psk: crate::rotation::psk_records(plans(), &before.psk, now(), confirmed),
-        apply: Vec::new(),
-        apply_dir: None,
+        psk: crate::rotation::psk_records(plans(), &before.psk, began, confirmed),
+        replay: None,
     };
     let state = match state.psk.is_empty() {
         true => state,
         false => State {
-            apply: std::env::args().skip(1).collect(),
-            apply_dir: std::env::current_dir().ok(),
+            replay: Replay::of_this_run(WATCH_UNIT),
             ..state
         },
     };
@@ -162,63 +161,52 @@ pub fn after_run(
     }
 }
 
-/// After a run whose held change no handshake confirmed (and was rolled back): a preshared key
-/// this run tried to change on that interface as the lead end goes back for good, so that the
-/// next run does not cut the link again; the other end goes back when it sees no handshake
-/// either.
-pub fn after_unconfirmed(paths: &Paths, desired: &[Desired], error: &Error) {
-    let (Error::RolledBack { error: cause, .. } | Error::RollbackFailed { error: cause, .. }) =
-        error
-    else {
-        return;
+/// After a run that began at `began` and whose held change no handshake confirmed (and was
+/// rolled back): a preshared key this run tried to change on that interface as the lead end
+/// goes back for good, so that the next run does not cut the link again; the other end goes
+/// back when it sees no handshake either.
+pub fn after_unconfirmed(paths: &Paths, began: i64, desired: &[Desired], error: &Error) {
+    let (cause, restored) = match error {
+        Error::RolledBack { error, .. } => (error, true),
+        Error::RollbackFailed { error, .. } => (error, false),
+        _ => return,
     };
     let Error::NotConfirmed { network, .. } = cause.as_ref() else {
         return;
     };
-    let reason = cause.to_string();
+    let reason = format!("no handshake confirmed it: {cause}");
     let mut state = load(&paths.state);
-    let mut changed = false;
-    for plan in desired
+    let Some(plan) = desired
         .iter()
         .map(|d| &d.plan)
-        .filter(|p| &p.network == network)
-    {
-        // The changes this run made: a change an earlier run made is not this failure's.
-        let made_earlier = |peer: &str, next_file: &str| {
-            state.psk.iter().any(|x| {
-                x.interface == plan.network
-                    && x.peer == peer
-                    && x.next_file == next_file
-                    && x.switched_at.is_some()
-            })
-        };
-        let led: Vec<&str> = plan
-            .peers
-            .iter()
-            .filter(|p| {
-                p.psk_rotation.as_ref().is_some_and(|r| {
-                    r.lead
-                        && r.stage == crate::plan::PskStage::Switched
-                        && !made_earlier(&p.name, &r.next_file)
-                })
-            })
-            .map(|p| p.name.as_str())
-            .collect();
-        if led.is_empty() {
+        .find(|p| &p.network == network)
+    else {
+        return;
+    };
+    let led: Vec<&str> = plan
+        .peers
+        .iter()
+        .filter(|p| p.psk_rotation.as_ref().is_some_and(|r| r.lead))
+        .map(|p| p.name.as_str())
+        .collect();
+    let records = crate::rotation::psk_records([plan], &state.psk, began, &|_, _| false);
+    let mut changed = false;
+    for mut record in records {
+        // This run made the change, as the lead (held to a handshake; no earlier run made it).
+        let made_now = record.switched_at == Some(began)
+            && led.contains(&record.peer.as_str())
+            && record.rolled_back.is_none();
+        if !made_now {
             continue;
         }
-        let records = crate::rotation::psk_records([plan], &state.psk, now(), &|_, _| false);
-        for mut record in records
-            .into_iter()
-            .filter(|x| led.contains(&x.peer.as_str()))
-        {
-            record.rolled_back = Some(format!("no handshake confirmed it: {reason}"));
-            state
-                .psk
-                .retain(|x| !(x.interface == record.interface && x.peer == record.peer));
-            state.psk.push(record);
-            changed = true;
-        }
+        record.rolled_back = Some(reason.clone());
+        // The rollback restored the files and the interface: the current key is live.
+        record.returned_at = restored.then_some(began);
+        state
+            .psk
+            .retain(|x| !(x.interface == record.interface && x.peer == record.peer));
+        state.psk.push(record);
+        changed = true;
     }
     if changed {
         let _ = store(&paths.state, &state);
@@ -254,7 +242,9 @@ fn start_watcher(systemd: &Systemd, host: &str) -> Result<()> {
     // The unit starts with systemd's environment: `wg` is found where apply found it.
     let path = std::env::var("PATH").unwrap_or_default();
     let description = "wgfleet: promote staged WireGuard keys on their handshake";
-    let runtime_max = Duration::from_secs(WATCH_SECS + 60);
+    // No limit from systemd: the watcher ends by itself (`promote`), and one that a limit
+    // stopped while apply found it running would leave a switch time unwatched.
+    let runtime_max = Duration::MAX;
     let environment = vec![format!("PATH={path}")];
     match systemd.start_transient(
         WATCH_UNIT,
@@ -299,10 +289,14 @@ pub fn promote(paths: &Paths, host: &str, watch: Option<Duration>) -> Result<Pas
         }
         // Read again, not counted down: an apply meanwhile may have staged or ended a rotation.
         let left = load(&paths.state);
+        let watching = |limit| {
+            (!left.watching.is_empty() && start.elapsed() < limit)
+                || left.psk.iter().any(|r| {
+                    crate::rotation::psk_pending(r) && now() <= r.deadline() + PSK_WATCH_AFTER
+                })
+        };
         match watch {
-            Some(limit) if left.pending() && start.elapsed() < limit => {
-                std::thread::sleep(POLL_EVERY)
-            }
+            Some(limit) if watching(limit) => std::thread::sleep(POLL_EVERY),
             _ => {
                 return Ok(Pass {
                     promoted: done,
@@ -320,33 +314,44 @@ pub fn promote(paths: &Paths, host: &str, watch: Option<Duration>) -> Result<Pas
 
 /// How often the watcher may run an apply for a preshared key (one that failed is retried).
 const APPLY_EVERY: Duration = Duration::from_secs(30);
+/// How long the watcher stays after a preshared key's deadline, for the apply of its going
+/// back to be retried.
+const PSK_WATCH_AFTER: i64 = 300;
 
 /// One look at the pairs' changes of preshared key: a switch time come runs an apply (which
 /// changes the key, as the fleet says from then on); a handshake after the change confirms it;
 /// none in time sends this end back to the current key, recorded first so that the apply it
 /// runs renders that key.
 fn psk_due(paths: &Paths, host: &str, state: &State, applied: &mut Option<Instant>) -> Result<()> {
+    let now = now();
+    // Before the first switch time there is nothing to look at.
+    if state
+        .psk
+        .iter()
+        .all(|r| !crate::rotation::psk_pending(r) || now < r.switch_time)
+    {
+        return Ok(());
+    }
     let mut ifaces: Vec<&str> = state.psk.iter().map(|r| r.interface.as_str()).collect();
     ifaces.sort_unstable();
     ifaces.dedup();
     let handshakes = latest_handshakes(ifaces);
-    let now = now();
-    let mut apply = false;
-    for record in state.psk.iter().filter(|r| crate::rotation::psk_pending(r)) {
-        let seen = handshakes
+    let seen = |handshakes: &[(String, BTreeMap<String, u64>)], record: &PskRecord| {
+        handshakes
             .iter()
             .find(|(iface, _)| *iface == record.interface)
             .and_then(|(_, h)| h.get(&record.peer_public_key).copied())
-            .unwrap_or(0);
-        let next = crate::rotation::psk_next(record, now, seen);
-        match &next {
+            .unwrap_or(0)
+    };
+    let mut apply = false;
+    for record in state.psk.iter().filter(|r| crate::rotation::psk_pending(r)) {
+        match crate::rotation::psk_next(record, now, seen(&handshakes, record)) {
             PskNext::Nothing => continue,
-            PskNext::Switch => {
+            PskNext::Apply => {
                 apply = true;
                 continue;
             }
-            PskNext::Confirm(_) => {}
-            PskNext::RollBack(_) => apply = true,
+            PskNext::Confirm(_) | PskNext::RollBack(_) => {}
         }
         let Some(_lock) = RunLock::try_acquire(&paths.lock).map_err(|source| Error::Write {
             path: paths.lock.clone(),
@@ -355,24 +360,26 @@ fn psk_due(paths: &Paths, host: &str, state: &State, applied: &mut Option<Instan
         else {
             return Ok(());
         };
+        // Under the lock, the state and the handshake again: an apply that ran meanwhile may
+        // have moved on, and a handshake that came meanwhile confirms instead.
         let mut state = load(&paths.state);
         let Some(r) = state.psk.iter_mut().find(|r| *r == record) else {
             continue;
         };
-        let (action, handshake, reason) = match next {
+        let now = super::now();
+        let handshake = seen(&latest_handshakes([r.interface.as_str()]), r);
+        let (action, handshake, reason) = match crate::rotation::psk_next(r, now, handshake) {
             PskNext::Confirm(h) => {
                 r.confirmed = Some(h);
-                (
-                    "psk-confirm",
-                    Some(crate::fleet::time::format_rfc3339(h as i64)),
-                    None,
-                )
+                let at = crate::fleet::time::format_rfc3339(i64::try_from(h).unwrap_or(0));
+                ("psk-confirm", Some(at), None)
             }
             PskNext::RollBack(reason) => {
                 r.rolled_back = Some(reason.clone());
+                apply = true;
                 ("psk-roll-back", None, Some(reason))
             }
-            PskNext::Nothing | PskNext::Switch => continue,
+            PskNext::Nothing | PskNext::Apply => continue,
         };
         let entry = PskEntry {
             time: crate::fleet::time::format_rfc3339(now),
@@ -389,23 +396,22 @@ fn psk_due(paths: &Paths, host: &str, state: &State, applied: &mut Option<Instan
     }
     if apply && applied.is_none_or(|t| t.elapsed() >= APPLY_EVERY) {
         *applied = Some(Instant::now());
-        let state = load(&paths.state);
-        run_apply(&state);
+        // Its output goes to its unit's journal (or this one's); a failed one is retried, as
+        // the records say until a run has made the change.
+        match load(&paths.state).replay {
+            Some(replay) => {
+                if let Err(why) = replay.run() {
+                    eprintln!(
+                        "wgfleet promote: the apply for a preshared key did not end well: {why}"
+                    );
+                }
+            }
+            None => eprintln!(
+                "wgfleet promote: a preshared key's change waits for the next apply (the last one cannot be run again: it was given a password on its command line)"
+            ),
+        }
     }
     Ok(())
-}
-
-/// The apply that recorded the rotation, run again (its output goes to the unit's journal).
-fn run_apply(state: &State) {
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut apply = std::process::Command::new(exe);
-    apply.args(&state.apply).stdin(std::process::Stdio::null());
-    if let Some(dir) = &state.apply_dir {
-        apply.current_dir(dir);
-    }
-    let _ = apply.status();
 }
 
 /// The promotions of one look; `None` when an apply holds the lock (the next look tries again).
@@ -479,7 +485,7 @@ fn promote_due(paths: &Paths, host: &str, state: &State) -> Result<Option<Vec<Pr
 
 /// `wg show IFACE latest-handshakes` of each watched interface (an interface that is down has
 /// none).
-fn handshakes(state: &State) -> Vec<(String, std::collections::BTreeMap<String, u64>)> {
+fn handshakes(state: &State) -> Vec<(String, BTreeMap<String, u64>)> {
     let mut ifaces: Vec<&str> = state
         .watching
         .iter()
@@ -492,7 +498,7 @@ fn handshakes(state: &State) -> Vec<(String, std::collections::BTreeMap<String, 
 
 fn latest_handshakes<'i>(
     ifaces: impl IntoIterator<Item = &'i str>,
-) -> Vec<(String, std::collections::BTreeMap<String, u64>)> {
+) -> Vec<(String, BTreeMap<String, u64>)> {
     ifaces
         .into_iter()
         .map(|iface| {

@@ -149,7 +149,7 @@ impl Systemd {
 
     /// Starts `argv` as a transient service `unit` (not waited for), confined as
     /// wgfleet.service is: it stops by itself, or after `RuntimeMaxSec`, and leaves nothing
-    /// behind when it ends, failed or not.
+    /// behind when it ends, failed or not. `Duration::MAX`: no `RuntimeMaxSec`.
     pub fn start_transient(
         &self,
         unit: &str,
@@ -161,7 +161,8 @@ impl Systemd {
     ) -> Result<(), SystemdError> {
         use zbus::Variant as Value;
         let call = refused("starting", unit);
-        let runtime_max = runtime_max.as_micros() as u64;
+        // u64::MAX is systemd's "infinity".
+        let runtime_max = u64::try_from(runtime_max.as_micros()).unwrap_or(u64::MAX);
         zbus::block_on(async {
             let properties = [
                 ("Description", Value::from(description)),
