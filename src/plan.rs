@@ -44,7 +44,9 @@ pub struct InterfacePlan {
 #[serde(rename_all = "camelCase")]
 pub struct OwnRotation {
     pub next_public_key: String,
-    pub next_private_key_file: String,
+    /// `None`: the host keeps its next key, as its current one (`keyOnHost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_private_key_file: Option<String>,
     /// Unix seconds (`nextSwitchAt`).
     pub switch_at: i64,
     pub stage: OwnStage,

@@ -413,7 +413,8 @@ pub fn switch(plan: &mut InterfacePlan, usable: Result<(), String>) {
     };
     match usable {
         Ok(()) => {
-            plan.private_key_file = Some(rotation.next_private_key_file.clone());
+            // A key kept on the host is found by its public key.
+            plan.private_key_file = rotation.next_private_key_file.clone();
             plan.public_key = rotation.next_public_key.clone();
             rotation.stage = OwnStage::Switched;
         }
@@ -767,6 +768,69 @@ mod tests {
             "hosts.worker-1.nextPrivateKeyFile: is missing: a staged rotation needs",
             "hosts.worker-1.nextPublicKey: is also the key of host \"cp\"",
         ] {
+            assert!(
+                found.iter().any(|f| f.starts_with(want)),
+                "{want} not in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_that_keeps_its_key_stages_its_next_key_without_a_file() {
+        let kept = |extra: serde_json::Value| {
+            let mut w1 = serde_json::json!({"publicKey": W1, "keyOnHost": true,
+                "nextPublicKey": W1_NEXT, "nextSwitchAt": "1970-01-01T00:16:40Z"});
+            for (k, v) in extra.as_object().unwrap() {
+                match v.is_null() {
+                    true => w1.as_object_mut().unwrap().remove(k),
+                    false => w1.as_object_mut().unwrap().insert(k.clone(), v.clone()),
+                };
+            }
+            serde_json::json!({
+                "version": 1,
+                "hosts": {
+                    "cp": {"publicKey": CP, "privateKeyFile": "cp.age", "endpoint": "192.0.2.1"},
+                    "worker-1": w1},
+                "networks": {"wg0": {
+                    "subnet": "10.50.0.0/24",
+                    "topology": {"hubAndSpoke": {"hubs": ["cp"]}},
+                    "members": {"cp": {"id": 0}, "worker-1": {"id": 1}}}}
+            })
+        };
+        let fleet = valid(kept(serde_json::json!({})));
+        let mut plan = plan_host(&fleet, "worker-1", 0).remove(0);
+        let r = plan.rotation.clone().unwrap();
+        assert_eq!(
+            (r.next_public_key.as_str(), r.next_private_key_file),
+            (W1_NEXT, None)
+        );
+        switch(&mut plan, Ok(()));
+        // Read from the host's key store by its public key, as the current one.
+        assert_eq!(
+            (plan.public_key.as_str(), plan.private_key_file),
+            (W1_NEXT, None)
+        );
+        assert!(plan.key_on_host);
+        // The hub stages it as any next key.
+        let mut hub = plan_host(&fleet, "cp", 0).remove(0);
+        stage(&mut hub, &[]);
+        assert!(
+            hub.peers
+                .iter()
+                .any(|p| p.public_key == W1_NEXT && p.staged)
+        );
+        for (extra, want) in [
+            (
+                serde_json::json!({"nextPrivateKeyFile": "w1.next.age"}),
+                "hosts.worker-1.nextPrivateKeyFile: a host that keeps its key (keyOnHost) keeps its next key too",
+            ),
+            (
+                serde_json::json!({"nextSwitchAt": null}),
+                "hosts.worker-1.nextSwitchAt: is missing: a staged rotation needs nextPublicKey and nextSwitchAt together",
+            ),
+        ] {
+            let fleet: crate::fleet::Fleet = serde_json::from_value(kept(extra)).unwrap();
+            let found = findings(&fleet);
             assert!(
                 found.iter().any(|f| f.starts_with(want)),
                 "{want} not in {found:#?}"

@@ -135,6 +135,16 @@ fn succeeds(host: &Host, cmd: &str) -> bool {
 }
 
 /// What `systemctl CMD UNIT` prints, whatever its exit code (is-enabled, is-active).
+/// One run of wgfleet.service, which must succeed; returns its journal.
+fn unit_run(host: &Host) -> String {
+    let run = host.sh("systemctl start wgfleet.service").unwrap();
+    let journal = host
+        .sh_ok("journalctl -u wgfleet.service --no-pager -o cat | tail -30")
+        .unwrap_or_default();
+    assert!(run.status.success(), "{}\n{journal}", printed(&run));
+    journal
+}
+
 fn systemctl(host: &Host, cmd: &str, unit: &str) -> String {
     let out = host.sh(&format!("systemctl {cmd} {unit}")).unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -394,6 +404,100 @@ fn a_new_debian_host_joins_with_the_deb_and_one_signed_commit() {
     );
     let status = new.sh_ok("wgfleet status").unwrap();
     assert!(status.contains(&added[..12]), "{status}");
+
+    // Its key rotates, the next one made on it too: `join --next-key` there, the
+    // operator stages the printed public key in a signed commit, the hub stages it, the host
+    // switches at its switch time (held to a handshake with the hub), the hub promotes it at
+    // that handshake, and `--finish` ends it. The next key never leaves the host either.
+    let made = new
+        .sh("wgfleet join --host worker-9 --next-key --json")
+        .unwrap();
+    assert!(made.status.success(), "{}", printed(&made));
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    let next = made["nextPublicKey"].as_str().unwrap().to_owned();
+    let next_file = made["keyFile"].as_str().unwrap();
+    assert_eq!(
+        new.sh_ok(&format!("stat -c %a {next_file}"))
+            .unwrap()
+            .trim(),
+        "600"
+    );
+    let operator = |args: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgfleet"))
+            .current_dir(&repo.dir)
+            .args(["rekey", "--fleet", "fleet.json"])
+            .args(args.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rekey {args}: {}", printed(&out));
+        serde_json::from_str::<Value>(
+            &std::fs::read_to_string(repo.dir.join("fleet.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let fleet = operator(&format!(
+        "--rotate worker-9 --next-public-key {next} --switch-after 25s"
+    ));
+    assert_eq!(fleet["hosts"]["worker-9"]["nextPublicKey"], next.as_str());
+    assert!(
+        fleet["hosts"]["worker-9"]
+            .get("nextPrivateKeyFile")
+            .is_none()
+    );
+    let switch_at = wgfleet::fleet::time::parse_rfc3339(
+        fleet["hosts"]["worker-9"]["nextSwitchAt"].as_str().unwrap(),
+    )
+    .unwrap();
+    repo.commit(&fleet, Some("ops"));
+    let out = hub("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
+    unit_run(&new);
+    let plan = new.sh_ok("wgfleet plan").unwrap();
+    assert!(plan.contains("~ rotation of worker-9 (staged)"), "{plan}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        now < switch_at,
+        "the switch time passed before both applied"
+    );
+    std::thread::sleep(std::time::Duration::from_secs((switch_at - now + 1) as u64));
+    let journal = unit_run(&new);
+    assert!(
+        journal.contains("confirmed by a handshake with cp"),
+        "{journal}"
+    );
+    // The hub's watcher promotes the next key at its handshake.
+    let promoted = (0..80).any(|_| {
+        let ips = cp.sh_ok("wg show wg0 allowed-ips").unwrap();
+        let carries = |l: &str| l.starts_with(&next) && !l.ends_with("(none)");
+        let done = ips.lines().any(carries) && !ips.contains(&public);
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        done
+    });
+    assert!(promoted, "{}", cp.sh_ok("wg show wg0 allowed-ips").unwrap());
+    new.sh_ok("ping -c 3 -w 20 10.50.0.1").unwrap();
+    let fleet = operator("--finish worker-9");
+    assert_eq!(fleet["hosts"]["worker-9"]["publicKey"], next.as_str());
+    assert!(fleet["hosts"]["worker-9"].get("nextPublicKey").is_none());
+    repo.commit(&fleet, Some("ops"));
+    let out = hub("apply");
+    assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
+    unit_run(&new);
+    // Both are as the fleet says; on the new host, a plan from a shell agrees with its unit's
+    // runs, the boot drop-in included.
+    let on_cp = cp
+        .sh("/x/wgfleet plan --detailed-exitcode --host cp -i /x/identity.txt")
+        .unwrap();
+    assert_eq!(on_cp.status.code(), Some(0), "{}", printed(&on_cp));
+    let on_new = new.sh("wgfleet plan --detailed-exitcode").unwrap();
+    assert_eq!(on_new.status.code(), Some(0), "{}", printed(&on_new));
+    let peers = cp.sh_ok("wg show wg0 peers").unwrap();
+    assert!(peers.contains(&next) && !peers.contains(&public), "{peers}");
+    new.sh_ok("ping -c 3 -w 20 10.50.0.1").unwrap();
 
     drop(bed);
     assert_none_on_machine("after");

@@ -18,6 +18,11 @@ pub struct JoinArgs {
     #[arg(long)]
     pub no_timers: bool,
 
+    /// On a host that has joined: make its next key (a rotation) beside its current one, and
+    /// print the public key to stage (`wgfleet rekey --rotate HOST --next-public-key KEY`)
+    #[arg(long)]
+    pub next_key: bool,
+
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -152,13 +157,18 @@ pub struct RekeyArgs {
         long,
         short = 'R',
         value_name = "FILE",
-        required_unless_present_any = ["finish", "abandon"]
+        required_unless_present_any = ["finish", "abandon", "next_public_key"]
     )]
     pub recipients_file: Option<PathBuf>,
 
     /// Stage a new key for HOST (see below) instead of re-encrypting
     #[arg(long, value_name = "HOST", conflicts_with_all = ["finish", "rotate_psk"])]
     pub rotate: Option<String>,
+
+    /// With --rotate HOST for a host that keeps its key (keyOnHost): stage this next public
+    /// key, the one `wgfleet join --host HOST --next-key` printed on the host
+    #[arg(long, value_name = "KEY", requires = "rotate")]
+    pub next_public_key: Option<String>,
 
     /// Stage a new preshared key between members A and B (see below)
     #[arg(long, value_name = "A:B", conflicts_with = "finish")]

@@ -360,6 +360,7 @@ Examples:
     --allowed-signers /etc/wgfleet/allowed_signers
   wgfleet join --host worker-3 --source git@git.example.com:ops/fleet.git \\
     --allowed-signers ./allowed_signers --source-ssh-key /etc/wgfleet/deploy_key --json
+  wgfleet join --host worker-3 --next-key     # a rotation: its next key, made here too
 (The units run with ProtectHome=yes: keep a --source-ssh-key or --source-credentials file outside
 /root and /home, e.g. in /etc/wgfleet.)"
     )]

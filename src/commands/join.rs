@@ -21,6 +21,9 @@ const TIMERS: [&str; 2] = ["wgfleet.timer", "wgfleet-endpoints.timer"];
 pub fn cmd_join(args: &JoinArgs, out: &mut dyn Write) -> Result<u8> {
     crate::fleet::syntax::check_name(&args.host)
         .map_err(|why| Error::Usage(format!("--host {:?}: {why}", args.host)))?;
+    if args.next_key {
+        return cmd_next_key(args, out);
+    }
     let Some(source) = args.source.source() else {
         return Err(Error::Usage(
             "join needs --source URL and --allowed-signers FILE: the fleet's repository and the \
@@ -119,6 +122,51 @@ pub fn cmd_join(args: &JoinArgs, out: &mut dyn Write) -> Result<u8> {
         )),
     }
     write_out(out, &text)?;
+    Ok(0)
+}
+
+/// `join --next-key`: the next key of a host that joined, generated into its key store beside
+/// the current one, and the public key the operator stages (`rekey --next-public-key`).
+fn cmd_next_key(args: &JoinArgs, out: &mut dyn Write) -> Result<u8> {
+    let host = &args.host;
+    let state = detect(args.root.as_deref()).state;
+    match crate::join::load(&state) {
+        Some(j) if j.host == *host => {}
+        Some(j) => {
+            return Err(Error::Usage(format!(
+                "this machine joined the fleet as {:?}, not {host:?}: --next-key makes the next \
+                 key of the host it runs on",
+                j.host
+            )));
+        }
+        None => {
+            return Err(Error::Usage(format!(
+                "this machine has not joined (no `wgfleet join`), so it keeps no key of its own; \
+                 a host whose key is in the fleet is rotated with `wgfleet rekey --rotate {host} \
+                 -R FILE` in the fleet's checkout"
+            )));
+        }
+    }
+    let store = local::store(&state);
+    let public = local::generate(&store).map_err(|source| Error::Write {
+        path: store.clone(),
+        source,
+    })?;
+    let key_file = local::path_for(&store, &public);
+    if args.json {
+        let doc = json!({"host": host, "nextPublicKey": public, "keyFile": key_file});
+        write_out(out, &format!("{doc:#}\n"))?;
+        return Ok(0);
+    }
+    write_out(
+        out,
+        &format!(
+            "host {host}: next private key {} generated (0600, never printed)\nstage it in the \
+             fleet's checkout, and commit that:\n  wgfleet rekey --fleet FLEET --rotate {host} \
+             --next-public-key {public}\n",
+            key_file.display()
+        ),
+    )?;
     Ok(0)
 }
 

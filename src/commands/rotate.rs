@@ -33,52 +33,96 @@ pub fn cmd_rotate(
     if let Some(next) = &h.next_public_key {
         return Err(Error::Usage(format!(
             "host {host} already has a staged rotation (nextPublicKey {next}); end it with \
-             `wgfleet rekey --finish {host}` first"
+             `wgfleet rekey --finish {host}` (or drop it with `--abandon {host}`) first"
         )));
     }
-    let current = h.private_key_file.as_deref().ok_or_else(|| {
-        Error::Usage(format!(
-            "host {host} has no privateKeyFile (a key kept on the host is not rotated by the \
-             fleet); the next key's file is named after it"
-        ))
-    })?;
-    let next_file = next_file_name(current);
-    let next_path = loaded.resolve(&next_file);
-    if next_path.exists() {
-        return Err(Error::Exists { path: next_path });
-    }
-    let key = SecretKey::generate_private();
-    let public = key.public_key();
-    let (sealed, recipients) = seal_next(args, "--rotate", &[host], "its next key", &key)?;
+    // The next key: made here and sealed to the host, or made on a host that keeps its key.
+    let (public, sealed) = match (h.key_on_host, &args.next_public_key) {
+        (true, Some(public)) => {
+            crate::fleet::syntax::check_key(public)
+                .map_err(|why| Error::Usage(format!("--next-public-key: {why}")))?;
+            if *public == h.public_key {
+                return Err(Error::Usage(format!(
+                    "--next-public-key is host {host}'s current key: a rotation moves to a new one"
+                )));
+            }
+            (public.clone(), None)
+        }
+        (true, None) => {
+            return Err(Error::Usage(format!(
+                "host {host} keeps its key on the host (keyOnHost), and so its next key: run \
+                 `wgfleet join --host {host} --next-key` there, then here `wgfleet rekey \
+                 --rotate {host} --next-public-key KEY` with the key it printed"
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "host {host} has its key in the fleet (privateKeyFile): --rotate makes its next \
+                 key; --next-public-key is for a host that keeps its key (keyOnHost)"
+            )));
+        }
+        (false, None) => {
+            let current = h.private_key_file.as_deref().ok_or_else(|| {
+                Error::Usage(format!(
+                    "host {host} has no privateKeyFile; the next key's file is named after it"
+                ))
+            })?;
+            let next_file = next_file_name(current);
+            let next_path = loaded.resolve(&next_file);
+            if next_path.exists() {
+                return Err(Error::Exists { path: next_path });
+            }
+            let key = SecretKey::generate_private();
+            let (sealed, recipients) = seal_next(args, "--rotate", &[host], "its next key", &key)?;
+            (
+                key.public_key(),
+                Some((next_file, next_path, sealed, recipients)),
+            )
+        }
+    };
     let switch_at = format_rfc3339(now.saturating_add(args.switch_after as i64));
-    let fields = [
-        ("nextPublicKey", public.as_str()),
-        ("nextPrivateKeyFile", next_file.as_str()),
-        ("nextSwitchAt", switch_at.as_str()),
-    ];
+    let mut fields = vec![("nextPublicKey", public.as_str())];
+    if let Some((next_file, ..)) = &sealed {
+        fields.push(("nextPrivateKeyFile", next_file.as_str()));
+    }
+    fields.push(("nextSwitchAt", switch_at.as_str()));
     let edited = edit(&loaded, host, |h| {
-        for (name, value) in fields {
-            h.insert(name.to_owned(), json!(value));
+        for (name, value) in &fields {
+            h.insert((*name).to_owned(), json!(value));
         }
     })
     .and_then(|want| {
         let text = insert_after_string(loaded.json_source.as_deref()?, &h.public_key, &fields)?;
         same(&text, &want).then_some(text)
     });
-    let updated = write_staged(&loaded, &next_path, &sealed, edited.as_deref())?;
+    let updated = match &sealed {
+        Some((_, next_path, bytes, _)) => {
+            write_staged(&loaded, next_path, bytes, edited.as_deref())?
+        }
+        None => match &edited {
+            Some(text) => write_fleet(&loaded.path, text).map(|()| true)?,
+            None => false,
+        },
+    };
     if args.json {
-        let doc = json!({
-            "host": host, "nextPublicKey": public, "nextPrivateKeyFile": next_file,
-            "nextSwitchAt": switch_at, "recipients": recipients, "fleetUpdated": updated,
+        let mut doc = json!({
+            "host": host, "nextPublicKey": public, "nextSwitchAt": switch_at,
+            "fleetUpdated": updated,
         });
+        if let Some((next_file, _, _, recipients)) = &sealed {
+            doc["nextPrivateKeyFile"] = json!(next_file);
+            doc["recipients"] = json!(recipients);
+        }
         write_out(out, &format!("{doc:#}\n"))?;
         return Ok(0);
     }
-    let mut text = format!(
-        "wrote {host}'s next private key to {}, encrypted to {} recipient(s)\n",
-        next_path.display(),
-        recipients
-    );
+    let mut text = match &sealed {
+        Some((_, next_path, _, recipients)) => format!(
+            "wrote {host}'s next private key to {}, encrypted to {recipients} recipient(s)\n",
+            next_path.display(),
+        ),
+        None => format!("{host}'s next private key stays on {host}\n"),
+    };
     if updated {
         text.push_str(&format!(
             "{}: hosts.{host} now stages nextPublicKey {public}, switching at {switch_at}\n",
@@ -86,9 +130,12 @@ pub fn cmd_rotate(
         ));
     } else {
         text.push_str(&format!(
-            "set in {}, under hosts.{host}:\n  nextPublicKey = \"{public}\";\n  nextPrivateKeyFile = \"{next_file}\";\n  nextSwitchAt = \"{switch_at}\";\n",
+            "set in {}, under hosts.{host}:\n",
             loaded.path.display()
         ));
+        for (name, value) in &fields {
+            text.push_str(&format!("  {name} = \"{value}\";\n"));
+        }
     }
     text.push_str(&format!(
         "next: commit it and let every host apply before {switch_at} (each peer stages the key, \
@@ -108,17 +155,12 @@ pub fn cmd_finish(
 ) -> Result<u8> {
     let (loaded, _, _) = check_valid(&args.fleet, err)?;
     let h = host_of(&loaded, host)?;
-    let (Some(next), Some(next_file), Some(current_file)) = (
-        h.next_public_key.as_deref(),
-        h.next_private_key_file.as_deref(),
-        h.private_key_file.as_deref(),
-    ) else {
+    let Some(next) = h.next_public_key.as_deref() else {
         return Err(Error::Usage(format!(
             "host {host} has no staged rotation to finish (no nextPublicKey); start one with \
              `wgfleet rekey --rotate {host}`"
         )));
     };
-    let (current_path, next_path) = (loaded.resolve(current_file), loaded.resolve(next_file));
     let edited = edit(&loaded, host, |h| {
         h.insert("publicKey".to_owned(), json!(next));
         for name in NEXT_FIELDS {
@@ -127,11 +169,29 @@ pub fn cmd_finish(
     })
     .and_then(|want| {
         let mut text = replace_string(loaded.json_source.as_deref()?, &h.public_key, next)?;
-        for name in NEXT_FIELDS {
+        for name in next_fields(h) {
             text = remove_member(&text, name)?;
         }
         same(&text, &want).then_some(text)
     });
+    // A host that keeps its key has no files here: the fleet's public key is all that changes.
+    let (Some(next_file), Some(current_file)) = (
+        h.next_private_key_file.as_deref(),
+        h.private_key_file.as_deref(),
+    ) else {
+        let Some(text) = edited else {
+            let fields = next_fields(h).collect::<Vec<_>>().join(", ");
+            let at = loaded.path.display();
+            let todo = format!(
+                "in {at}, under hosts.{host}: set publicKey = \"{next}\" and remove {fields}\n"
+            );
+            write_out(out, &todo)?;
+            return Ok(0);
+        };
+        write_fleet(&loaded.path, &text)?;
+        return finished(args, &loaded, host, next, None, out);
+    };
+    let (current_path, next_path) = (loaded.resolve(current_file), loaded.resolve(next_file));
     let Some(text) = edited else {
         write_out(
             out,
@@ -147,20 +207,41 @@ pub fn cmd_finish(
         return Ok(0);
     };
     finish_files(&loaded, &current_path, &next_path, &text)?;
+    finished(
+        args,
+        &loaded,
+        host,
+        next,
+        Some((current_file, &current_path)),
+        out,
+    )
+}
+
+/// What `--finish` did: the key's file, or none when the host keeps it.
+fn finished(
+    args: &RekeyArgs,
+    loaded: &Loaded,
+    host: &str,
+    next: &str,
+    file: Option<(&str, &Path)>,
+    out: &mut dyn Write,
+) -> Result<u8> {
     if args.json {
-        let doc = json!({"host": host, "publicKey": next, "privateKeyFile": current_file});
-        write_out(out, &format!("{doc:#}\n"))?;
-    } else {
-        write_out(
-            out,
-            &format!(
-                "{}: hosts.{host}.publicKey is now {next}, its key in {} (the old key is gone); \
-                 commit it: every host that applies drops the old key at once\n",
-                loaded.path.display(),
-                current_path.display()
-            ),
-        )?;
+        let doc = json!({"host": host, "publicKey": next, "privateKeyFile": file.map(|f| f.0)});
+        return write_out(out, &format!("{doc:#}\n")).map(|()| 0);
     }
+    let kept = match file {
+        Some((_, path)) => format!("its key in {} (the old key is gone)", path.display()),
+        None => format!("its key kept on {host}"),
+    };
+    write_out(
+        out,
+        &format!(
+            "{}: hosts.{host}.publicKey is now {next}, {kept}; commit it: every host that \
+             applies drops the old key at once\n",
+            loaded.path.display()
+        ),
+    )?;
     Ok(0)
 }
 
@@ -172,12 +253,16 @@ pub fn cmd_abandon(
 ) -> Result<u8> {
     let (loaded, _, _) = check_valid(&args.fleet, err)?;
     let h = host_of(&loaded, host)?;
-    let Some(next_file) = h.next_private_key_file.as_deref() else {
+    if h.next_public_key.is_none() && h.next_private_key_file.is_none() {
         return Err(Error::Usage(format!(
-            "host {host} has no staged rotation to abandon (no nextPrivateKeyFile)"
+            "host {host} has no staged rotation to abandon (no nextPublicKey)"
         )));
-    };
-    let next_path = loaded.resolve(next_file);
+    }
+    // A host that keeps its key keeps the next one there too: nothing to delete here.
+    let next_path = h
+        .next_private_key_file
+        .as_deref()
+        .map(|f| loaded.resolve(f));
     let edited = edit(&loaded, host, |h| {
         for name in NEXT_FIELDS {
             h.remove(name);
@@ -185,13 +270,21 @@ pub fn cmd_abandon(
     })
     .and_then(|want| {
         let mut text = loaded.json_source.clone()?;
-        for name in NEXT_FIELDS {
+        for name in next_fields(h) {
             text = remove_member(&text, name)?;
         }
         same(&text, &want).then_some(text)
     });
-    let what = format!("under hosts.{host}: remove {}", NEXT_FIELDS.join(", "));
-    abandon_files(args, &loaded, &what, &next_path, edited.as_deref(), out)
+    let fields = next_fields(h).collect::<Vec<_>>().join(", ");
+    let what = format!("under hosts.{host}: remove {fields}");
+    abandon_files(
+        args,
+        &loaded,
+        &what,
+        next_path.as_deref(),
+        edited.as_deref(),
+        out,
+    )
 }
 
 /// Ends an abandoned rotation on disk: the fleet without its next fields, then the next key
@@ -200,35 +293,53 @@ pub(super) fn abandon_files(
     args: &RekeyArgs,
     loaded: &Loaded,
     what: &str,
-    next_path: &Path,
+    next_path: Option<&Path>,
     fleet_text: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<u8> {
+    let rm = next_path.map(|p| format!("`rm {}`", p.display()));
     let Some(text) = fleet_text else {
-        let path = (loaded.path.display(), next_path.display());
+        let then = rm.map(|rm| format!("; then {rm}")).unwrap_or_default();
         write_out(
             out,
-            &format!("in {}, {what}; then `rm {}`\n", path.0, path.1),
+            &format!("in {}, {what}{then}\n", loaded.path.display()),
         )?;
         return Ok(0);
     };
     write_fleet(&loaded.path, text)?;
-    let _ = std::fs::remove_file(next_path);
+    if let Some(path) = next_path {
+        let _ = std::fs::remove_file(path);
+    }
     if args.json {
         let doc = json!({"fleet": loaded.path, "removed": next_path});
         write_out(out, &format!("{doc:#}\n"))?;
     } else {
+        let deleted = next_path
+            .map(|p| format!(" and {} deleted", p.display()))
+            .unwrap_or_default();
         write_out(
             out,
             &format!(
-                "{}: the rotation is dropped ({what}) and {} deleted; commit it: every host that \
+                "{}: the rotation is dropped ({what}){deleted}; commit it: every host that \
                  applies keeps, or goes back to, the current key\n",
-                loaded.path.display(),
-                next_path.display()
+                loaded.path.display()
             ),
         )?;
     }
     Ok(0)
+}
+
+/// The rotation fields the host has (a host that keeps its key has no nextPrivateKeyFile).
+fn next_fields(h: &Host) -> impl Iterator<Item = &'static str> + '_ {
+    let given = [
+        h.next_public_key.is_some(),
+        h.next_private_key_file.is_some(),
+        h.next_switch_at.is_some(),
+    ];
+    NEXT_FIELDS
+        .into_iter()
+        .zip(given)
+        .filter_map(|(name, given)| given.then_some(name))
 }
 
 pub(super) fn host_of<'l>(loaded: &'l Loaded, host: &str) -> Result<&'l Host> {

@@ -175,7 +175,14 @@ pub fn cmd_abandon_psk(
         "in networks.{}.presharedKeys[{}]: remove nextFile and switchAt",
         entry.network, entry.index
     );
-    abandon_files(args, &loaded, &what, &next_path, edited.as_deref(), out)
+    abandon_files(
+        args,
+        &loaded,
+        &what,
+        Some(&next_path),
+        edited.as_deref(),
+        out,
+    )
 }
 
 fn split_pair(pair: &str) -> Result<(&str, &str)> {

@@ -100,8 +100,12 @@ fn secret_needs(valid: &ValidFleet) -> BTreeMap<String, BTreeSet<String>> {
         if let Some(f) = &host.private_key_file {
             need(f, name);
         }
-        if let Some(next) = &host.next_key {
-            need(&next.private_key_file, name);
+        if let Some(f) = host
+            .next_key
+            .as_ref()
+            .and_then(|n| n.private_key_file.as_ref())
+        {
+            need(f, name);
         }
     }
     for net in valid.networks.values() {

@@ -38,7 +38,8 @@ pub struct NextPsk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextKey {
     pub public_key: String,
-    pub private_key_file: String,
+    /// `None`: the host keeps its next key itself, as its current one (`keyOnHost`).
+    pub private_key_file: Option<String>,
     /// Unix seconds (`nextSwitchAt`).
     pub switch_at: i64,
 }

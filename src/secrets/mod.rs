@@ -228,15 +228,19 @@ pub fn next_key_usable(
     loaded: &Loaded,
     plan: &InterfacePlan,
     ids: &age::Identities,
+    local_keys: &Path,
 ) -> Result<(), SecretError> {
     let Some(next) = &plan.rotation else {
         return Ok(());
     };
-    let key = decrypt_key(loaded, &next.next_private_key_file, ids)?;
+    let Some(file) = &next.next_private_key_file else {
+        return local::read(local_keys, &next.next_public_key).map(drop);
+    };
+    let key = decrypt_key(loaded, file, ids)?;
     let derived = key.public_key();
     if derived != next.next_public_key {
         return Err(SecretError::KeyMismatch {
-            file: loaded.resolve(&next.next_private_key_file),
+            file: loaded.resolve(file),
             declared: next.next_public_key.clone(),
             derived,
         });

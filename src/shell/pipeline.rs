@@ -148,7 +148,8 @@ fn compute(inputs: &Inputs, identities: &[PathBuf]) -> Result<Prepared> {
         .iter_mut()
         .filter(|p| crate::rotation::own_due(p, now))
     {
-        let usable = secrets::next_key_usable(&loaded, plan, &ids).map_err(|e| e.to_string());
+        let usable =
+            secrets::next_key_usable(&loaded, plan, &ids, &local_keys).map_err(|e| e.to_string());
         crate::rotation::switch(plan, usable);
     }
     let secrets = secrets::load_host_secrets(&loaded, &plans, &ids, &local_keys)?;

@@ -74,7 +74,8 @@ pub(super) fn check_hosts(fleet: &Fleet, d: &mut Diagnostics) -> BTreeMap<String
 }
 
 /// A host's staged rotation: all of `nextPublicKey`, `nextPrivateKeyFile` and `nextSwitchAt`,
-/// or none of them; a key of its own (not the current one, nor another host's).
+/// or none of them; a key of its own (not the current one, nor another host's). A host that
+/// keeps its key (`keyOnHost`) keeps its next one too: no `nextPrivateKeyFile`.
 fn check_next_key<'f>(
     d: &mut Diagnostics,
     path: &dyn Fn() -> JsonPath,
@@ -82,26 +83,40 @@ fn check_next_key<'f>(
     host: &'f schema::Host,
     keys: &mut HashMap<&'f str, &'f str>,
 ) {
+    let file = host.next_private_key_file.is_some();
     let fields = [
         ("nextPublicKey", host.next_public_key.is_some()),
-        ("nextPrivateKeyFile", host.next_private_key_file.is_some()),
+        ("nextPrivateKeyFile", file || host.key_on_host),
         ("nextSwitchAt", host.next_switch_at.is_some()),
     ];
-    if fields.iter().all(|(_, given)| !given) {
+    if !file
+        && fields
+            .iter()
+            .all(|(name, given)| !given || *name == "nextPrivateKeyFile")
+    {
         return;
     }
-    if let Some((missing, _)) = fields.iter().find(|(_, given)| !given) {
+    if host.key_on_host && file {
+        d.error(
+            &path().key("nextPrivateKeyFile"),
+            "a host that keeps its key (keyOnHost) keeps its next key too: remove \
+             nextPrivateKeyFile (`wgfleet join --host HOST --next-key`, run on the host, \
+             makes the key there)",
+        );
+    } else if let Some((missing, _)) = fields.iter().find(|(_, given)| !given) {
+        let (needs, how) = match host.key_on_host {
+            true => (
+                "nextPublicKey and nextSwitchAt",
+                "`wgfleet rekey --rotate HOST --next-public-key KEY` writes both",
+            ),
+            false => (
+                "nextPublicKey, nextPrivateKeyFile and nextSwitchAt",
+                "`wgfleet rekey --rotate` writes all three",
+            ),
+        };
         d.error(
             &path().key(missing),
-            "is missing: a staged rotation needs nextPublicKey, nextPrivateKeyFile and \
-             nextSwitchAt together (`wgfleet rekey --rotate` writes all three)",
-        );
-    }
-    if host.key_on_host {
-        d.error(
-            &path().key("nextPublicKey"),
-            "a key kept on the host (keyOnHost) is not rotated by the fleet; give the host a \
-             privateKeyFile first",
+            format!("is missing: a staged rotation needs {needs} together ({how})"),
         );
     }
     if let Some(next) = &host.next_public_key {
@@ -136,9 +151,14 @@ fn check_next_key<'f>(
 
 /// The host's next key, when its rotation is declared whole.
 pub(super) fn next_key(host: &schema::Host) -> Option<NextKey> {
+    let private_key_file = match (&host.next_private_key_file, host.key_on_host) {
+        (Some(file), false) => Some(file.clone()),
+        (None, true) => None,
+        _ => return None,
+    };
     Some(NextKey {
         public_key: host.next_public_key.clone()?,
-        private_key_file: host.next_private_key_file.clone()?,
+        private_key_file,
         switch_at: crate::fleet::time::parse_rfc3339(host.next_switch_at.as_deref()?)?,
     })
 }
